@@ -1,0 +1,30 @@
+"""Every default number the SDK uses, in one place."""
+
+from __future__ import annotations
+
+from ._version import __version__
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds allowed for each attempt (connect, write, read and pool wait each get this much)."""
+
+DEFAULT_MAX_RETRIES = 2
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+RETRY_JITTER = 0.25
+"""Each backoff delay is reduced by up to this fraction, at random, so that many clients do not retry in step."""
+MAX_RETRY_AFTER = 60.0
+"""A `Retry-After` longer than this is not waited for: the error is raised at once."""
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+TOKEN_EXPIRY_MARGIN = 60.0
+"""An OAuth token is renewed this many seconds before the server says it expires (clock skew, latency)."""
+
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+"""Bodies longer than this are refused by the bundled transports (bounded memory on a hostile server)."""
+
+USER_AGENT = f"fota-callbacks-python/{__version__}"
+
+SECRET_HEADERS = frozenset({"authorization", "vz-m2m-token", "cookie", "set-cookie", "proxy-authorization"})
+"""Header names whose values are never shown in a repr, an error or a log line."""
+
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "vz-request-id")

@@ -1,0 +1,119 @@
+"""Controller logic shared by the API versions. Version modules declare endpoints and models only."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, TypeVar
+
+import attrs
+
+from ._errors import InvalidArgumentError
+from ._models import CallbackUrlRequest
+from ._pipeline import ApiResponse, ApiVersion, Endpoint, Pipeline
+from ._validation import check_account, check_callback_url
+
+__all__ = ["UrlCallbacksApi", "UrlCallbacksController", "UrlCallbacksRawController", "check_body"]
+
+SummaryT = TypeVar("SummaryT")
+RequestT = TypeVar("RequestT", bound=CallbackUrlRequest)
+ResultT = TypeVar("ResultT")
+SuccessT = TypeVar("SuccessT")
+M = TypeVar("M")
+
+
+def check_body(body: object, expected: type[M]) -> M:
+    if not isinstance(body, expected):
+        raise InvalidArgumentError("body", f"expected a {expected.__name__}, got {type(body).__name__}")
+    return body
+
+
+@attrs.frozen
+class UrlCallbacksApi(Generic[SummaryT, RequestT, ResultT, SuccessT]):
+    """A callbacks API of the V2 shape: one HTTPS callback URL per account, four operations on
+    `callbacks/{account}`. V2 and V3 are two declarations of it."""
+
+    version: ApiVersion
+    request: type[RequestT]
+    list: Endpoint[SummaryT]
+    update: Endpoint[ResultT]
+    register: Endpoint[ResultT]
+    deregister: Endpoint[SuccessT]
+
+    @classmethod
+    def declare(
+        cls,
+        version: ApiVersion,
+        *,
+        request: type[RequestT],
+        summary: type[SummaryT],
+        result: type[ResultT],
+        success: type[SuccessT],
+    ) -> UrlCallbacksApi[SummaryT, RequestT, ResultT, SuccessT]:
+        path = "callbacks/{account}"
+        return cls(
+            version,
+            request,
+            Endpoint(version, "list_registered_callbacks", "GET", path, summary),
+            Endpoint(version, "update_callback", "PUT", path, result),
+            Endpoint(version, "register_callback", "POST", path, result),
+            Endpoint(version, "deregister_callback", "DELETE", path, success),
+        )
+
+
+class UrlCallbacksRawController(Generic[SummaryT, RequestT, ResultT, SuccessT]):
+    """The V2/V3 operations returning `ApiResponse` (status, headers, request id, retries) around the model."""
+
+    __slots__ = ("_api", "_pipeline")
+
+    def __init__(self, pipeline: Pipeline, api: UrlCallbacksApi[SummaryT, RequestT, ResultT, SuccessT]) -> None:
+        self._pipeline = pipeline
+        self._api = api
+
+    def _body(self, body: object) -> RequestT:
+        checked = check_body(body, self._api.request)
+        check_callback_url(checked.url, self._api.version.callback_url_schemes)
+        return checked
+
+    async def list_registered_callbacks(self, account: str) -> ApiResponse[SummaryT]:
+        """The callback URL registered for `account`."""
+        return await self._pipeline.call(self._api.list, (check_account(account),))
+
+    async def register_callback(self, account: str, body: RequestT) -> ApiResponse[ResultT]:
+        """Register the HTTPS callback URL in `body` for `account`."""
+        return await self._pipeline.call(self._api.register, (check_account(account),), self._body(body))
+
+    async def update_callback(self, account: str, body: RequestT) -> ApiResponse[ResultT]:
+        """Replace the callback URL registered for `account` with the one in `body`."""
+        return await self._pipeline.call(self._api.update, (check_account(account),), self._body(body))
+
+    async def deregister_callback(self, account: str) -> ApiResponse[SuccessT]:
+        """Remove the callback registered for `account`."""
+        return await self._pipeline.call(self._api.deregister, (check_account(account),))
+
+
+class UrlCallbacksController(Generic[SummaryT, RequestT, ResultT, SuccessT]):
+    """The V2/V3 operations. Each returns the parsed model; `with_raw_response` has the same methods
+    returning `ApiResponse`."""
+
+    api: ClassVar[UrlCallbacksApi[Any, Any, Any, Any]]
+    __slots__ = ("with_raw_response",)
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.with_raw_response: UrlCallbacksRawController[SummaryT, RequestT, ResultT, SuccessT] = (
+            UrlCallbacksRawController(pipeline, self.api)
+        )
+
+    async def list_registered_callbacks(self, account: str) -> SummaryT:
+        """The callback URL registered for `account`."""
+        return (await self.with_raw_response.list_registered_callbacks(account)).data
+
+    async def register_callback(self, account: str, body: RequestT) -> ResultT:
+        """Register the HTTPS callback URL in `body` for `account`."""
+        return (await self.with_raw_response.register_callback(account, body)).data
+
+    async def update_callback(self, account: str, body: RequestT) -> ResultT:
+        """Replace the callback URL registered for `account` with the one in `body`."""
+        return (await self.with_raw_response.update_callback(account, body)).data
+
+    async def deregister_callback(self, account: str) -> SuccessT:
+        """Remove the callback registered for `account`."""
+        return (await self.with_raw_response.deregister_callback(account)).data

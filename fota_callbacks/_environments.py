@@ -1,0 +1,59 @@
+"""Where ThingSpace lives, and the paths of its servers under a root."""
+
+from __future__ import annotations
+
+from enum import Enum
+from urllib.parse import urlsplit
+
+from ._errors import InvalidArgumentError
+
+__all__ = ["Environment", "M2M_LOGIN_PATH", "M2M_LOGOUT_PATH", "OAUTH_TOKEN_PATH", "resolve_root"]
+
+OAUTH_TOKEN_PATH = "/api/ts/v1/oauth2/token"
+M2M_LOGIN_PATH = "/api/m2m/v1/session/login"
+M2M_LOGOUT_PATH = "/api/m2m/v1/session/logout"
+
+
+class Environment(str, Enum):
+    """A ThingSpace deployment. Its `root` is the URL every API path hangs off."""
+
+    PRODUCTION = "production"
+    STAGING = "staging"
+    MOCK = "mock"
+
+    @property
+    def root(self) -> str:
+        return _ROOTS[self]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_ROOTS = {
+    Environment.PRODUCTION: "https://thingspace.verizon.com",
+    Environment.STAGING: "https://staging.thingspace.verizon.com",
+    Environment.MOCK: "https://mock-staging.thingspace.verizon.com",
+}
+
+
+def resolve_root(environment: Environment | str, base_url: str | None) -> str:
+    """The root URL (no trailing slash): `base_url` when given, else the environment's."""
+    if base_url is None:
+        try:
+            return Environment(environment).root
+        except ValueError:
+            allowed = ", ".join(repr(env.value) for env in Environment)
+            raise InvalidArgumentError("environment", f"{environment!r} is not one of {allowed}") from None
+    if not isinstance(base_url, str):
+        raise InvalidArgumentError("base_url", f"expected a str, got {type(base_url).__name__}")
+    try:
+        parts = urlsplit(base_url)
+    except ValueError as exc:
+        raise InvalidArgumentError("base_url", f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgumentError("base_url", f"{base_url!r} must be an absolute http:// or https:// URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise InvalidArgumentError("base_url", "must not carry credentials, a query or a fragment")
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in base_url):
+        raise InvalidArgumentError("base_url", "contains whitespace or control characters")
+    return base_url.rstrip("/")

@@ -1,0 +1,46 @@
+"""What every model shares: the attrs settings, redacted secret fields, and the shapes V2 and V3 have in common."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import attrs
+
+__all__ = ["CallbackUrl", "CallbackUrlRequest", "SuccessResult", "model", "secret_field"]
+
+C = TypeVar("C", bound=type[Any])
+
+
+def model(cls: C) -> C:
+    """Models are immutable attrs classes with slots and keyword-only arguments."""
+    return attrs.frozen(kw_only=True)(cls)
+
+
+def _redact(value: object) -> str:
+    return "None" if value is None else "'***'"
+
+
+def secret_field() -> Any:
+    """An optional str field whose value `repr()` never shows."""
+    return attrs.field(default=None, repr=_redact)
+
+
+@model
+class CallbackUrlRequest:
+    """Base of the V2/V3 registration requests: the HTTPS address ThingSpace will POST messages to."""
+
+    url: str
+
+
+@model
+class CallbackUrl:
+    """Base of the V2/V3 responses that carry the registered callback address."""
+
+    url: str | None = None
+
+
+@model
+class SuccessResult:
+    """Base of the V2/V3 deregistration results."""
+
+    success: bool

@@ -1,0 +1,87 @@
+"""Which failures are retried, and how long to wait before the next attempt."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ._constants import (
+    DEFAULT_MAX_RETRIES,
+    INITIAL_RETRY_DELAY,
+    MAX_RETRY_AFTER,
+    MAX_RETRY_DELAY,
+    RETRY_JITTER,
+    RETRY_STATUSES,
+)
+from ._errors import ApiConnectionError
+from .transport.base import Headers
+
+__all__ = ["RetryPolicy", "parse_retry_after"]
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How the client retries.
+
+    Every operation of the callbacks APIs is idempotent (register and update set the account's callback,
+    deregister removes it), so every operation is retried, including after a failure in which the request
+    may have reached the server (`retry_maybe_processed`).
+
+    The n-th retry (n = 0, 1, ...) waits `min(initial_delay * 2**n, max_delay)`, reduced at random by up to
+    `jitter` of itself. A `Retry-After` (or `retry-after-ms`) header replaces that wait when it is at most
+    `max_retry_after`; a longer one is not waited for and the error is raised at once.
+    """
+
+    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_non_negative)
+    initial_delay: float = attrs.field(default=INITIAL_RETRY_DELAY, validator=_non_negative)
+    max_delay: float = attrs.field(default=MAX_RETRY_DELAY, validator=_non_negative)
+    jitter: float = attrs.field(default=RETRY_JITTER, validator=_non_negative)
+    max_retry_after: float = attrs.field(default=MAX_RETRY_AFTER, validator=_non_negative)
+    retry_statuses: frozenset[int] = RETRY_STATUSES
+    retry_maybe_processed: bool = True
+
+    def should_retry_status(self, status_code: int) -> bool:
+        return status_code in self.retry_statuses
+
+    def should_retry_failure(self, error: ApiConnectionError) -> bool:
+        return self.retry_maybe_processed or not error.request_sent
+
+    def backoff(self, retries_taken: int, rand: Callable[[], float] = random.random) -> float:
+        """The wait before retry number `retries_taken` (0-based), when the server did not say."""
+        delay: float = min(self.initial_delay * 2.0**retries_taken, self.max_delay)
+        return delay * (1.0 - self.jitter * rand()) if self.jitter else delay
+
+
+def parse_retry_after(headers: Headers, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms`, or `Retry-After` as seconds or an HTTP date."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            return max(float(milliseconds) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - now()
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN or infinite: ignore
+        return None
+    return max(seconds, 0.0)

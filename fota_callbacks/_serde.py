@@ -1,0 +1,103 @@
+"""JSON <-> attrs models, through one cattrs converter.
+
+Field names are snake_case in Python and camelCase on the wire; the renames are generated once per class by
+a hook factory. Unset optional fields (None) are left out of request bodies. Responses are read strictly:
+a string field must hold a JSON string and a boolean a JSON boolean (the generated SDKs coerce or drop them),
+while unknown keys are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._errors import ResponseValidationError
+
+__all__ = ["converter", "decoder", "encode", "to_camel"]
+
+T = TypeVar("T")
+
+
+def to_camel(name: str) -> str:
+    """`account_name` -> `accountName`."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _strict(expected: type[Any]) -> Callable[[Any, type[Any]], Any]:
+    def structure(value: Any, _: type[Any]) -> Any:
+        # bool is an int subclass, and a JSON true must never become a str or an int silently.
+        if type(value) is not expected:
+            raise TypeError(f"expected {expected.__name__}, got {type(value).__name__}")
+        return value
+
+    return structure
+
+
+def _renames(cls: type[Any]) -> dict[str, Any]:
+    return {field.name: override(rename=to_camel(field.name)) for field in attrs.fields(cls)}
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
+    for primitive in (str, bool, int):
+        conv.register_structure_hook(primitive, _strict(primitive))
+
+    def unstructure_factory(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+        return make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **_renames(cls))
+
+    def structure_factory(cls: type[Any]) -> Callable[[Any, type[Any]], Any]:
+        structure_fields = make_dict_structure_fn(cls, conv, **_renames(cls))
+
+        def structure(value: Any, target: type[Any]) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+            return structure_fields(value, target)
+
+        return structure
+
+    conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)
+    conv.register_structure_hook_factory(attrs.has, structure_factory)
+    return conv
+
+
+converter = _make_converter()
+
+
+def encode(model: object) -> bytes:
+    """A request model as compact UTF-8 JSON."""
+    return json.dumps(converter.unstructure(model), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _format_error(exc: BaseException, _type: type[Any] | None) -> str:
+    return str(exc) if isinstance(exc, (TypeError, ValueError, KeyError)) and str(exc) else repr(exc)
+
+
+def decoder(target: Any, *, empty: Callable[[], Any] | None = None) -> Callable[[bytes, int], Any]:
+    """Build, once, the function that turns a 2xx body into `target` or raises `ResponseValidationError`.
+
+    `empty` gives the value of an empty body, where the API documents one (V1 list: none registered).
+    """
+    structure = converter.get_structure_hook(target)
+
+    def decode(body: bytes, status_code: int) -> Any:
+        if empty is not None and not body.strip():
+            return empty()
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise ResponseValidationError(
+                status_code=status_code, body=body, errors=[f"body is not JSON ({type(exc).__name__}) @ $"]
+            ) from None
+        try:
+            return structure(data, target)
+        except Exception as exc:  # cattrs' validation errors, and whatever else a hostile shape provokes
+            errors = cattrs.transform_error(exc, path="$", format_exception=_format_error)
+            raise ResponseValidationError(status_code=status_code, body=body, errors=errors) from exc
+
+    return decode

@@ -1,0 +1,72 @@
+"""Checks on caller input, run before anything is sent."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from enum import Enum
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from ._errors import InvalidArgumentError
+
+__all__ = ["check_account", "check_callback_url", "check_enum", "check_optional_str"]
+
+E = TypeVar("E", bound=Enum)
+
+_ACCOUNT = re.compile(r"[0-9]{10}-[0-9]{5}")
+# C0 and C1 controls, DEL, and every kind of Unicode space: none may stand in a URL we pass on.
+_FORBIDDEN_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
+_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
+
+
+def _shown(url: str) -> str:
+    """The URL for an error message, with any user:password@ part hidden."""
+    return repr(_USERINFO.sub("***@", url, count=1))
+
+
+def check_account(value: object, parameter: str = "account") -> str:
+    """An account identifier in the documented format `##########-#####`."""
+    if not isinstance(value, str):
+        raise InvalidArgumentError(parameter, f"expected a str, got {type(value).__name__}")
+    if _ACCOUNT.fullmatch(value) is None:
+        raise InvalidArgumentError(
+            parameter, f"{value!r} is not an account identifier ##########-##### (10 digits, dash, 5 digits)"
+        )
+    return value
+
+
+def check_callback_url(value: object, schemes: Collection[str], parameter: str = "body.url") -> str:
+    """An absolute URL with a host, one of `schemes`, with no whitespace or control characters."""
+    if not isinstance(value, str):
+        raise InvalidArgumentError(parameter, f"expected a str, got {type(value).__name__}")
+    shown = _shown(value)
+    allowed = " or ".join(f"{scheme}://" for scheme in schemes)
+    if _FORBIDDEN_IN_URL.search(value):
+        raise InvalidArgumentError(parameter, f"{shown} contains whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError as exc:
+        raise InvalidArgumentError(parameter, f"{shown} is not a valid URL: {exc}") from None
+    if parts.scheme.lower() not in schemes:
+        raise InvalidArgumentError(parameter, f"{shown} must be an absolute {allowed} URL")
+    if not host:
+        raise InvalidArgumentError(parameter, f"{shown} has no host")
+    return value
+
+
+def check_optional_str(value: object, parameter: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgumentError(parameter, f"expected a str or None, got {type(value).__name__}")
+    return value
+
+
+def check_enum(value: object, enum: type[E], parameter: str) -> E:
+    """A member of `enum`, or its value (so `"Fota"` is accepted for `CallbackService.FOTA`)."""
+    try:
+        return enum(value)
+    except (ValueError, TypeError):
+        allowed = ", ".join(repr(member.value) for member in enum)
+        raise InvalidArgumentError(parameter, f"{value!r} is not one of {allowed}") from None

@@ -1,0 +1,40 @@
+"""A transport that calls a Python function instead of the network."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from .._errors import ApiTimeoutError
+from .base import Request, Response
+
+__all__ = ["Handler", "InMemoryTransport"]
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class InMemoryTransport:
+    """Calls `await handler(request)` in-process for every request; no sockets.
+
+    The request's timeout is enforced around the handler (`ApiTimeoutError`), so a slow handler behaves like
+    a slow server. A handler may raise `ApiConnectionError` to act out a dropped connection.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+
+    async def send(self, request: Request) -> Response:
+        if request.timeout is None:
+            return await self._handler(request)
+        try:
+            with anyio.fail_after(request.timeout):
+                return await self._handler(request)
+        except TimeoutError as exc:
+            raise ApiTimeoutError(f"timed out after {request.timeout} s", request=request, request_sent=True) from exc
+
+    async def aclose(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"InMemoryTransport({self._handler!r})"

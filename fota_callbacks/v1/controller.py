@@ -1,0 +1,90 @@
+"""Software Management Callbacks V1: named callback registrations, list / register / deregister."""
+
+from __future__ import annotations
+
+from .._controllers import check_body
+from .._errors import FotaV1ResultException
+from .._pipeline import ApiResponse, ApiVersion, Endpoint, Pipeline
+from .._validation import check_account, check_callback_url, check_enum, check_optional_str
+from .models import (
+    CallbackService,
+    FotaV1CallbackRegistrationRequest,
+    FotaV1CallbackRegistrationResult,
+    FotaV1SuccessResult,
+    RegisteredCallbacks,
+)
+
+__all__ = ["V1", "SoftwareManagementCallbacksV1Controller", "SoftwareManagementCallbacksV1RawController"]
+
+V1 = ApiVersion("v1", "/api/fota/v1", FotaV1ResultException, callback_url_schemes=("http", "https"))
+
+LIST: Endpoint[list[RegisteredCallbacks]] = Endpoint(
+    V1, "list_registered_callbacks", "GET", "callbacks/{account}", list[RegisteredCallbacks], empty=list
+)
+REGISTER: Endpoint[FotaV1CallbackRegistrationResult] = Endpoint(
+    V1, "register_callback", "POST", "callbacks/{account}", FotaV1CallbackRegistrationResult
+)
+DEREGISTER: Endpoint[FotaV1SuccessResult] = Endpoint(
+    V1, "deregister_callback", "DELETE", "callbacks/{account}/name/{service}", FotaV1SuccessResult
+)
+
+
+def _check_registration(body: object) -> FotaV1CallbackRegistrationRequest:
+    checked = check_body(body, FotaV1CallbackRegistrationRequest)
+    check_enum(checked.name, CallbackService, "body.name")
+    check_callback_url(checked.url, V1.callback_url_schemes)
+    check_optional_str(checked.username, "body.username")
+    check_optional_str(checked.password, "body.password")
+    return checked
+
+
+class SoftwareManagementCallbacksV1RawController:
+    """The V1 operations returning `ApiResponse` (status, headers, request id, retries) around the model."""
+
+    __slots__ = ("_pipeline",)
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    async def list_registered_callbacks(self, account: str) -> ApiResponse[list[RegisteredCallbacks]]:
+        """The callbacks registered for `account` (an empty list when there are none)."""
+        return await self._pipeline.call(LIST, (check_account(account),))
+
+    async def register_callback(
+        self, account: str, body: FotaV1CallbackRegistrationRequest
+    ) -> ApiResponse[FotaV1CallbackRegistrationResult]:
+        """Register the callback URL in `body` (http:// or https://) for `account`."""
+        return await self._pipeline.call(REGISTER, (check_account(account),), _check_registration(body))
+
+    async def deregister_callback(
+        self, account: str, service: CallbackService = CallbackService.FOTA
+    ) -> ApiResponse[FotaV1SuccessResult]:
+        """Remove the callback registered for `account` and `service`."""
+        name = check_enum(service, CallbackService, "service").value
+        return await self._pipeline.call(DEREGISTER, (check_account(account), name))
+
+
+class SoftwareManagementCallbacksV1Controller:
+    """Software Management Callbacks V1 (`client.v1`): named callbacks, http:// or https://, with optional
+    basic-auth credentials that ThingSpace echoes in every message."""
+
+    __slots__ = ("with_raw_response",)
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.with_raw_response = SoftwareManagementCallbacksV1RawController(pipeline)
+
+    async def list_registered_callbacks(self, account: str) -> list[RegisteredCallbacks]:
+        """The callbacks registered for `account` (an empty list when there are none)."""
+        return (await self.with_raw_response.list_registered_callbacks(account)).data
+
+    async def register_callback(
+        self, account: str, body: FotaV1CallbackRegistrationRequest
+    ) -> FotaV1CallbackRegistrationResult:
+        """Register the callback URL in `body` (http:// or https://) for `account`."""
+        return (await self.with_raw_response.register_callback(account, body)).data
+
+    async def deregister_callback(
+        self, account: str, service: CallbackService = CallbackService.FOTA
+    ) -> FotaV1SuccessResult:
+        """Remove the callback registered for `account` and `service`."""
+        return (await self.with_raw_response.deregister_callback(account, service)).data
