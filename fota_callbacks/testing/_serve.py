@@ -1,0 +1,52 @@
+"""Serve an ASGI app on 127.0.0.1 with uvicorn, from a background thread (extra `server`)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["serve_in_thread"]
+
+
+@contextlib.contextmanager
+def serve_in_thread(
+    app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10.0
+) -> Iterator[str]:
+    """Run `app` under uvicorn in a daemon thread; yield its base URL (`http://127.0.0.1:PORT`).
+
+    `port=0` picks a free port. The server stops when the block ends. Works from sync and async tests alike,
+    since the server has its own thread and event loop.
+    """
+    try:
+        import uvicorn
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise RuntimeError("serving over HTTP needs uvicorn: pip install 'fota-callbacks[server]'") from exc
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="critical",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{host}:{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"uvicorn did not start on {host}:{port}")
+        time.sleep(0.005)
+    bound_port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
