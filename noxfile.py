@@ -1,0 +1,43 @@
+"""nox sessions: lint, types, tests (every installed Python 3.10-3.13), demo, bench."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import nox
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+# pyenv installs interpreters it does not put on PATH unless they are "global"; let nox find them anyway.
+for bin_dir in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[0-3]*/bin"))):
+    os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+nox.options.sessions = ["lint", "types", "tests", "demo"]
+nox.options.error_on_missing_interpreters = False
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    session.install(".")
+    session.run("fota-callbacks", "demo")
