@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**_: Any) -> Any:
+        return lambda decorated: decorated
+
 
 __all__ = ["CallbackUrl", "CallbackUrlRequest", "SuccessResult", "model", "secret_field"]
 
 C = TypeVar("C", bound=type[Any])
 
 
+@dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(attrs.field,))
 def model(cls: C) -> C:
     """Models are immutable attrs classes with slots and keyword-only arguments."""
     return attrs.frozen(kw_only=True)(cls)

@@ -6,19 +6,24 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["serve_in_thread"]
 
 
 @contextlib.contextmanager
 def serve_in_thread(
-    app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10.0
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    startup_timeout: float = 10.0,
+    lifespan: Literal["auto", "on", "off"] = "auto",
 ) -> Iterator[str]:
     """Run `app` under uvicorn in a daemon thread; yield its base URL (`http://127.0.0.1:PORT`).
 
     `port=0` picks a free port. The server stops when the block ends. Works from sync and async tests alike,
-    since the server has its own thread and event loop.
+    since the server has its own thread and event loop. An app's ASGI lifespan runs with the default "auto".
     """
     try:
         import uvicorn
@@ -31,7 +36,7 @@ def serve_in_thread(
         port=port,
         log_level="critical",
         access_log=False,
-        lifespan="off",
+        lifespan=lifespan,
         timeout_graceful_shutdown=1,
         timeout_keep_alive=30,
     )
