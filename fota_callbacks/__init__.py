@@ -27,6 +27,23 @@ from ._errors import (
 from ._pipeline import ApiResponse, ClientClosedError, Middleware, SendNext
 from ._retry import RetryPolicy
 from ._version import __version__
+from .callbacks import (
+    VERIZON_CALLBACK_SOURCE_IPS,
+    CallbackMessage,
+    CallbackMessageType,
+    CallbackParseError,
+    CampaignState,
+    DeviceStatus,
+    Firmware,
+    FirmwareListMessage,
+    UnknownCallbackMessage,
+    UpgradeFinishedMessage,
+    UpgradeProgressMessage,
+    UpgradeSchedule,
+    UpgradeScheduledMessage,
+    UpgradeStatus,
+    parse_callback_message,
+)
 from .transport import Headers, HttpxTransport, InMemoryTransport, Request, Response, Transport
 from .v1 import (
     CallbackService,
@@ -58,11 +75,18 @@ __all__ = [
     "ApiTimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "CallbackMessage",
+    "CallbackMessageType",
+    "CallbackParseError",
     "CallbackService",
     "CallbackSummary",
+    "CampaignState",
     "ClientClosedError",
     "ConflictError",
+    "DeviceStatus",
     "Environment",
+    "Firmware",
+    "FirmwareListMessage",
     "FotaCallbacksClient",
     "FotaError",
     "FotaResultException",
@@ -105,5 +129,13 @@ __all__ = [
     "StaticToken",
     "TokenSource",
     "Transport",
+    "UnknownCallbackMessage",
+    "UpgradeFinishedMessage",
+    "UpgradeProgressMessage",
+    "UpgradeSchedule",
+    "UpgradeScheduledMessage",
+    "UpgradeStatus",
+    "VERIZON_CALLBACK_SOURCE_IPS",
+    "parse_callback_message",
     "__version__",
 ]

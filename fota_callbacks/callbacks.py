@@ -1,0 +1,380 @@
+"""The messages ThingSpace POSTs to a registered callback URL, as typed models.
+
+`parse_callback_message(body)` turns a request body into one of the message classes, chosen by its `type`.
+Verizon publishes only part of the shape (wire.md), so reading is forgiving and loses nothing:
+
+- every documented field is optional;
+- a key the models do not know is kept in the model's `extra`, under its JSON name;
+- a documented key whose value has an unexpected JSON type (a number where a string belongs, an object where
+  `firmwareList` should be an array of objects...) leaves the field None and is kept in `extra` as it came, so a
+  field's annotation can be trusted and nothing is dropped; a JSON null reads as absent;
+- the whole decoded object is in the message's `raw`.
+
+The only error is `CallbackParseError`: the body is not UTF-8, not JSON, nested deeper than `MAX_NESTING`
+levels, or not a JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Any, Final, TypeAlias
+
+import attrs
+
+from ._errors import FotaError
+from ._models import model, secret_field
+from ._serde import to_camel
+
+__all__ = [
+    "MAX_NESTING",
+    "VERIZON_CALLBACK_SOURCE_IPS",
+    "CallbackMessage",
+    "CallbackMessageType",
+    "CallbackParseError",
+    "CampaignState",
+    "DeviceStatus",
+    "Firmware",
+    "FirmwareListMessage",
+    "UnknownCallbackMessage",
+    "UpgradeFinishedMessage",
+    "UpgradeProgressMessage",
+    "UpgradeSchedule",
+    "UpgradeScheduledMessage",
+    "UpgradeStatus",
+    "parse_callback_message",
+]
+
+MAX_NESTING: Final = 64
+"""Deepest nesting of arrays and objects a callback body may have (the documented shape has 3 levels)."""
+
+VERIZON_CALLBACK_SOURCE_IPS: Final = frozenset(
+    {
+        "3.87.163.45",
+        "3.91.119.203",
+        "54.197.62.209",
+        "54.200.43.232",
+        "34.216.81.234",
+        "137.117.33.109",
+        "168.62.173.153",
+        "68.128.212.217",
+    }
+)
+"""The addresses Verizon publishes as the sources of callback messages."""
+
+
+class CallbackParseError(FotaError, ValueError):
+    """A callback body that cannot be read as a message: not UTF-8, not JSON, too deeply nested, not an object.
+
+    The message says why and never quotes the body (it carries the V1 password).
+    """
+
+
+class CallbackMessageType(str, Enum):
+    """The documented values of a message's `type`."""
+
+    FIRMWARE_LIST = "firmwareList"
+    UPGRADE_SCHEDULED = "upgradeScheduled"
+    UPGRADE_PROGRESS = "upgradeProgress"
+    UPGRADE_FINISHED = "upgradeFinished"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class UpgradeStatus(str, Enum):
+    """V1 upgrade statuses. Where a message carries one is not published: look in `extra`."""
+
+    REQUEST_PENDING = "RequestPending"
+    QUEUED = "Queued"
+    IN_PROGRESS = "InProgress"
+    FINISHED = "Finished"
+    REQUEST_FAILED = "RequestFailed"
+    UPGRADE_FAILED = "UpgradeFailed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DeviceStatus(str, Enum):
+    """V2 device upgrade statuses (`UpgradedFailed` is spelled as ThingSpace sends it)."""
+
+    ACCEPTED = "Accepted"
+    DEVICE_REJECTED = "DeviceRejected"
+    UPGRADED_FAILED = "UpgradedFailed"
+    CAMPAIGN_CANCELLED = "CampaignCancelled"
+    UPGRADE_SUCCESS = "UpgradeSuccess"
+    CAMPAIGN_ABORTED = "CampaignAborted"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class CampaignState(str, Enum):
+    """V3 campaign states."""
+
+    CAMPAIGN_REQUEST_PENDING = "CampaignRequestPending"
+    CAMPAIGN_REQUEST_FAILED = "CampaignRequestFailed"
+    CAMPAIGN_QUEUED = "CampaignQueued"
+    CAMPAIGN_CANCELLED = "CampaignCancelled"
+    CAMPAIGN_ABORTED = "CampaignAborted"
+    CAMPAIGN_FAILED = "CampaignFailed"
+    CAMPAIGN_SCHEDULED = "CampaignScheduled"
+    CAMPAIGN_ENDED = "CampaignEnded"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_SECRET_KEY_PARTS = ("password", "secret", "token")
+
+
+def _redacted(value: Any) -> Any:
+    """A copy of `value` with the values of keys that look like credentials hidden, at any depth."""
+    if type(value) is dict:
+        return {
+            key: "***" if any(part in key.lower() for part in _SECRET_KEY_PARTS) else _redacted(item)
+            for key, item in value.items()
+        }
+    if type(value) is list:
+        return [_redacted(item) for item in value]
+    return value
+
+
+def _redacted_mapping(value: Mapping[str, Any]) -> str:
+    """`repr` of `extra`: what ThingSpace sent beyond the documented shape may hold credentials too."""
+    return repr(_redacted(dict(value)))
+
+
+def _extra_field() -> Any:
+    return attrs.field(factory=dict, repr=_redacted_mapping)
+
+
+@model
+class Firmware:
+    """One firmware in a message's `firmwareList`."""
+
+    firmware_name: str | None = None
+    participant_name: str | None = None
+    launch_date: str | None = None
+    release_note: str | None = None
+    model: str | None = None
+    make: str | None = None
+    from_version: str | None = None
+    to_version: str | None = None
+    extra: Mapping[str, Any] = _extra_field()
+    """Keys not listed above, and documented keys whose value had an unexpected type, by JSON name."""
+
+
+@model
+class UpgradeSchedule:
+    """A message's `upgradeScheduled` object."""
+
+    firmware_name: str | None = None
+    upgrade_id: str | None = None
+    start_date: str | None = None
+    extra: Mapping[str, Any] = _extra_field()
+    """Keys not listed above, and documented keys whose value had an unexpected type, by JSON name."""
+
+
+@model
+class _CallbackMessageBase:
+    """The fields every callback message has (all optional: the published shape is partial)."""
+
+    account_name: str | None = None
+    participant_name: str | None = None
+    type: str | None = None
+    username: str | None = None
+    """The V1 registration's username, echoed back."""
+    password: str | None = secret_field()
+    """The V1 registration's password, echoed back; never in `repr`."""
+    firmware_list: tuple[Firmware, ...] | None = None
+    upgrade_scheduled: UpgradeSchedule | None = None
+    extra: Mapping[str, Any] = _extra_field()
+    """Keys not listed above, and documented keys whose value had an unexpected type, by JSON name."""
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+    """The whole decoded JSON object (not compared, not in `repr`: it holds the password)."""
+
+
+@model
+class FirmwareListMessage(_CallbackMessageBase):
+    """New firmware is available: see `firmware_list`."""
+
+    type: str = "firmwareList"
+
+
+@model
+class UpgradeScheduledMessage(_CallbackMessageBase):
+    """An upgrade was scheduled: see `upgrade_scheduled`."""
+
+    type: str = "upgradeScheduled"
+
+
+@model
+class UpgradeProgressMessage(_CallbackMessageBase):
+    """An upgrade progressed."""
+
+    type: str = "upgradeProgress"
+
+
+@model
+class UpgradeFinishedMessage(_CallbackMessageBase):
+    """An upgrade finished."""
+
+    type: str = "upgradeFinished"
+
+
+@model
+class UnknownCallbackMessage(_CallbackMessageBase):
+    """A message whose `type` is missing, not a string, or not one of the documented four.
+
+    A non-string `type` leaves `type` None and is kept in `extra`.
+    """
+
+
+CallbackMessage: TypeAlias = (
+    FirmwareListMessage
+    | UpgradeScheduledMessage
+    | UpgradeProgressMessage
+    | UpgradeFinishedMessage
+    | UnknownCallbackMessage
+)
+"""Any message `parse_callback_message` returns; tell them apart with `isinstance`, `match`, or `.type`."""
+
+_MESSAGE_CLASSES: Final[Mapping[str, type[CallbackMessage]]] = {
+    "firmwareList": FirmwareListMessage,
+    "upgradeScheduled": UpgradeScheduledMessage,
+    "upgradeProgress": UpgradeProgressMessage,
+    "upgradeFinished": UpgradeFinishedMessage,
+}
+
+# --- decoding ---------------------------------------------------------------------------------------------------
+# Each model gets, once, a table from JSON key to (attribute, reader). A reader returns the field's value or
+# _MISFIT when the JSON value has the wrong type, in which case the value goes to `extra` instead.
+
+_MISFIT: Final[Any] = object()
+_Reader = Callable[[Any], Any]
+_Plan = Mapping[str, tuple[str, _Reader]]
+
+
+def _read_str(value: Any) -> Any:
+    return value if type(value) is str else _MISFIT
+
+
+def _plan(cls: type[Any], readers: Mapping[str, _Reader]) -> _Plan:
+    return {
+        to_camel(field.name): (field.name, readers.get(field.name, _read_str))
+        for field in attrs.fields(cls)
+        if field.name not in ("extra", "raw")
+    }
+
+
+def _split(plan: _Plan, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The attribute values a JSON object gives, and what goes to `extra`."""
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        entry = plan.get(key)
+        if entry is None:
+            extra[key] = value
+        elif value is not None:
+            read = entry[1](value)
+            if read is _MISFIT:
+                extra[key] = value
+            else:
+                values[entry[0]] = read
+    return values, extra
+
+
+def _decode(cls: type[Any], plan: _Plan, data: Mapping[str, Any]) -> Any:
+    values, extra = _split(plan, data)
+    return cls(**values, extra=extra)
+
+
+_FIRMWARE_PLAN: Final = _plan(Firmware, {})
+_SCHEDULE_PLAN: Final = _plan(UpgradeSchedule, {})
+
+
+def _read_firmware_list(value: Any) -> Any:
+    # All or nothing: a list with a non-object element is kept whole in `extra`, in its original order.
+    if type(value) is not list or not all(type(item) is dict for item in value):
+        return _MISFIT
+    return tuple(_decode(Firmware, _FIRMWARE_PLAN, item) for item in value)
+
+
+def _read_schedule(value: Any) -> Any:
+    return _decode(UpgradeSchedule, _SCHEDULE_PLAN, value) if type(value) is dict else _MISFIT
+
+
+_MESSAGE_PLAN: Final = _plan(
+    _CallbackMessageBase, {"firmware_list": _read_firmware_list, "upgrade_scheduled": _read_schedule}
+)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Standard JSON only: Python's json would otherwise accept NaN and Infinity.
+_JSON: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in `value` nest deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if type(node) is dict else node
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return False
+
+
+def parse_callback_message(body: bytes | bytearray | memoryview | str) -> CallbackMessage:
+    """Read a callback request body (UTF-8 JSON, or the already-decoded text) as a typed message.
+
+    The class follows `type`: `FirmwareListMessage`, `UpgradeScheduledMessage`, `UpgradeProgressMessage`,
+    `UpgradeFinishedMessage`, or `UnknownCallbackMessage` for anything else. Raises `CallbackParseError`
+    (a `ValueError`) when the body is not UTF-8, not standard JSON, nested deeper than `MAX_NESTING`, or
+    not a JSON object; `TypeError` when `body` is neither bytes nor str.
+    """
+    if isinstance(body, str):
+        text = body
+    elif isinstance(body, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CallbackParseError(f"callback body is not UTF-8 (invalid byte at offset {exc.start})") from None
+    else:
+        raise TypeError(f"body: expected bytes or str, got {type(body).__name__}")
+    try:
+        data = _JSON.decode(text)
+    except json.JSONDecodeError as exc:
+        raise CallbackParseError(
+            f"callback body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except RecursionError:
+        raise CallbackParseError(f"callback body nests deeper than {MAX_NESTING} levels") from None
+    except ValueError as exc:  # NaN/Infinity, integers too long to convert
+        raise CallbackParseError(f"callback body is not standard JSON: {exc}") from None
+    if type(data) is not dict:
+        raise CallbackParseError(f"callback body is {_json_kind(data)}, not a JSON object")
+    # Only a body with enough brackets can nest too deep; most are skipped after a cheap count.
+    if text.count("[") + text.count("{") > MAX_NESTING and _nesting_exceeds(data, MAX_NESTING):
+        raise CallbackParseError(f"callback body nests deeper than {MAX_NESTING} levels")
+    values, extra = _split(_MESSAGE_PLAN, data)
+    cls = _MESSAGE_CLASSES.get(values.get("type", ""), UnknownCallbackMessage)
+    message: CallbackMessage = cls(**values, extra=extra, raw=data)
+    return message
+
+
+def _json_kind(value: Any) -> str:
+    if type(value) is list:
+        return "an array"
+    if type(value) is str:
+        return "a string"
+    if value is None:
+        return "null"
+    return "a boolean" if type(value) is bool else "a number"

@@ -1,0 +1,400 @@
+"""The FastAPI integration, served by uvicorn on 127.0.0.1: the shared client and the callback router."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+pytest.importorskip("fastapi")
+
+import uvicorn
+from fastapi import FastAPI
+
+import fota_callbacks as fota
+from fota_callbacks.callbacks import CallbackMessage, FirmwareListMessage, UpgradeProgressMessage
+from fota_callbacks.integrations.fastapi import (
+    FotaClient,
+    callback_router,
+    fota_lifespan,
+    get_app_client,
+)
+from fota_callbacks.testing._serve import serve_in_thread
+from tests.scripted_server import ScriptedServer
+
+pytestmark = pytest.mark.anyio
+
+ACCOUNT = "0000123456-00001"
+LISTENER_URL = "https://listener.example.com/fota"
+EXAMPLE = Path(__file__).parent.parent / "examples" / "fastapi_app.py"
+
+
+class V2ListService:
+    """An in-memory ThingSpace that answers V2 "list registered callbacks", and counts the calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, request: fota.Request) -> fota.Response:
+        assert request.method == "GET"
+        assert request.url.endswith(f"/api/fota/v2/callbacks/{ACCOUNT}")
+        self.calls += 1
+        await anyio.sleep(0.001)  # let the other requests interleave
+        return fota.Response(200, {"content-type": "application/json"}, json.dumps({"url": LISTENER_URL}).encode())
+
+
+@contextlib.contextmanager
+def serve_with_lifespan(app: FastAPI) -> Iterator[str]:
+    """Like `serve_in_thread`, with the app's lifespan run (serve_in_thread turns lifespan events off).
+
+    The block ends after uvicorn has shut the app down.
+    """
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped"
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.005)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
+
+# --- the shared client ------------------------------------------------------------------------------------------
+
+
+async def test_one_client_serves_concurrent_requests_and_is_closed_at_shutdown() -> None:
+    service = V2ListService()
+    clients: list[fota.FotaCallbacksClient] = []
+    events: list[str] = []
+
+    def make_client() -> fota.FotaCallbacksClient:
+        client = fota.FotaCallbacksClient(access_token="t", m2m_token="m", transport=fota.InMemoryTransport(service))
+        clients.append(client)
+        return client
+
+    @contextlib.asynccontextmanager
+    async def own_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The app's own startup and shutdown run with the client open.
+        events.append(f"startup: {(await get_app_client(app).v2.list_registered_callbacks(ACCOUNT)).url}")
+        yield
+        events.append(f"shutdown: {(await get_app_client(app).v2.list_registered_callbacks(ACCOUNT)).url}")
+
+    app = FastAPI(lifespan=fota_lifespan(make_client, lifespan=own_lifespan))
+
+    @app.get("/registered")
+    async def registered(client: FotaClient) -> dict[str, str | None]:
+        return {"url": (await client.v2.list_registered_callbacks(ACCOUNT)).url}
+
+    answers: list[httpx.Response] = []
+    # 200 requests at once over 20 connections: the server runs up to 20 calls on the one client concurrently
+    # (more connections only make the test slower: both HTTP stacks are pure Python).
+    limits = httpx.Limits(max_connections=20)
+    with serve_with_lifespan(app) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits) as http:
+
+            async def get() -> None:
+                answers.append(await http.get("/registered"))
+
+            async with anyio.create_task_group() as tasks:
+                for _ in range(200):
+                    tasks.start_soon(get)
+
+    assert len(answers) == 200
+    assert all(answer.status_code == 200 for answer in answers)
+    assert all(answer.json() == {"url": LISTENER_URL} for answer in answers)
+    assert len(clients) == 1
+    assert service.calls == 200 + 2
+    assert events == [f"startup: {LISTENER_URL}", f"shutdown: {LISTENER_URL}"]
+    with pytest.raises(fota.ClientClosedError):
+        await clients[0].v2.list_registered_callbacks(ACCOUNT)
+
+
+async def test_client_is_closed_when_the_app_startup_fails() -> None:
+    clients: list[fota.FotaCallbacksClient] = []
+
+    def make_client() -> fota.FotaCallbacksClient:
+        clients.append(
+            fota.FotaCallbacksClient(access_token="t", m2m_token="m", transport=fota.InMemoryTransport(V2ListService()))
+        )
+        return clients[-1]
+
+    @contextlib.asynccontextmanager
+    async def failing_startup(app: FastAPI) -> AsyncIterator[None]:
+        raise RuntimeError("database unreachable")
+        yield
+
+    app = FastAPI()
+    with pytest.raises(RuntimeError, match="database unreachable"):
+        async with fota_lifespan(make_client, lifespan=failing_startup)(app):
+            pass
+    with pytest.raises(fota.ClientClosedError):
+        await clients[0].v2.list_registered_callbacks(ACCOUNT)
+    with pytest.raises(RuntimeError, match="fota_lifespan"):
+        get_app_client(app)
+
+
+def test_without_the_lifespan_the_client_is_missing_with_a_clear_error() -> None:
+    with pytest.raises(RuntimeError, match=r"FastAPI\(lifespan=fota_lifespan"):
+        get_app_client(FastAPI())
+
+
+# --- the callback router ----------------------------------------------------------------------------------------
+
+
+class Inbox:
+    """The user's handler: records the messages it is given (from the server's thread)."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.messages: list[CallbackMessage] = []
+        self.fail = fail
+
+    async def __call__(self, message: CallbackMessage) -> None:
+        self.messages.append(message)
+        if self.fail:
+            raise KeyError("internal detail: row 42 of table devices")
+
+
+def firmware_list_message(**fields: Any) -> dict[str, Any]:
+    return {
+        "accountName": ACCOUNT,
+        "participantName": "Verizon",
+        "type": "firmwareList",
+        "username": "listener",
+        "password": "s3cret-echo",
+        "firmwareList": [
+            {"firmwareName": "fw-2", "make": "Verizon", "model": "A", "fromVersion": "1", "toVersion": "2"}
+        ],
+        "upgradeScheduled": {},
+        **fields,
+    }
+
+
+class Listener:
+    """One FastAPI app under uvicorn with a callback router per configuration, each with its own inbox."""
+
+    def __init__(self) -> None:
+        self.app = FastAPI()
+        self.inboxes: dict[str, Inbox] = {}
+        self.base_url = ""
+        self.route("/fota/callbacks")  # the defaults: no checks
+        self.route("/strict", username="listener", password="s3cret-echo")
+        self.route("/password-only", password="s3cret-echo")
+        self.route("/small", max_body_size=1000)
+        self.route("/verizon-only", allowed_ips="verizon")
+        self.route("/one-verizon-address", allowed_ips=["3.87.163.45"])
+        self.route("/loopback", allowed_ips=["127.0.0.0/8"])
+        self.route("/failing", Inbox(fail=True), username="listener", password="s3cret-echo")
+        self.route("/background", Inbox(fail=True), background=True)
+
+    def route(self, path: str, inbox: Inbox | None = None, **options: Any) -> None:
+        self.inboxes[path] = inbox = inbox or Inbox()
+        self.app.include_router(callback_router(inbox, path=path, **options))
+
+    async def post(self, path: str, body: dict[str, Any] | bytes, **headers: str) -> httpx.Response:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as http:
+            return await http.post(path, content=content, headers={"content-type": "application/json", **headers})
+
+
+@pytest.fixture(scope="module")
+def _listener() -> Iterator[Listener]:
+    listener = Listener()
+    with serve_in_thread(listener.app) as base_url:
+        listener.base_url = base_url
+        yield listener
+
+
+@pytest.fixture
+def listener(_listener: Listener) -> Listener:
+    for inbox in _listener.inboxes.values():
+        inbox.messages.clear()
+    return _listener
+
+
+async def test_a_posted_message_reaches_the_handler_typed(listener: Listener) -> None:
+    answer = await listener.post("/strict", firmware_list_message())
+    # ThingSpace's content type is not insisted on.
+    progress = await listener.post(
+        "/strict",
+        {"type": "upgradeProgress", "username": "listener", "password": "s3cret-echo"},
+        **{"content-type": "text/plain"},
+    )
+
+    assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
+    assert progress.status_code == 200
+    first, second = listener.inboxes["/strict"].messages
+    assert isinstance(first, FirmwareListMessage)
+    assert first.account_name == ACCOUNT
+    assert first.firmware_list is not None
+    assert [(f.firmware_name, f.from_version, f.to_version) for f in first.firmware_list] == [("fw-2", "1", "2")]
+    assert isinstance(second, UpgradeProgressMessage)
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {"password": "wrong"},
+        {"username": "someone-else"},
+        {"password": None},
+        {"username": 7},
+        {"password": "s3cret-echo" + "\ud800"},
+    ],
+)
+async def test_wrong_credentials_give_401_without_calling_the_handler(
+    listener: Listener, credentials: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        answer = await listener.post("/strict", firmware_list_message(**credentials))
+
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "unauthorized"
+    assert listener.inboxes["/strict"].messages == []
+    assert "s3cret-echo" not in caplog.text
+    assert "wrong username or password" in caplog.text
+
+
+async def test_only_the_configured_credential_is_checked(listener: Listener) -> None:
+    answer = await listener.post("/password-only", firmware_list_message(username="anyone"))
+    assert answer.status_code == 200
+    assert len(listener.inboxes["/password-only"].messages) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"not json", b"[1, 2]", b"\xff\xfe", b"[" * 5000 + b"]" * 5000, b'{"type": "firmwareList", "a": NaN}'],
+)
+async def test_malformed_bodies_give_400_without_calling_the_handler(listener: Listener, body: bytes) -> None:
+    answer = await listener.post("/strict", body)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "malformed_callback"
+    assert answer.json()["detail"].startswith("callback body ")
+    assert listener.inboxes["/strict"].messages == []
+
+
+async def test_oversized_bodies_give_413(listener: Listener) -> None:
+    answer = await listener.post("/small", firmware_list_message(padding="x" * 1000))
+    assert answer.status_code == 413
+    assert listener.inboxes["/small"].messages == []
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/verizon-only", 403), ("/one-verizon-address", 403), ("/loopback", 200)]
+)
+async def test_source_addresses_are_checked(listener: Listener, path: str, status: int) -> None:
+    answer = await listener.post(path, firmware_list_message())
+
+    assert answer.status_code == status
+    assert len(listener.inboxes[path].messages) == (1 if status == 200 else 0)
+    if status == 403:
+        assert answer.json()["error"] == "forbidden"
+
+
+def test_bad_router_options_are_refused_early() -> None:
+    inbox = Inbox()
+    with pytest.raises(ValueError, match="allowed_ips"):
+        callback_router(inbox, allowed_ips="127.0.0.1")
+    with pytest.raises(ValueError, match="allowed_ips"):
+        callback_router(inbox, allowed_ips=["not-an-address"])
+    with pytest.raises(ValueError, match="empty"):
+        callback_router(inbox, password="")
+
+
+async def test_a_failing_handler_gives_500_without_details(
+    listener: Listener, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        answer = await listener.post("/failing", firmware_list_message())
+
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "internal_error", "detail": "the callback could not be processed"}
+    assert "row 42" not in answer.text
+    assert "row 42" in caplog.text  # ... but the operator sees it
+    assert "s3cret-echo" not in caplog.text
+
+
+class ErrorLogged(logging.Handler):
+    """Sets `logged` when an error is logged (from any thread)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.logged = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.logged.set()
+
+
+async def test_background_handling_answers_202_then_runs_the_handler(
+    listener: Listener, caplog: pytest.LogCaptureFixture
+) -> None:
+    failure = ErrorLogged()
+    logger = logging.getLogger("fota_callbacks.integrations.fastapi")
+    logger.addHandler(failure)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            answer = await listener.post("/background", firmware_list_message())
+            assert (answer.status_code, answer.json()) == (202, {"status": "accepted"})
+            assert await anyio.to_thread.run_sync(failure.logged.wait, 5)
+    finally:
+        logger.removeHandler(failure)
+
+    # The handler ran after the answer, and its failure was logged, not lost.
+    [message] = listener.inboxes["/background"].messages
+    assert isinstance(message, FirmwareListMessage)
+    assert "row 42" in caplog.text
+
+
+# --- the example app ----------------------------------------------------------------------------------------------
+
+
+async def test_example_app_registers_its_url_at_startup_and_logs_messages(
+    scripted_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name, value in {
+        "THINGSPACE_BASE_URL": scripted_server.base_url,
+        "THINGSPACE_CLIENT_ID": "id",
+        "THINGSPACE_CLIENT_SECRET": "secret",
+        "THINGSPACE_M2M_TOKEN": "session",
+        "FOTA_LISTENER_URL": LISTENER_URL,
+    }.items():
+        monkeypatch.setenv(name, value)
+    scripted_server.script(
+        scripted_server.json(200, b'{"access_token": "token", "token_type": "bearer", "expires_in": 3600}'),
+        scripted_server.json(200, json.dumps({"url": LISTENER_URL}).encode()),
+    )
+    spec = importlib.util.spec_from_file_location("fastapi_app_example", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    app: FastAPI = example.app
+
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://listener")
+    with caplog.at_level(logging.INFO):
+        async with app.router.lifespan_context(app), http:
+            answer = await http.post("/fota/callbacks", json=firmware_list_message())
+
+    assert answer.status_code == 200
+    token, register = scripted_server.received
+    assert (token.method, token.path) == ("POST", "/api/ts/v1/oauth2/token")
+    assert (register.method, register.path) == ("POST", f"/api/fota/v2/callbacks/{ACCOUNT}")
+    assert json.loads(register.body) == {"url": LISTENER_URL}
+    assert f"ThingSpace will POST {ACCOUNT} messages to {LISTENER_URL}" in caplog.text
+    assert f"firmwareList message for account {ACCOUNT}" in caplog.text
+    assert "firmware fw-2: 1 -> 2" in caplog.text
