@@ -42,7 +42,8 @@ __all__ = [
 T = TypeVar("T")
 log = logging.getLogger("fota_callbacks")
 
-_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+# Header values we send must be visible ASCII (and spaces): anything else breaks or smuggles headers.
+_HEADER_UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 Exchange = Callable[..., Awaitable[tuple[Request, Response, int]]]
 """The pipeline's retrying send, without API error mapping: `(method, url, headers, content, auth=...)`."""
@@ -79,7 +80,7 @@ def check_header_value(value: object, parameter: str) -> str:
     if not value:
         raise InvalidArgumentError(parameter, "is empty")
     if _HEADER_UNSAFE.search(value):
-        raise InvalidArgumentError(parameter, "contains control characters (CR, LF, ...)")
+        raise InvalidArgumentError(parameter, "must be visible ASCII: contains control or non-ASCII characters")
     return value
 
 
@@ -383,7 +384,7 @@ class Auth:
             pairs.append(("VZ-M2M-Token", m2m))
         for _, value in pairs:
             if _HEADER_UNSAFE.search(value):
-                raise InvalidArgumentError("token", "a token source returned a value with control characters")
+                raise InvalidArgumentError("token", "a token source returned a value that is not visible ASCII")
         return AuthSnapshot(bearer, m2m, tuple(pairs))
 
     async def invalidate(self, snapshot: AuthSnapshot) -> bool:

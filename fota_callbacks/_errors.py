@@ -154,7 +154,7 @@ class FotaResultException(BadRequestError):
         self.error_message = error_message
 
     @classmethod
-    def from_response(cls, where: str, body: bytes, **kwargs: Any) -> FotaResultException:
+    def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> FotaResultException:
         """Read the documented `{"errorCode", "errorMessage"}` body; any other body leaves both None."""
         try:
             data = json.loads(body)
@@ -165,7 +165,7 @@ class FotaResultException(BadRequestError):
             code = data.get("errorCode") if isinstance(data.get("errorCode"), str) else None
             message = data.get("errorMessage") if isinstance(data.get("errorMessage"), str) else None
         detail = ": ".join(part for part in (code, message) if part) or "body is not the documented error JSON"
-        return cls(f"{where}: {detail}", error_code=code, error_message=message, **kwargs)
+        return cls(f"{where}: {detail}", error_code=code, error_message=message, body=body, **kwargs)
 
 
 class FotaV1ResultException(FotaResultException):

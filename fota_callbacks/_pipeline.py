@@ -295,7 +295,7 @@ class Pipeline:
         where = f"HTTP {status} from {request.method} {_path(request.url)}"
         error: ApiError
         if status == 400:
-            error = version.error.from_response(where, response.content, **kwargs)
+            error = version.error.from_response(where, **kwargs)
         elif status == 429:
             retry_after = parse_retry_after(response.headers)
             error = RateLimitError(where, retry_after=retry_after, **kwargs)

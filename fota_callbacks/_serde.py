@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.cols import is_sequence, list_structure_factory
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ._errors import ResponseValidationError
@@ -61,6 +62,18 @@ def _make_converter() -> cattrs.Converter:
 
         return structure
 
+    def sequence_factory(target: Any) -> Callable[[Any, type[Any]], Any]:
+        structure_items = list_structure_factory(target, conv)
+
+        def structure(value: Any, target: type[Any]) -> Any:
+            # cattrs would iterate any iterable: a JSON object or string is not an array.
+            if type(value) is not list:
+                raise TypeError(f"expected a JSON array, got {type(value).__name__}")
+            return structure_items(value, target)
+
+        return structure
+
+    conv.register_structure_hook_factory(is_sequence, sequence_factory)
     conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)
     conv.register_structure_hook_factory(attrs.has, structure_factory)
     return conv
@@ -75,7 +88,17 @@ def encode(model: object) -> bytes:
 
 
 def _format_error(exc: BaseException, _type: type[Any] | None) -> str:
-    return str(exc) if isinstance(exc, (TypeError, ValueError, KeyError)) and str(exc) else repr(exc)
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    return str(exc) if isinstance(exc, (TypeError, ValueError)) and str(exc) else repr(exc)
+
+
+def _json_path(error: str) -> str:
+    """cattrs names attributes in its paths (`$.account_name`); users read JSON keys (`$.accountName`)."""
+    message, at, path = error.rpartition(" @ ")
+    if not at:
+        return error
+    return f"{message} @ " + ".".join(to_camel(part) for part in path.split("."))
 
 
 def decoder(target: Any, *, empty: Callable[[], Any] | None = None) -> Callable[[bytes, int], Any]:
@@ -97,7 +120,7 @@ def decoder(target: Any, *, empty: Callable[[], Any] | None = None) -> Callable[
         try:
             return structure(data, target)
         except Exception as exc:  # cattrs' validation errors, and whatever else a hostile shape provokes
-            errors = cattrs.transform_error(exc, path="$", format_exception=_format_error)
+            errors = [_json_path(e) for e in cattrs.transform_error(exc, path="$", format_exception=_format_error)]
             raise ResponseValidationError(status_code=status_code, body=body, errors=errors) from exc
 
     return decode

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection
 from enum import Enum
 from typing import TypeVar
@@ -17,7 +18,16 @@ E = TypeVar("E", bound=Enum)
 _ACCOUNT = re.compile(r"[0-9]{10}-[0-9]{5}")
 # C0 and C1 controls, DEL, and every kind of Unicode space: none may stand in a URL we pass on.
 _FORBIDDEN_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
-_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
+_USERINFO = re.compile(r"(?<=//).*@")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unsafe_in_url(value: str) -> bool:
+    """Controls, whitespace, and (beyond ASCII) any Unicode control, format, surrogate or separator character,
+    such as U+202E RIGHT-TO-LEFT OVERRIDE, which would make a URL read differently from what it is."""
+    if _FORBIDDEN_IN_URL.search(value):
+        return True
+    return not value.isascii() and any(unicodedata.category(ch)[0] in "CZ" for ch in value)
 
 
 def _shown(url: str) -> str:
@@ -42,14 +52,15 @@ def check_callback_url(value: object, schemes: Collection[str], parameter: str =
         raise InvalidArgumentError(parameter, f"expected a str, got {type(value).__name__}")
     shown = _shown(value)
     allowed = " or ".join(f"{scheme}://" for scheme in schemes)
-    if _FORBIDDEN_IN_URL.search(value):
-        raise InvalidArgumentError(parameter, f"{shown} contains whitespace or control characters")
+    if _unsafe_in_url(value):
+        raise InvalidArgumentError(parameter, f"{shown} contains whitespace, control or invisible characters")
     try:
         parts = urlsplit(value)
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
-    except ValueError as exc:
-        raise InvalidArgumentError(parameter, f"{shown} is not a valid URL: {exc}") from None
+    except ValueError:
+        # urllib's message may quote part of a user:password@ section: not repeated here.
+        raise InvalidArgumentError(parameter, f"{shown} is not a valid URL (malformed host or port)") from None
     if parts.scheme.lower() not in schemes:
         raise InvalidArgumentError(parameter, f"{shown} must be an absolute {allowed} URL")
     if not host:
@@ -60,6 +71,8 @@ def check_callback_url(value: object, schemes: Collection[str], parameter: str =
 def check_optional_str(value: object, parameter: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidArgumentError(parameter, f"expected a str or None, got {type(value).__name__}")
+    if value is not None and _SURROGATE.search(value):
+        raise InvalidArgumentError(parameter, "contains a lone surrogate, which cannot be sent as UTF-8")
     return value
 
 
