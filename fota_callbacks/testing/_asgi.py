@@ -1,0 +1,157 @@
+"""Serving a request handler (a `FakeThingSpace`) over real HTTP, as an ASGI 3 application."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import anyio
+
+from .._errors import ApiConnectionError
+from ..transport.base import Headers, Request, Response
+from ..transport.memory import Handler
+from ._serve import serve_in_thread
+
+if TYPE_CHECKING:
+    from ._fake import FakeThingSpace
+
+__all__ = ["AsgiApp", "serve"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_REQUEST_BYTES = 1024 * 1024
+"""Larger request bodies are answered 413 without being read to the end."""
+
+_TOO_LARGE = Response(
+    413,
+    {"Content-Type": "application/json"},
+    b'{"errorCode":"RequestTooLarge","errorMessage":"the request body is larger than 1 MiB"}',
+)
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body was read."""
+
+
+class _ConnectionDropped(Exception):
+    """Raised after a partial response, so that the server cuts the connection (an injected `Fault.drop()`)."""
+
+
+class AsgiApp:
+    """An ASGI 3 application answering every HTTP request with `await handler(Request)`.
+
+    The handler sees the URL as the client sent it (`scheme://host/raw path?query`), the headers and the
+    whole body. When it raises `ApiConnectionError` (a dropped connection), the response headers (with a
+    `Content-Length`) and part of the body are sent, then the connection is aborted, so that the client sees a
+    broken connection. Lifespan events are acknowledged.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise RuntimeError(f"{type(self).__name__} serves HTTP only, not {scope['type']!r}")
+        try:
+            body = await _read_body(receive)
+        except _ClientGone:
+            return
+        if body is None:
+            await _respond(send, _TOO_LARGE)
+            return
+        headers = Headers([(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]])
+        request = Request(scope["method"], _url(scope, headers), headers, body)
+        response: Response | None = None
+        dropped = False
+        async with anyio.create_task_group() as tasks:
+            # A client that gives up (a timeout) closes the connection: stop working on its request then.
+            tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
+            try:
+                response = await self._handler(request)
+            except ApiConnectionError:
+                dropped = True
+            tasks.cancel_scope.cancel()
+        if dropped:
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
+            await send({"type": "http.response.body", "body": b'{"url":"https://', "more_body": True})
+            raise _ConnectionDropped("connection dropped (injected fault)")
+        if response is not None:
+            await _respond(send, response)
+
+    def __repr__(self) -> str:
+        return f"AsgiApp({self._handler!r})"
+
+
+def _url(scope: Scope, headers: Headers) -> str:
+    raw_path: bytes | None = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
+    host = headers.get("host")
+    if host is None:
+        server = scope.get("server")
+        host = f"{server[0]}:{server[1]}" if server else "localhost"
+    query: bytes = scope.get("query_string", b"")
+    url = f"{scope.get('scheme', 'http')}://{host}{path}"
+    return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None when it exceeds `MAX_REQUEST_BYTES`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+async def _respond(send: Send, response: Response) -> None:
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.raw()]
+    if "content-length" not in response.headers:
+        headers.append((b"content-length", str(len(response.content)).encode("ascii")))
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.content})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+@contextlib.contextmanager
+def serve(fake: FakeThingSpace, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve `fake` over HTTP with uvicorn (extra `server`) in a background thread; yield its base URL.
+
+    `port=0` picks a free port. The server stops when the block ends. Usable from sync and async code::
+
+        with serve(fake) as base_url:
+            async with FotaCallbacksClient(base_url=base_url, ...) as client: ...
+    """
+    with serve_in_thread(fake.asgi_app, host=host, port=port) as base_url:
+        yield base_url

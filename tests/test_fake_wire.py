@@ -1,0 +1,507 @@
+"""FakeThingSpace on the wire: hand-built requests to `fake.handle`, and the exact responses of wire.md."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+import fota_callbacks as fota
+from fota_callbacks.testing import FakeThingSpace, serve
+
+pytestmark = pytest.mark.anyio
+
+ACCOUNT = "0000123456-00001"
+ROOT = "https://thingspace.verizon.com"
+V1 = f"/api/fota/v1/callbacks/{ACCOUNT}"
+V2 = f"/api/fota/v2/callbacks/{ACCOUNT}"
+V3 = f"/api/fota/v3/callbacks/{ACCOUNT}"
+TOKEN = "/api/ts/v1/oauth2/token"
+LOGIN = "/api/m2m/v1/session/login"
+LOGOUT = "/api/m2m/v1/session/logout"
+
+
+class Wire:
+    """Sends hand-built requests to a fake, signed with tokens it issued."""
+
+    def __init__(self, fake: FakeThingSpace) -> None:
+        self.fake = fake
+        self.access_token, self.session = fake.issue_tokens()
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}", "VZ-M2M-Token": self.session}
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        signed: bool = True,
+        root: str = ROOT,
+    ) -> fota.Response:
+        sent = {"Accept": "application/json", **(self.auth() if signed else {})}
+        if body is not None:
+            sent["Content-Type"] = "application/json"
+            content = json.dumps(body).encode()
+        sent.update(headers or {})
+        return await self.fake.handle(fota.Request(method, root + path, sent, content or b""))
+
+
+@pytest.fixture
+def wire() -> Wire:
+    return Wire(FakeThingSpace())
+
+
+def body_of(response: fota.Response) -> Any:
+    assert response.headers["content-type"] == "application/json"
+    return json.loads(response.content)
+
+
+def error_of(response: fota.Response) -> tuple[int, str]:
+    body = body_of(response)
+    assert set(body) == {"errorCode", "errorMessage"}
+    assert isinstance(body["errorMessage"], str)
+    return response.status_code, body["errorCode"]
+
+
+# -- response shapes -----------------------------------------------------------------------------------------
+
+
+async def test_v1_shapes(wire: Wire) -> None:
+    empty = await wire.send("GET", V1)
+    assert (empty.status_code, empty.content) == (200, b"")  # an empty body means none registered
+
+    registered = await wire.send("POST", V1, {"name": "Fota", "url": "http://10.120.102.183:50559/Listener.asmx"})
+    assert registered.status_code == 200
+    assert body_of(registered) == {"accountName": ACCOUNT, "serviceName": "Fota"}
+
+    listed = await wire.send("GET", V1)
+    assert listed.status_code == 200
+    assert body_of(listed) == [{"aname": ACCOUNT, "name": "Fota", "url": "http://10.120.102.183:50559/Listener.asmx"}]
+
+    await wire.send("POST", V1, {"name": "Fota", "url": "https://l.example", "username": "u", "password": "p"})
+    assert body_of(await wire.send("GET", V1)) == [
+        {"aname": ACCOUNT, "name": "Fota", "url": "https://l.example", "username": "u", "password": "p"}
+    ]
+
+    deregistered = await wire.send("DELETE", f"{V1}/name/Fota")
+    assert (deregistered.status_code, body_of(deregistered)) == (200, {"success": True})
+    assert (await wire.send("GET", V1)).content == b""
+
+
+@pytest.mark.parametrize("path", [V2, V3])
+async def test_v2_v3_shapes(wire: Wire, path: str) -> None:
+    assert body_of(await wire.send("GET", path)) == {}
+    registered = await wire.send("POST", path, {"url": "https://l.example/a"})
+    assert (registered.status_code, body_of(registered)) == (200, {"url": "https://l.example/a"})
+    assert body_of(await wire.send("GET", path)) == {"url": "https://l.example/a"}
+    updated = await wire.send("PUT", path, {"url": "https://l.example/b"})
+    assert (updated.status_code, body_of(updated)) == (200, {"url": "https://l.example/b"})
+    assert body_of(await wire.send("GET", path)) == {"url": "https://l.example/b"}
+    deregistered = await wire.send("DELETE", path)
+    assert (deregistered.status_code, body_of(deregistered)) == (200, {"success": True})
+    assert body_of(await wire.send("GET", path)) == {}
+
+
+# -- request shapes accepted ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "Fota", "url": "http://l.example"},
+        {"name": "Fota", "url": "https://l.example:8443/path?q=1", "username": "u", "password": "p"},
+        {"name": "Fota", "url": "http://l.example", "username": None, "password": None},  # null: absent
+        {"name": "Fota", "url": "http://l.example", "somethingNew": [1, 2]},  # unknown keys tolerated
+        {"name": "Fota", "url": "http://l.example", "username": ""},  # "" is a value, not absence
+    ],
+)
+async def test_v1_register_accepts(wire: Wire, body: dict[str, Any]) -> None:
+    response = await wire.send("POST", V1, body)
+    assert response.status_code == 200, response.content
+    [stored] = wire.fake.callbacks(ACCOUNT).v1.values()
+    assert stored.url == body["url"]
+    assert stored.username == body.get("username")
+
+
+async def test_empty_string_credentials_survive_a_round_trip(wire: Wire) -> None:
+    await wire.send("POST", V1, {"name": "Fota", "url": "http://l.example", "username": "", "password": ""})
+    assert body_of(await wire.send("GET", V1)) == [
+        {"aname": ACCOUNT, "name": "Fota", "url": "http://l.example", "username": "", "password": ""}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("headers", "content"),
+    [
+        ({"Content-Type": "application/json; charset=utf-8"}, b'{"url":"https://l.example"}'),
+        ({"content-type": "Application/JSON"}, b'{ "url" : "https://l.example" }'),
+        ({"Content-Type": "application/json"}, b'{"url":"https://l.example","extra":{"x":true}}'),
+    ],
+)
+async def test_v2_register_accepts(wire: Wire, headers: dict[str, str], content: bytes) -> None:
+    response = await wire.send("POST", V2, headers=headers, content=content)
+    assert (response.status_code, body_of(response)) == (200, {"url": "https://l.example"})
+
+
+@pytest.mark.parametrize(
+    "root", ["http://127.0.0.1:8080", "https://staging.thingspace.verizon.com", "https://mock.example", ""]
+)
+async def test_any_root_is_served(wire: Wire, root: str) -> None:
+    assert (await wire.send("GET", V2, root=root)).status_code == 200
+
+
+async def test_query_and_fragment_are_ignored(wire: Wire) -> None:
+    assert (await wire.send("GET", V2 + "?x=1#frag")).status_code == 200
+    assert wire.fake.requests[-1].path == V2
+
+
+async def test_a_percent_encoded_account_segment_is_decoded(wire: Wire) -> None:
+    encoded = "".join(f"%{ord(char):02X}" for char in ACCOUNT)
+    response = await wire.send("POST", f"/api/fota/v2/callbacks/{encoded}", {"url": "https://l.example"})
+    assert response.status_code == 200
+    assert wire.fake.callbacks(ACCOUNT).v2 == "https://l.example"
+    assert wire.fake.requests[-1].account == ACCOUNT
+
+
+# -- 400 refusals --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "account",
+    ["123", "0000123456-0001", "0000123456-000011", "000012345a-00001", "0000123456%2F00001", "%20" + ACCOUNT],
+)
+@pytest.mark.parametrize(("method", "version"), [("GET", "v1"), ("POST", "v2"), ("DELETE", "v3"), ("PUT", "v2")])
+async def test_bad_account_is_invalid_account(wire: Wire, account: str, method: str, version: str) -> None:
+    body = {"url": "https://l.example"} if method in ("POST", "PUT") else None
+    response = await wire.send(method, f"/api/fota/{version}/callbacks/{account}", body)
+    assert error_of(response) == (400, "InvalidAccount")
+
+
+async def test_bad_account_on_v1_deregister(wire: Wire) -> None:
+    response = await wire.send("DELETE", "/api/fota/v1/callbacks/42/name/Fota")
+    assert error_of(response) == (400, "InvalidAccount")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{not json",
+        b"\xff\xfe",
+        b"[]",
+        b'"https://l.example"',
+        b"{}",
+        b'{"url": null}',
+        b'{"url": 42}',
+        b'{"url": ["https://l.example"]}',
+        b'{"URL": "https://l.example"}',
+    ],
+)
+@pytest.mark.parametrize(("method", "path"), [("POST", V2), ("PUT", V3)])
+async def test_bad_v2_v3_body_is_invalid_request_body(wire: Wire, content: bytes, method: str, path: str) -> None:
+    wire.fake.seed(ACCOUNT, v3="https://l.example/seeded")
+    response = await wire.send(method, path, headers={"Content-Type": "application/json"}, content=content)
+    assert error_of(response) == (400, "InvalidRequestBody")
+    assert wire.fake.callbacks(ACCOUNT).v3 == "https://l.example/seeded"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"url": "http://l.example"},
+        {"name": "Other", "url": "http://l.example"},
+        {"name": "fota", "url": "http://l.example"},
+        {"name": None, "url": "http://l.example"},
+        {"name": "Fota"},
+        {"name": "Fota", "url": "http://l.example", "username": 7},
+        {"name": "Fota", "url": "http://l.example", "password": False},
+    ],
+)
+async def test_bad_v1_body_is_invalid_request_body(wire: Wire, body: dict[str, Any]) -> None:
+    assert error_of(await wire.send("POST", V1, body)) == (400, "InvalidRequestBody")
+    assert wire.fake.callbacks(ACCOUNT).v1 == {}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://l.example/cb",
+        "ftp://l.example/cb",
+        "https://",
+        "https:///path",
+        "/relative/cb",
+        "l.example/cb",
+        "https://l.example/a b",
+        "https://l.example/\r\nX-Injected: 1",
+        "https://l.example:99999/",
+        "",
+    ],
+)
+@pytest.mark.parametrize("path", [V2, V3])
+async def test_v2_v3_need_an_absolute_https_url(wire: Wire, url: str, path: str) -> None:
+    assert error_of(await wire.send("POST", path, {"url": url})) == (400, "InvalidCallbackUrl")
+
+
+@pytest.mark.parametrize("url", ["ftp://l.example", "https://", "mailto:x@l.example", "http://l.example/\t"])
+async def test_v1_needs_an_http_or_https_url(wire: Wire, url: str) -> None:
+    assert error_of(await wire.send("POST", V1, {"name": "Fota", "url": url})) == (400, "InvalidCallbackUrl")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", V2, {"url": "https://l.example"}),
+        ("PUT", V3, {"url": "https://l.example"}),
+        ("DELETE", V2, None),
+        ("DELETE", V3, None),
+        ("DELETE", f"{V1}/name/Fota", None),
+        ("DELETE", f"{V1}/name/Other", None),
+    ],
+)
+async def test_changing_nothing_is_callback_not_found(wire: Wire, method: str, path: str, body: object) -> None:
+    assert error_of(await wire.send(method, path, body)) == (400, "CallbackNotFound")
+
+
+@pytest.mark.parametrize("path", [V1, V2, LOGIN])
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "*/*"])
+async def test_json_endpoints_need_a_json_content_type(wire: Wire, path: str, content_type: str | None) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    body = b'{"name":"Fota","url":"https://l.example","username":"u","password":"p"}'
+    response = await wire.send("POST", path, headers=headers, content=body)
+    assert error_of(response) == (415, "UnsupportedMediaType")
+
+
+# -- routing -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/api/fota/v4/callbacks/" + ACCOUNT,
+        "/api/fota/v2/callbacks/",
+        "/api/fota/v2/callbacks/" + ACCOUNT + "/",
+        "/api/fota/v2/callbacks/" + ACCOUNT + "/name/Fota",  # only V1 names its callbacks
+        "/api/fota/v1/callbacks/" + ACCOUNT + "/name/",
+        "/api/fota/v1/callbacks/" + ACCOUNT + "/name/Fota/x",
+        "/prefix/api/fota/v2/callbacks/" + ACCOUNT,
+        "/api/ts/v1/oauth2/token/",
+    ],
+)
+async def test_unknown_path_is_404(wire: Wire, path: str) -> None:
+    response = await wire.send("GET", path)
+    assert error_of(response) == (404, "ResourceNotFound")
+    assert (wire.fake.requests[-1].version, wire.fake.requests[-1].operation) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", V1, "GET, POST"),
+        ("DELETE", V1, "GET, POST"),
+        ("GET", f"{V1}/name/Fota", "DELETE"),
+        ("PATCH", V2, "GET, PUT, POST, DELETE"),
+        ("HEAD", V3, "GET, PUT, POST, DELETE"),
+        ("GET", TOKEN, "POST"),
+        ("GET", LOGIN, "POST"),
+        ("DELETE", LOGOUT, "POST"),
+    ],
+)
+async def test_wrong_method_is_405(wire: Wire, method: str, path: str, allowed: str) -> None:
+    response = await wire.send(method, path)
+    assert error_of(response) == (405, "MethodNotAllowed")
+    assert response.headers["allow"] == allowed
+    assert wire.fake.requests[-1].operation is None
+    assert wire.fake.requests[-1].version is not None
+
+
+# -- OAuth token endpoint ------------------------------------------------------------------------------------
+
+
+def basic(client_id: str = "id", client_secret: str = "secret") -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def token_request(
+    wire: Wire, content: bytes = b"grant_type=client_credentials", headers: dict[str, str] | None = None
+) -> fota.Response:
+    sent = {"Authorization": basic(), **FORM, **(headers or {})}
+    return await wire.send("POST", TOKEN, headers=sent, content=content, signed=False)
+
+
+async def test_token_shape(wire: Wire) -> None:
+    response = await token_request(wire)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = body_of(response)
+    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 3600
+    assert isinstance(body["access_token"], str)
+    assert body["access_token"] != wire.access_token
+
+    # The token works for the callbacks endpoints.
+    headers = {"Authorization": f"Bearer {body['access_token']}", "VZ-M2M-Token": wire.session}
+    assert (await wire.send("GET", V2, headers=headers, signed=False)).status_code == 200
+
+
+async def test_token_with_scope_echoes_it(wire: Wire) -> None:
+    response = await token_request(wire, b"grant_type=client_credentials&scope=read+write%3Aall")
+    assert body_of(response)["scope"] == "read write:all"
+    assert wire.fake.requests[-1].form == {"grant_type": "client_credentials", "scope": "read write:all"}
+
+
+async def test_token_lifetime_is_configurable() -> None:
+    response = await token_request(Wire(FakeThingSpace(token_lifetime=90.5)))
+    assert body_of(response)["expires_in"] == 90.5
+
+
+def oauth_error_of(response: fota.Response) -> tuple[int, str]:
+    body = body_of(response)
+    assert set(body) == {"error", "error_description"}
+    assert isinstance(body["error_description"], str)
+    return response.status_code, body["error"]
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "expected"),
+    [
+        (b"grant_type=client_credentials", {"Content-Type": "application/json"}, (400, "invalid_request")),
+        (b"grant_type=client_credentials", {"Content-Type": ""}, (400, "invalid_request")),
+        (b"", {}, (400, "invalid_request")),
+        (b"scope=read", {}, (400, "invalid_request")),
+        (b"grant_type", {}, (400, "invalid_request")),
+        (b"grant_type=client_credentials&&", {}, (400, "invalid_request")),
+        (b"grant_type=client_credentials&grant_type=client_credentials", {}, (400, "invalid_request")),
+        (b"grant_type=client_credentials\xff", {}, (400, "invalid_request")),
+        (b"grant_type=client_credentials", {"Authorization": ""}, (401, "invalid_client")),
+        (b"grant_type=client_credentials", {"Authorization": "Bearer abc"}, (401, "invalid_client")),
+        (b"grant_type=client_credentials", {"Authorization": "Basic !!!"}, (401, "invalid_client")),
+        (b"grant_type=client_credentials", {"Authorization": "Basic " + "bm9jb2xvbg=="}, (401, "invalid_client")),
+        (b"grant_type=password", {}, (400, "unsupported_grant_type")),
+        (b"grant_type=authorization_code", {}, (400, "unsupported_grant_type")),
+        (b"grant_type=client_credentials&scope=", {}, (400, "invalid_scope")),
+        (b"grant_type=client_credentials&scope=a++b", {}, (400, "invalid_scope")),
+        (b"grant_type=client_credentials&scope=%22quoted%22", {}, (400, "invalid_scope")),
+    ],
+)
+async def test_token_refusals(wire: Wire, content: bytes, headers: dict[str, str], expected: tuple[int, str]) -> None:
+    response = await token_request(wire, content, headers)
+    assert oauth_error_of(response) == expected
+    if expected[0] == 401:
+        assert response.headers["www-authenticate"].startswith("Basic")
+
+
+async def test_token_without_authorization_is_invalid_client(wire: Wire) -> None:
+    response = await wire.send("POST", TOKEN, headers=FORM, content=b"grant_type=client_credentials", signed=False)
+    assert oauth_error_of(response) == (401, "invalid_client")
+
+
+async def test_token_for_credentials_not_accepted(wire: Wire) -> None:
+    wire.fake.accept_only(client_id="id", client_secret="right", scopes=["read"])
+    assert oauth_error_of(await token_request(wire)) == (401, "invalid_client")
+    good = {"Authorization": basic("id", "right")}
+    assert (await token_request(wire, headers=good)).status_code == 200
+    assert (await token_request(wire, b"grant_type=client_credentials&scope=read", good)).status_code == 200
+    refused = await token_request(wire, b"grant_type=client_credentials&scope=read+write", good)
+    assert oauth_error_of(refused) == (400, "invalid_scope")
+
+
+# -- M2M session ---------------------------------------------------------------------------------------------
+
+
+async def test_login_and_logout_shapes(wire: Wire) -> None:
+    bearer = {"Authorization": f"Bearer {wire.access_token}"}
+    login = await wire.send("POST", LOGIN, {"username": "u", "password": "p"}, headers=bearer, signed=False)
+    assert login.status_code == 200
+    body = body_of(login)
+    assert set(body) == {"sessionToken"}
+    session = body["sessionToken"]
+
+    signed = {**bearer, "VZ-M2M-Token": session}
+    assert (await wire.send("GET", V2, headers=signed, signed=False)).status_code == 200
+    logout = await wire.send("POST", LOGOUT, headers=signed, signed=False)
+    assert (logout.status_code, body_of(logout)) == (200, {"sessionToken": session})
+    assert error_of(await wire.send("GET", V2, headers=signed, signed=False)) == (401, "UnauthorizedSession")
+    assert error_of(await wire.send("POST", LOGOUT, headers=signed, signed=False)) == (401, "UnauthorizedSession")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"{not json", b"[]", b"{}", b'{"username": "u"}', b'{"username": "u", "password": 1}'],
+)
+async def test_login_refuses_a_bad_body(wire: Wire, content: bytes) -> None:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {wire.access_token}"}
+    response = await wire.send("POST", LOGIN, headers=headers, content=content, signed=False)
+    assert error_of(response) == (400, "InvalidRequestBody")
+
+
+async def test_login_with_credentials_not_accepted(wire: Wire) -> None:
+    wire.fake.accept_only(username="alice", password="right")
+    bearer = {"Authorization": f"Bearer {wire.access_token}"}
+    for credentials in ({"username": "bob", "password": "right"}, {"username": "alice", "password": "wrong"}):
+        response = await wire.send("POST", LOGIN, credentials, headers=bearer, signed=False)
+        assert error_of(response) == (400, "InvalidCredentials")
+    good = await wire.send("POST", LOGIN, {"username": "alice", "password": "right"}, headers=bearer, signed=False)
+    assert good.status_code == 200
+
+
+async def test_login_and_logout_need_a_bearer_token(wire: Wire) -> None:
+    login = await wire.send("POST", LOGIN, {"username": "u", "password": "p"}, signed=False)
+    assert oauth_error_of(login) == (401, "invalid_token")
+    logout = await wire.send("POST", LOGOUT, headers={"VZ-M2M-Token": wire.session}, signed=False)
+    assert oauth_error_of(logout) == (401, "invalid_token")
+
+
+# -- the same answers over HTTP ------------------------------------------------------------------------------
+
+HTTP_SCRIPT: list[tuple[str, str, bytes]] = [
+    ("GET", V1, b""),
+    ("POST", V1, b'{"name":"Fota","url":"http://l.example","username":"u"}'),
+    ("GET", V1, b""),
+    ("DELETE", f"{V1}/name/Fota", b""),
+    ("DELETE", f"{V1}/name/Fota", b""),
+    ("PUT", V2, b'{"url":"https://l.example/2"}'),
+    ("POST", V2, b'{"url":"https://l.example/2"}'),
+    ("GET", V2, b""),
+    ("POST", V3, b'{"url":"http://not-https.example"}'),
+    ("POST", V3, b"{not json"),
+    ("GET", "/api/fota/v3/callbacks/123", b""),
+    ("GET", "/api/fota/v9/callbacks", b""),
+    ("PATCH", V2, b""),
+]
+
+
+async def test_asgi_app_answers_like_handle() -> None:
+    in_process, served = Wire(FakeThingSpace()), Wire(FakeThingSpace())
+    json_type = {"Content-Type": "application/json"}
+    with serve(served.fake) as base_url:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            for method, path, content in HTTP_SCRIPT:
+                expected = await in_process.send(method, path, headers=json_type, content=content)
+                got = await http.request(method, path, headers={**served.auth(), **json_type}, content=content)
+                assert (got.status_code, got.content) == (expected.status_code, expected.content), (method, path)
+                assert got.headers.get("content-type") == expected.headers.get("content-type")
+                assert got.headers.get("allow") == expected.headers.get("allow")
+    assert served.fake.callbacks(ACCOUNT) == in_process.fake.callbacks(ACCOUNT)
+    assert [r.path for r in served.fake.requests] == [path for _, path, _ in HTTP_SCRIPT]
+
+
+async def test_asgi_app_refuses_a_huge_body() -> None:
+    wire = Wire(FakeThingSpace())
+    with serve(wire.fake) as base_url:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            response = await http.post(V2, headers=wire.auth(), content=b"x" * (2 * 1024 * 1024))
+    assert response.status_code == 413
+    assert response.json()["errorCode"] == "RequestTooLarge"
+    assert wire.fake.requests == []
