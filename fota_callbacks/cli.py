@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--base-url", help="another root URL (e.g. http://127.0.0.1:8080)")
         sub.add_argument("--json", action="store_true", help="print the result as JSON")
         sub.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt (default 30)")
+        sub.add_argument("--max-retries", type=int, default=2, help="retries after a failed attempt (default 2)")
     return parser
 
 
@@ -113,7 +114,7 @@ def _table(data: Any) -> str:
 
 async def _run_api(args: argparse.Namespace) -> int:
     async with FotaCallbacksClient(
-        environment=args.environment, base_url=args.base_url, timeout=args.timeout
+        environment=args.environment, base_url=args.base_url, timeout=args.timeout, max_retries=args.max_retries
     ) as client:
         result = await _call(client, args)
     data = _redact(converter.unstructure(result))
