@@ -19,7 +19,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import anyio
 import attrs
 
-from ._constants import TOKEN_EXPIRY_MARGIN
+from ._constants import TOKEN_EXPIRY_MARGIN, USER_AGENT
 from ._errors import (
     AuthenticationError,
     InvalidArgumentError,
@@ -245,6 +245,7 @@ class OAuthClientCredentials(_RenewableToken):
             ("Authorization", f"Basic {basic}"),
             ("Content-Type", "application/x-www-form-urlencoded"),
             ("Accept", "application/json"),
+            ("User-Agent", USER_AGENT),
         )
         self._form = form.encode()
         self._token_url = token_url
@@ -314,7 +315,7 @@ class M2MSessionLogin(_RenewableToken):
         self._username = username
 
     async def _fetch(self) -> tuple[str, float | None]:
-        headers = (("Content-Type", "application/json"), ("Accept", "application/json"))
+        headers = (("Content-Type", "application/json"), ("Accept", "application/json"), ("User-Agent", USER_AGENT))
         request, response, retries = await self._exchange("POST", self._login_url, headers, self._body, auth=self._auth)
         data = _json_object(response)
         if not 200 <= response.status_code < 300:
@@ -344,7 +345,7 @@ class M2MSessionLogin(_RenewableToken):
         cached, self._cached = self._cached, None
         if cached is None:
             return
-        headers = (("Accept", "application/json"), ("VZ-M2M-Token", cached.value))
+        headers = (("Accept", "application/json"), ("User-Agent", USER_AGENT), ("VZ-M2M-Token", cached.value))
         try:
             _, response, _ = await self._exchange("POST", self._logout_url, headers, b"", auth=self._auth)
         except Exception as exc:  # a failed logout must not break closing the client

@@ -12,7 +12,7 @@ import anyio
 import attrs
 
 from ._auth import Auth, M2MSessionLogin, OAuthClientCredentials, StaticToken, TokenSource
-from ._constants import DEFAULT_TIMEOUT
+from ._constants import DEFAULT_TIMEOUT, LOGOUT_TIMEOUT
 from ._environments import M2M_LOGIN_PATH, M2M_LOGOUT_PATH, OAUTH_TOKEN_PATH, Environment, resolve_root
 from ._errors import InvalidArgumentError, MissingCredentialsError
 from ._pipeline import CallOptions, Middleware, Pipeline, Sleep
@@ -65,27 +65,21 @@ def _token_source(value: object, parameter: str) -> TokenSource:
     raise InvalidArgumentError(parameter, f"expected a str or a TokenSource, got {type(value).__name__}")
 
 
-def _pair(
-    first: tuple[str, str | None], second: tuple[str, str | None], env: tuple[str, str]
-) -> tuple[str, str] | None:
-    """Both halves of a credential pair from the arguments, else both from the environment; None if neither."""
-    (first_name, first_value), (second_name, second_value) = first, second
-    if first_value is not None or second_value is not None:
-        if first_value is None or second_value is None:
-            missing = first_name if first_value is None else second_name
-            given = second_name if first_value is None else first_name
-            raise MissingCredentialsError(missing, f"{given} was given without {missing}")
-        return first_value, second_value
-    env_first, env_second = _env(env[0]), _env(env[1])
-    if env_first is not None or env_second is not None:
-        if env_first is None or env_second is None:
-            missing = env[0] if env_first is None else env[1]
-            raise MissingCredentialsError(
-                first_name if env_first is None else second_name,
-                f"{missing} is not set (its pair is set in the environment)",
-            )
-        return env_first, env_second
-    return None
+def _pair(first: tuple[str, str | None, str], second: tuple[str, str | None, str]) -> tuple[str, str] | None:
+    """A credential pair, each half from its argument or else its environment variable; None if neither half
+    is anywhere. `first`/`second` are (parameter, argument, variable)."""
+    (first_name, first_arg, first_var), (second_name, second_arg, second_var) = first, second
+    first_value = first_arg if first_arg is not None else _env(first_var)
+    second_value = second_arg if second_arg is not None else _env(second_var)
+    if first_value is None and second_value is None:
+        return None
+    if first_value is None or second_value is None:
+        missing, variable = (first_name, first_var) if first_value is None else (second_name, second_var)
+        given = second_name if first_value is None else first_name
+        raise MissingCredentialsError(
+            missing, f"{given} is set but {missing} is not (pass {missing}= or set {variable})"
+        )
+    return first_value, second_value
 
 
 class FotaCallbacksClient:
@@ -139,9 +133,8 @@ class FotaCallbacksClient:
         oauth = None
         if access_token is None:
             oauth = _pair(
-                ("client_id", client_id),
-                ("client_secret", client_secret),
-                ("THINGSPACE_CLIENT_ID", "THINGSPACE_CLIENT_SECRET"),
+                ("client_id", client_id, "THINGSPACE_CLIENT_ID"),
+                ("client_secret", client_secret, "THINGSPACE_CLIENT_SECRET"),
             )
             if oauth is None:
                 raise MissingCredentialsError(
@@ -153,11 +146,13 @@ class FotaCallbacksClient:
             raise InvalidArgumentError("access_token", "pass either access_token or client_id/client_secret")
         login = None
         if m2m_token is None:
-            login = _pair(
-                ("username", username), ("password", password), ("THINGSPACE_USERNAME", "THINGSPACE_PASSWORD")
-            )
-            if login is None and username is None and password is None:
+            # Arguments first; then a static token from the environment; then a login from the environment.
+            if username is None and password is None:
                 m2m_token = _env("THINGSPACE_M2M_TOKEN")
+            if m2m_token is None:
+                login = _pair(
+                    ("username", username, "THINGSPACE_USERNAME"), ("password", password, "THINGSPACE_PASSWORD")
+                )
             if login is None and m2m_token is None:
                 raise MissingCredentialsError(
                     "m2m_token",
@@ -293,7 +288,9 @@ class FotaCallbacksClient:
         with anyio.CancelScope(shield=True):
             try:
                 if self._logout_on_close and self._session is not None:
-                    await self._session.logout()
+                    # Best effort, and bounded: closing must not hang on an unresponsive logout endpoint.
+                    with anyio.move_on_after(LOGOUT_TIMEOUT):
+                        await self._session.logout()
             finally:
                 self._pipeline.mark_closed()
                 await self._transport.aclose()

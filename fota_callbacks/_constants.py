@@ -16,6 +16,9 @@ MAX_RETRY_AFTER = 60.0
 """A `Retry-After` longer than this is not waited for: the error is raised at once."""
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
+LOGOUT_TIMEOUT = 5.0
+"""`aclose()` gives the M2M session logout (with `logout_on_close`) at most this many seconds."""
+
 TOKEN_EXPIRY_MARGIN = 60.0
 """An OAuth token is renewed this many seconds before the server says it expires (clock skew, latency)."""
 

@@ -115,6 +115,17 @@ def request_id_of(headers: Headers) -> str | None:
     return None
 
 
+class _Progress:
+    """Where a call with a deadline has got to, for the error raised when the deadline cuts it off."""
+
+    __slots__ = ("deadline_at", "request", "retries")
+
+    def __init__(self, deadline_at: float) -> None:
+        self.deadline_at = deadline_at
+        self.request: Request | None = None
+        self.retries = 0
+
+
 class ClientClosedError(FotaError, RuntimeError):
     """The client was closed with `aclose()`; make a new one."""
 
@@ -207,11 +218,16 @@ class Pipeline:
     async def _exchange_before(
         self, deadline: float, method: str, url: str, headers: tuple[tuple[str, str], ...], content: bytes
     ) -> tuple[Request, Response, int]:
+        progress = _Progress(self._clock() + deadline)
         try:
             with anyio.fail_after(deadline):
-                return await self.exchange(method, url, headers, content, self._auth, self._clock() + deadline)
+                return await self.exchange(method, url, headers, content, self._auth, progress)
         except TimeoutError:
-            raise ApiTimeoutError(f"{method} {urlsplit(url).path}: deadline of {deadline} s exceeded") from None
+            error = ApiTimeoutError(
+                f"{method} {urlsplit(url).path}: deadline of {deadline} s exceeded", request=progress.request
+            )
+            error.retries_taken = progress.retries
+            raise error from None
 
     async def exchange(
         self,
@@ -220,7 +236,7 @@ class Pipeline:
         headers: tuple[tuple[str, str], ...],
         content: bytes,
         auth: Auth | None = None,
-        deadline_at: float | None = None,
+        progress: _Progress | None = None,
     ) -> tuple[Request, Response, int]:
         """Send with retries; return the final request, its response (any status) and the retries taken.
 
@@ -230,6 +246,7 @@ class Pipeline:
         """
         policy = self._options.retry
         timeout = self._options.timeout
+        deadline_at = None if progress is None else progress.deadline_at
         retries = 0
         reauthenticated = False
         while True:
@@ -239,10 +256,14 @@ class Pipeline:
             else:
                 snapshot = await auth.current()
                 request = Request(method, url, headers + snapshot.headers, content, timeout)
+            if progress is not None:
+                progress.request, progress.retries = request, retries
             try:
                 response = await self._send(request)
             except ApiConnectionError as exc:
                 exc.retries_taken = retries
+                if log.isEnabledFor(logging.DEBUG):
+                    self._log_attempt(request, None, retries, type(exc).__name__)
                 if retries >= policy.max_retries or not policy.should_retry_failure(exc):
                     raise
                 delay = policy.backoff(retries)
@@ -304,21 +325,25 @@ class Pipeline:
         error.retries_taken = retries
         return error
 
-    def _log_attempt(self, request: Request, response: Response, retries: int) -> None:
-        request_id = request_id_of(response.headers)
+    def _log_attempt(
+        self, request: Request, response: Response | None, retries: int, failure: str | None = None
+    ) -> None:
+        request_id = None if response is None else request_id_of(response.headers)
+        status = None if response is None else response.status_code
         log.debug(
-            "%s %s -> %d (attempt %d%s)",
+            "%s %s -> %s (attempt %d%s)",
             request.method,
             _path(request.url),
-            response.status_code,
+            failure if status is None else status,
             retries + 1,
             f", request id {request_id}" if request_id else "",
             extra={
                 "method": request.method,
                 "path": _path(request.url),
-                "status_code": response.status_code,
+                "status_code": status,
                 "request_id": request_id,
                 "attempt": retries + 1,
+                "error": failure,
             },
         )
 

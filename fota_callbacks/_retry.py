@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from collections.abc import Callable
@@ -45,7 +46,7 @@ class RetryPolicy:
     max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_non_negative)
     initial_delay: float = attrs.field(default=INITIAL_RETRY_DELAY, validator=_non_negative)
     max_delay: float = attrs.field(default=MAX_RETRY_DELAY, validator=_non_negative)
-    jitter: float = attrs.field(default=RETRY_JITTER, validator=_non_negative)
+    jitter: float = attrs.field(default=RETRY_JITTER, validator=[_non_negative, attrs.validators.le(1.0)])
     max_retry_after: float = attrs.field(default=MAX_RETRY_AFTER, validator=_non_negative)
     retry_statuses: frozenset[int] = RETRY_STATUSES
     retry_maybe_processed: bool = True
@@ -64,24 +65,28 @@ class RetryPolicy:
 
 def parse_retry_after(headers: Headers, now: Callable[[], float] = time.time) -> float | None:
     """Seconds the server asked us to wait: `retry-after-ms`, or `Retry-After` as seconds or an HTTP date."""
-    milliseconds = headers.get("retry-after-ms")
+    milliseconds = _finite(headers.get("retry-after-ms"))
     if milliseconds is not None:
-        try:
-            return max(float(milliseconds) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        return max(milliseconds / 1000.0, 0.0)
     value = headers.get("retry-after")
     if value is None:
         return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
+    seconds = _finite(value)
+    if seconds is None:
         try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+            when = email.utils.parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         seconds = when.timestamp() - now()
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN or infinite: ignore
-        return None
     return max(seconds, 0.0)
+
+
+def _finite(value: str | None) -> float | None:
+    """A header value as a finite number of seconds; None when absent, not a number, NaN or infinite."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
