@@ -1,0 +1,441 @@
+"""Small test doubles for the auth and resilience tests (not the full FakeThingSpace).
+
+- `FakeAuthServer`: an in-memory handler that acts as ThingSpace's OAuth token endpoint, M2M session
+  login/logout and (a stub of) the callbacks API, checking credentials like the real service.
+- `MemoryScript`: the in-memory twin of `tests.scripted_server.ScriptedServer` (same `Response`, `Slow`,
+  `Drop`, `Hang` steps), so one test can run over `InMemoryTransport` and over real HTTP.
+- `HandlerApp`: serves any `async handler(fota.Request) -> fota.Response` as an ASGI app (uvicorn, real HTTP).
+- `RecordingSleep`, `FakeClock`, `LogCapture`, `wait_until`: injectables and probes.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import contextlib
+import gc
+import json
+import logging
+import threading
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+import anyio.lowlevel
+
+import fota_callbacks as fota
+from fota_callbacks.testing._serve import serve_in_thread
+from tests.scripted_server import Drop, Hang, ScriptedServer, Slow, Step
+
+TOKEN_PATH = "/api/ts/v1/oauth2/token"
+LOGIN_PATH = "/api/m2m/v1/session/login"
+LOGOUT_PATH = "/api/m2m/v1/session/logout"
+ACCOUNT = "0000123456-00001"
+API_PATH = f"/api/fota/v2/callbacks/{ACCOUNT}"
+CALLBACK_URL = "https://example.com/callback"
+OK_BODY = json.dumps({"url": CALLBACK_URL}).encode()
+
+
+def json_response(status: int, body: object = None, headers: dict[str, str] | None = None) -> fota.Response:
+    content = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    return fota.Response(status, {"content-type": "application/json", **(headers or {})}, content)
+
+
+def ok(headers: dict[str, str] | None = None) -> fota.Response:
+    """A V2 list answer."""
+    return json_response(200, OK_BODY, headers)
+
+
+def token_response(token: str, expires_in: int | None = 3600) -> fota.Response:
+    body: dict[str, object] = {"access_token": token, "token_type": "Bearer"}
+    if expires_in is not None:
+        body["expires_in"] = expires_in
+    return json_response(200, body)
+
+
+def path_of(request: fota.Request) -> str:
+    return urlsplit(request.url).path
+
+
+def bearer_of(request: fota.Request) -> str | None:
+    value = request.headers.get("authorization")
+    if value is None or not value.startswith("Bearer "):
+        return None
+    return value[len("Bearer ") :]
+
+
+async def play(step: Step, request: fota.Request) -> fota.Response:
+    """Act out one scripted step in-process."""
+    if isinstance(step, Hang):
+        await anyio.sleep_forever()
+    if isinstance(step, Drop):
+        raise fota.ApiConnectionError("scripted drop", request=request)
+    if isinstance(step, Slow):
+        await anyio.sleep(step.seconds)
+        return step.response
+    assert isinstance(step, fota.Response)
+    return step
+
+
+class FakeAuthServer:
+    """Token endpoint + M2M session login/logout + a V2-shaped callbacks API, in memory.
+
+    Tokens and sessions it issues are `f"{token_prefix}{n}"` / `f"{session_prefix}{n}"` (n from 1); the API
+    answers 401 unless both headers carry a currently valid one. `token_answers` / `login_answers` /
+    `api_answers` script the next answers of an endpoint (any `Step`), overriding its normal behaviour.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "my-client",
+        client_secret: str = "my-secret",
+        username: str = "my-user",
+        password: str = "my-password",
+        token_prefix: str = "token-",
+        session_prefix: str = "session-",
+        expires_in: int | None = 3600,
+        token_delay: float = 0.0,
+        login_delay: float = 0.0,
+        static_tokens: Iterable[str] = (),
+        static_sessions: Iterable[str] = (),
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.username = username
+        self.password = password
+        self.token_prefix = token_prefix
+        self.session_prefix = session_prefix
+        self.expires_in = expires_in
+        self.token_delay = token_delay
+        self.login_delay = login_delay
+        self.valid_tokens: set[str] = set(static_tokens)
+        self.valid_sessions: set[str] = set(static_sessions)
+        self.issued_tokens: list[str] = []
+        self.issued_sessions: list[str] = []
+        self.logged_out: list[str] = []
+        self.token_answers: collections.deque[Step] = collections.deque()
+        self.login_answers: collections.deque[Step] = collections.deque()
+        self.api_answers: collections.deque[Step] = collections.deque()
+        self.requests: list[fota.Request] = []
+        self._lock = threading.Lock()
+
+    # -- what was received -------------------------------------------------------------------------------
+    def received(self, path: str) -> list[fota.Request]:
+        return [request for request in list(self.requests) if path_of(request) == path]
+
+    @property
+    def token_requests(self) -> list[fota.Request]:
+        return self.received(TOKEN_PATH)
+
+    @property
+    def login_requests(self) -> list[fota.Request]:
+        return self.received(LOGIN_PATH)
+
+    @property
+    def logout_requests(self) -> list[fota.Request]:
+        return self.received(LOGOUT_PATH)
+
+    @property
+    def api_requests(self) -> list[fota.Request]:
+        return [request for request in list(self.requests) if path_of(request).startswith("/api/fota/")]
+
+    def forget_tokens(self) -> None:
+        """The service no longer accepts the access tokens issued so far (as after a key rotation)."""
+        self.valid_tokens.clear()
+
+    def forget_sessions(self) -> None:
+        """Every M2M session issued so far has expired."""
+        self.valid_sessions.clear()
+
+    # -- the endpoints -----------------------------------------------------------------------------------
+    def _scripted(self, answers: collections.deque[Step]) -> Step | None:
+        with self._lock:
+            return answers.popleft() if answers else None
+
+    async def __call__(self, request: fota.Request) -> fota.Response:
+        self.requests.append(request)
+        path = path_of(request)
+        if path == TOKEN_PATH:
+            return await self._token(request)
+        if path == LOGIN_PATH:
+            return await self._login(request)
+        if path == LOGOUT_PATH:
+            return self._logout(request)
+        if path.startswith("/api/fota/"):
+            return await self._api(request)
+        return json_response(404, {"error": "no such path"})
+
+    async def _token(self, request: fota.Request) -> fota.Response:
+        step = self._scripted(self.token_answers)
+        if step is not None:
+            return await play(step, request)
+        basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if request.method != "POST" or request.headers.get("authorization") != f"Basic {basic}":
+            return json_response(401, {"error": "invalid_client", "error_description": "bad client"})
+        form = parse_qs(request.content.decode())
+        if form.get("grant_type") != ["client_credentials"]:
+            return json_response(400, {"error": "unsupported_grant_type", "error_description": "grant"})
+        if self.token_delay:
+            await anyio.sleep(self.token_delay)
+        with self._lock:
+            token = f"{self.token_prefix}{len(self.issued_tokens) + 1}"
+            self.issued_tokens.append(token)
+            self.valid_tokens.add(token)
+        return token_response(token, self.expires_in)
+
+    async def _login(self, request: fota.Request) -> fota.Response:
+        step = self._scripted(self.login_answers)
+        if step is not None:
+            return await play(step, request)
+        if bearer_of(request) not in self.valid_tokens:
+            return json_response(401, {"error": "invalid_token"})
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            body = None
+        if body != {"username": self.username, "password": self.password}:
+            return json_response(400, {"errorCode": "LoginFailed", "errorMessage": "bad username or password"})
+        if self.login_delay:
+            await anyio.sleep(self.login_delay)
+        with self._lock:
+            session = f"{self.session_prefix}{len(self.issued_sessions) + 1}"
+            self.issued_sessions.append(session)
+            self.valid_sessions.add(session)
+        return json_response(200, {"sessionToken": session})
+
+    def _logout(self, request: fota.Request) -> fota.Response:
+        session = request.headers.get("vz-m2m-token")
+        if bearer_of(request) not in self.valid_tokens or session not in self.valid_sessions:
+            return json_response(401, {"errorCode": "UnAuthorized", "errorMessage": "no such session"})
+        assert session is not None
+        self.valid_sessions.discard(session)
+        self.logged_out.append(session)
+        return json_response(200, {"success": True})
+
+    async def _api(self, request: fota.Request) -> fota.Response:
+        await anyio.lowlevel.checkpoint()  # like a network round trip, let concurrent calls overlap
+        step = self._scripted(self.api_answers)
+        if step is not None:
+            return await play(step, request)
+        if (
+            bearer_of(request) not in self.valid_tokens
+            or request.headers.get("vz-m2m-token") not in self.valid_sessions
+        ):
+            return json_response(401, {"errorCode": "UnAuthorized", "errorMessage": "token refused"})
+        return ok()
+
+
+class MemoryScript:
+    """In-memory twin of `ScriptedServer`: answers each request with the next scripted step (then `default`)."""
+
+    def __init__(self) -> None:
+        self._steps: collections.deque[Step] = collections.deque()
+        self.default: Step = fota.Response(599, {"content-type": "text/plain"}, b"unscripted request")
+        self.received: list[fota.Request] = []
+
+    def script(self, *steps: Step) -> None:
+        self._steps.extend(steps)
+
+    async def __call__(self, request: fota.Request) -> fota.Response:
+        self.received.append(request)
+        step = self._steps.popleft() if self._steps else self.default
+        return await play(step, request)
+
+
+class HandlerApp:
+    """Serves `handler` (an in-memory handler) as an ASGI app. A handler raising `ApiConnectionError`
+    makes the server cut the connection halfway through the response, like `Drop()`."""
+
+    def __init__(self) -> None:
+        self.handler: Callable[[fota.Request], Any] | None = None
+        self.base_url = ""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]]
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        query = scope["query_string"].decode()
+        url = self.base_url + raw_path + (f"?{query}" if query else "")
+        assert self.handler is not None, "no handler installed"
+        try:
+            response: fota.Response = await self.handler(fota.Request(scope["method"], url, headers, body))
+        except fota.ApiConnectionError:
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+            await send({"type": "http.response.body", "body": b'{"url":', "more_body": True})
+            raise ConnectionResetError("scripted drop") from None
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.raw()],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.content})
+
+
+def run_handler_app() -> Iterator[HandlerApp]:
+    app = HandlerApp()
+    with serve_in_thread(app) as base_url:
+        app.base_url = base_url
+        yield app
+
+
+class RecordingSleep:
+    """A `sleep=` for the client that records the delays and does not wait."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await anyio.lowlevel.checkpoint()
+
+
+class FakeClock:
+    """A `clock=` for the client that only moves when told to."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class LogCapture(logging.Handler):
+    """Collects every record of the "fota_callbacks" logger, at DEBUG and above."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def texts(self) -> list[str]:
+        """Everything a formatter or a structured-logging handler could show of each record."""
+        texts: list[str] = []
+        for record in self.records:
+            texts.append(record.getMessage())
+            for value in record.__dict__.values():
+                texts.extend((str(value), repr(value)))
+        return texts
+
+    def with_attribute(self, name: str, level: int | None = None) -> list[logging.LogRecord]:
+        return [
+            record for record in self.records if name in record.__dict__ and (level is None or record.levelno == level)
+        ]
+
+
+def capture_logs() -> Iterator[LogCapture]:
+    logger = logging.getLogger("fota_callbacks")
+    handler = LogCapture()
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll `condition` (real time) until it holds; fail the test after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await anyio.sleep(0.005)
+
+
+def assert_no_secret(texts: Iterable[str], secrets: Iterable[str]) -> None:
+    secrets = list(secrets)
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text, f"secret {secret!r} leaked in {text[:300]!r}"
+
+
+class Harness:
+    """One scripted server, in memory (`MemoryScript` + `InMemoryTransport`) or over real HTTP (the uvicorn
+    `ScriptedServer` + the default `HttpxTransport`), behind the same methods."""
+
+    def __init__(self, kind: str, server: ScriptedServer | None = None) -> None:
+        self.kind = kind
+        self.memory = MemoryScript()
+        self.server = server
+        self.base_url = server.base_url if server is not None else "https://thingspace.test"
+
+    def script(self, *steps: Step) -> None:
+        if self.server is not None:
+            self.server.script(*steps)
+        else:
+            self.memory.script(*steps)
+
+    def set_default(self, step: Step) -> None:
+        if self.server is not None:
+            self.server.default = step
+        else:
+            self.memory.default = step
+
+    @property
+    def attempts(self) -> int:
+        return len(self.server.received) if self.server is not None else len(self.memory.received)
+
+    def paths(self) -> list[str]:
+        if self.server is not None:
+            return [received.path for received in self.server.received]
+        return [path_of(request) for request in self.memory.received]
+
+    def header(self, index: int, name: str) -> str | None:
+        if self.server is not None:
+            return self.server.received[index].header(name)
+        return self.memory.received[index].headers.get(name)
+
+    def transport(self) -> fota.Transport:
+        if self.server is None:
+            return fota.InMemoryTransport(self.memory)
+        # Plain http:// to 127.0.0.1: skip loading the CA bundle (~60 ms per client), nothing else changes.
+        return fota.HttpxTransport(verify=False)
+
+    def client(self, **kwargs: Any) -> fota.FotaCallbacksClient:
+        """A client on this server; static credentials unless `kwargs` say otherwise."""
+        if "client_id" not in kwargs and "access_token" not in kwargs:
+            kwargs["access_token"] = "static-token"
+        if "username" not in kwargs and "m2m_token" not in kwargs:
+            kwargs["m2m_token"] = "static-session"
+        kwargs.setdefault("base_url", self.base_url)
+        if "transport" not in kwargs:
+            kwargs["transport"] = self.transport()
+        return fota.FotaCallbacksClient(**kwargs)
+
+
+@contextlib.asynccontextmanager
+async def resource_warnings() -> AsyncIterator[list[str]]:
+    """Collects the ResourceWarnings raised in the block, garbage collecting at its end. (trio warns when an
+    abandoned async generator is collected, and closes it in a later task, which frees the generators it
+    was iterating: under pytest's `error` filter, that would fail whichever test runs then.)"""
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield found
+        finally:
+            for _ in range(2):
+                gc.collect()
+                for _ in range(50):  # let trio's system tasks close the abandoned generators, one level a tick
+                    await anyio.lowlevel.checkpoint()
+    found.extend(str(w.message) for w in caught if issubclass(w.category, ResourceWarning))
