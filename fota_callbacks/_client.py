@@ -304,4 +304,6 @@ class FotaCallbacksClient:
         await self.aclose()
 
     def __repr__(self) -> str:
+        if "_auth" not in self.__dict__:  # __init__ refused its arguments
+            return "FotaCallbacksClient(<not initialised>)"
         return f"FotaCallbacksClient(base_url={self.base_url!r}, auth={self._auth!r})"

@@ -57,8 +57,9 @@ async def test_readme_block_runs(
 ) -> None:
     fake, base_url = served_fake
     monkeypatch.setenv("THINGSPACE_BASE_URL", base_url)
-    for name in ("THINGSPACE_CLIENT_ID", "THINGSPACE_CLIENT_SECRET", "THINGSPACE_M2M_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("THINGSPACE_M2M_TOKEN", raising=False)
+    monkeypatch.setenv("THINGSPACE_CLIENT_ID", "readme-client")
+    monkeypatch.setenv("THINGSPACE_CLIENT_SECRET", "readme-secret")
     monkeypatch.setenv("THINGSPACE_USERNAME", "readme-user")
     monkeypatch.setenv("THINGSPACE_PASSWORD", "readme-password")
     compiled = compile(code, f"README.md:{line}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
