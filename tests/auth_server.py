@@ -27,7 +27,7 @@ import anyio
 import anyio.lowlevel
 
 import fota_callbacks as fota
-from fota_callbacks.testing._serve import serve_in_thread
+from fota_callbacks.testing import serve_app
 from tests.scripted_server import Drop, Hang, ScriptedServer, Slow, Step
 
 TOKEN_PATH = "/api/ts/v1/oauth2/token"
@@ -286,7 +286,7 @@ class HandlerApp:
 
 def run_handler_app() -> Iterator[HandlerApp]:
     app = HandlerApp()
-    with serve_in_thread(app) as base_url:
+    with serve_app(app) as base_url:
         app.base_url = base_url
         yield app
 

@@ -18,7 +18,7 @@ import anyio
 import attrs
 
 import fota_callbacks as fota
-from fota_callbacks.testing._serve import serve_in_thread
+from fota_callbacks.testing import serve_app
 
 
 @attrs.frozen
@@ -121,6 +121,6 @@ class ScriptedServer:
 
 def run_scripted_server() -> Iterator[ScriptedServer]:
     server = ScriptedServer()
-    with serve_in_thread(server) as base_url:
+    with serve_app(server) as base_url:
         server.base_url = base_url
         yield server

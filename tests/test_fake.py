@@ -12,8 +12,7 @@ import attrs
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.testing import AccountCallbacks, FakeThingSpace, Fault, serve
-from fota_callbacks.testing._serve import serve_in_thread
+from fota_callbacks.testing import AccountCallbacks, FakeThingSpace, Fault, serve, serve_app
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +56,7 @@ class Switchboard:
 @pytest.fixture(scope="session")
 def switchboard() -> Iterator[tuple[Switchboard, str]]:
     board = Switchboard()
-    with serve_in_thread(board) as base_url:
+    with serve_app(board) as base_url:
         yield board, base_url
 
 

@@ -7,7 +7,6 @@ import importlib.util
 import json
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-import uvicorn
 from fastapi import FastAPI
 
 import fota_callbacks as fota
@@ -29,7 +27,7 @@ from fota_callbacks.integrations.fastapi import (
     fota_lifespan,
     get_app_client,
 )
-from fota_callbacks.testing._serve import serve_in_thread
+from fota_callbacks.testing import serve_app
 from tests.scripted_server import ScriptedServer
 
 pytestmark = pytest.mark.anyio
@@ -51,28 +49,6 @@ class V2ListService:
         self.calls += 1
         await anyio.sleep(0.001)  # let the other requests interleave
         return fota.Response(200, {"content-type": "application/json"}, json.dumps({"url": LISTENER_URL}).encode())
-
-
-@contextlib.contextmanager
-def serve_with_lifespan(app: FastAPI) -> Iterator[str]:
-    """Like `serve_in_thread`, with the app's lifespan run (serve_in_thread turns lifespan events off).
-
-    The block ends after uvicorn has shut the app down.
-    """
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.005)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        assert not thread.is_alive()
 
 
 # --- the shared client ------------------------------------------------------------------------------------------
@@ -105,7 +81,7 @@ async def test_one_client_serves_concurrent_requests_and_is_closed_at_shutdown()
     # 200 requests at once over 20 connections: the server runs up to 20 calls on the one client concurrently
     # (more connections only make the test slower: both HTTP stacks are pure Python).
     limits = httpx.Limits(max_connections=20)
-    with serve_with_lifespan(app) as base_url:
+    with serve_app(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits) as http:
 
             async def get() -> None:
@@ -215,7 +191,7 @@ class Listener:
 @pytest.fixture(scope="module")
 def _listener() -> Iterator[Listener]:
     listener = Listener()
-    with serve_in_thread(listener.app) as base_url:
+    with serve_app(listener.app) as base_url:
         listener.base_url = base_url
         yield listener
 

@@ -12,7 +12,7 @@ import anyio
 from .._errors import ApiConnectionError
 from ..transport.base import Headers, Request, Response
 from ..transport.memory import Handler
-from ._serve import serve_in_thread
+from ._serve import serve_app
 
 if TYPE_CHECKING:
     from ._fake import FakeThingSpace
@@ -153,5 +153,5 @@ def serve(fake: FakeThingSpace, host: str = "127.0.0.1", port: int = 0) -> Itera
         with serve(fake) as base_url:
             async with FotaCallbacksClient(base_url=base_url, ...) as client: ...
     """
-    with serve_in_thread(fake.asgi_app, host=host, port=port) as base_url:
+    with serve_app(fake.asgi_app, host=host, port=port) as base_url:
         yield base_url

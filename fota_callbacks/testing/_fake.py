@@ -54,6 +54,19 @@ Errors of the callbacks and session endpoints: `{"errorCode": ..., "errorMessage
 - 413 RequestTooLarge (over HTTP only): a request body over 1 MiB;
 - InjectedFault: the default body of `Fault.status(...)`.
 
+Callback delivery (ThingSpace -> the registered URL)
+- `await emit(account, message, version=...)`, `emit_firmware_list(...)` and `emit_upgrade_event(...)` POST a
+  callback message (JSON, `Content-Type: application/json`) to the URL registered for the account: for V1 the
+  registration of `service` ("Fota"), for V2/V3 the account's URL of that version. Nothing registered:
+  `CallbackNotRegisteredError`, nothing sent. Messages have the documented shape (wire.md): `accountName`,
+  `participantName`, `type`, `username` and `password` (V1: the registration's, echoed; else ""),
+  `firmwareList` and `upgradeScheduled`, the elements not relevant to the type empty (`[]`, `{}`).
+- Only to the registered URL, or where `redirect_deliveries(registered_url, to=...)` says (exactly that
+  registered URL; e.g. to an `http://127.0.0.1` listener in tests, as V2/V3 register only https:// URLs).
+  No redirects followed, no retries, no proxies; each delivery has a timeout (`delivery_timeout`).
+- The listener's answer, whatever its status, is returned as a `Delivery` and recorded in `deliveries`; no
+  answer (connection refused, timeout) raises `CallbackDeliveryError`, recorded too.
+
 Faults injected with `inject` apply to the next matching requests before any routing or auth check is
 acted on; a request is recorded whatever happens to it. State changes happen without an await in between and
 under a lock, so many tasks (and the HTTP server's thread) can use one fake at once.
@@ -66,6 +79,7 @@ import binascii
 import json
 import re
 import secrets
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
@@ -74,14 +88,31 @@ from urllib.parse import parse_qsl, unquote
 
 import anyio
 import attrs
+import httpx
 
 from .._client import FotaCallbacksClient
 from .._errors import ApiConnectionError, InvalidArgumentError
 from .._validation import check_account, check_callback_url
+from ..callbacks import CallbackMessage, CallbackMessageType, Firmware, UpgradeSchedule
 from ..transport.base import Headers, Request, Response
 from ..transport.memory import InMemoryTransport
-from ..v1.models import FotaV1CallbackRegistrationRequest, RegisteredCallbacks
+from ..v1.models import CallbackService, FotaV1CallbackRegistrationRequest, RegisteredCallbacks
 from ._asgi import AsgiApp
+from ._delivery import (
+    DEFAULT_DELIVERY_TIMEOUT,
+    Deliverer,
+    Delivery,
+    DeliveryVersion,
+    UpgradeEventType,
+    check_service,
+    check_version,
+    complete_message,
+    firmware_list_json,
+    message_json,
+    registration_error,
+    upgrade_event_type,
+    upgrade_schedule_json,
+)
 from ._faults import Fault, FaultQueue
 from ._records import Operation, RecordedRequest, Version, check_filter
 
@@ -291,6 +322,12 @@ class FakeThingSpace:
     `token_lifetime` is the life of the access tokens it issues, in seconds of its clock. The clock starts at 0
     and moves only with `advance()`; pass `clock` to read another one (`advance()` then adds to it).
     `record_requests=False` stops recording requests (for long benchmarks).
+
+    Callback messages (`emit*`) are POSTed with a short-lived `httpx.AsyncClient` per delivery, checking
+    certificates with `delivery_verify` (True: httpx's default CAs, i.e. certifi or `SSL_CERT_FILE`/`SSL_CERT_DIR`;
+    an `ssl.SSLContext`, e.g. trusting a test CA; False: no check) and no proxy from the environment, within
+    `delivery_timeout` seconds. `delivery_client` replaces that client (e.g. `httpx.AsyncClient(
+    transport=httpx.ASGITransport(app))` to deliver to an app in-process); it is never closed by the fake.
     """
 
     def __init__(
@@ -299,6 +336,9 @@ class FakeThingSpace:
         token_lifetime: float = 3600.0,
         clock: Callable[[], float] | None = None,
         record_requests: bool = True,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        delivery_verify: ssl.SSLContext | bool = True,
+        delivery_client: httpx.AsyncClient | None = None,
     ) -> None:
         if isinstance(token_lifetime, bool) or not isinstance(token_lifetime, (int, float)) or not token_lifetime > 0:
             raise ValueError(f"token_lifetime must be a positive number of seconds, got {token_lifetime!r}")
@@ -332,6 +372,7 @@ class FakeThingSpace:
             "login": self._login,
             "logout": self._logout,
         }
+        self._deliverer = Deliverer(timeout=delivery_timeout, verify=delivery_verify, client=delivery_client)
         self.asgi_app = AsgiApp(self.handle)
         """An ASGI 3 application serving this fake over HTTP (e.g. with uvicorn, or `serve(fake)`)."""
 
@@ -448,6 +489,8 @@ class FakeThingSpace:
             state = self._accounts.setdefault(account, _AccountState())
             state.v1.update(entries)
             state.urls.update(urls)
+            for version in ("v1", *urls) if entries else urls:
+                state.changed(version)  # the cached listing answer is stale now
 
     @staticmethod
     def _seed_entry(account: str, item: object) -> tuple[str, RegisteredCallbacks]:
@@ -467,9 +510,9 @@ class FakeThingSpace:
         )
 
     def reset(self) -> None:
-        """Forget every registration, token, session, armed fault and recorded request.
+        """Forget every registration, token, session, armed fault, recorded request and recorded delivery.
 
-        `accept_only` restrictions and the clock are kept.
+        `accept_only` restrictions, delivery redirects and the clock are kept.
         """
         with self._lock:
             self._accounts.clear()
@@ -477,6 +520,7 @@ class FakeThingSpace:
             self._sessions.clear()
             self._recorded.clear()
         self._faults.clear()
+        self._deliverer.clear()
 
     # -- recording and faults --------------------------------------------------------------------------------
 
@@ -522,6 +566,139 @@ class FakeThingSpace:
     def clear_faults(self) -> None:
         """Disarm every injected fault."""
         self._faults.clear()
+
+    # -- callback delivery -----------------------------------------------------------------------------------
+
+    async def emit(
+        self,
+        account: str,
+        message: Mapping[str, Any] | CallbackMessage | bytes,
+        *,
+        version: DeliveryVersion = "v1",
+        service: str | CallbackService = CallbackService.FOTA,
+    ) -> Delivery:
+        """POST a callback message to the URL registered for `account` and `version` (V1: the registration of
+        `service`), as ThingSpace does; return the listener's answer as a `Delivery` (also in `deliveries`).
+
+        `message` is a JSON object (a mapping with camelCase keys, as on the wire) or a `CallbackMessage` model;
+        the documented keys it lacks are filled in: `accountName` (the account), `username` and `password` (V1:
+        the registration's, echoed; else ""), `participantName` (""), `firmwareList` ([]), `upgradeScheduled`
+        ({}). Keys it has are sent as given (a wrong `password` plays a forged message). `bytes` are sent
+        verbatim. The delivery may take up to `delivery_timeout` seconds.
+
+        Raises `CallbackNotRegisteredError` (a `LookupError`) when nothing is registered, before sending;
+        `CallbackDeliveryError` when the listener does not answer. Any HTTP status is an answer: see
+        `Delivery.status_code` / `.ok`.
+        """
+        account = check_account(account)
+        version = check_version(version)
+        name = check_service(service)
+        if isinstance(message, (bytes, bytearray, memoryview)):
+            registered_url, _, _ = self._delivery_target(account, version, name)
+            content = bytes(message)
+        else:
+            data = message_json(message)
+            registered_url, username, password = self._delivery_target(account, version, name)
+            data = complete_message(data, account=account, username=username, password=password)
+            content = json.dumps(data, separators=(",", ":")).encode()
+        return await self._deliverer.deliver(
+            account=account,
+            version=version,
+            service=name if version == "v1" else None,
+            registered_url=registered_url,
+            content=content,
+        )
+
+    async def emit_firmware_list(
+        self,
+        account: str,
+        firmware: Iterable[Firmware | Mapping[str, Any]],
+        *,
+        version: DeliveryVersion = "v1",
+        participant_name: str = "",
+        extra: Mapping[str, Any] | None = None,
+        service: str | CallbackService = CallbackService.FOTA,
+    ) -> Delivery:
+        """Emit a `firmwareList` message (new firmware is available) listing `firmware` (`Firmware` models, or
+        JSON objects with camelCase keys), with `upgradeScheduled` empty. `extra` adds or replaces top-level
+        keys. Otherwise as `emit`."""
+        data: dict[str, Any] = {
+            "participantName": participant_name,
+            "type": "firmwareList",
+            "firmwareList": firmware_list_json(firmware),
+            "upgradeScheduled": {},
+            **(extra or {}),
+        }
+        return await self.emit(account, data, version=version, service=service)
+
+    async def emit_upgrade_event(
+        self,
+        account: str,
+        type: UpgradeEventType | CallbackMessageType,
+        *,
+        upgrade_id: str | None = None,
+        firmware_name: str | None = None,
+        start_date: str | None = None,
+        upgrade: UpgradeSchedule | Mapping[str, Any] | None = None,
+        version: DeliveryVersion = "v1",
+        participant_name: str = "",
+        extra: Mapping[str, Any] | None = None,
+        service: str | CallbackService = CallbackService.FOTA,
+    ) -> Delivery:
+        """Emit an `upgradeScheduled`, `upgradeProgress` or `upgradeFinished` message, with `firmwareList` empty.
+
+        Its `upgradeScheduled` object is `upgrade` (a model or JSON object), with `upgradeId`, `firmwareName`
+        and `startDate` set from the keywords given; `{}` when none is. What else ThingSpace sends in progress
+        and finished messages is not published: pass it in `extra` (top-level keys added or replaced, e.g.
+        `{"status": "InProgress"}`). Otherwise as `emit`.
+        """
+        data: dict[str, Any] = {
+            "participantName": participant_name,
+            "type": upgrade_event_type(type),
+            "firmwareList": [],
+            "upgradeScheduled": upgrade_schedule_json(
+                upgrade, upgrade_id=upgrade_id, firmware_name=firmware_name, start_date=start_date
+            ),
+            **(extra or {}),
+        }
+        return await self.emit(account, data, version=version, service=service)
+
+    def redirect_deliveries(self, registered_url: str, to: str | None) -> None:
+        """Deliver the messages meant for `registered_url` (exactly as registered) to `to` instead, e.g. to the
+        `http://127.0.0.1:PORT/...` of a test's listener, since V2/V3 accept only https:// registrations.
+        `to=None` removes the redirect. Redirects are kept by `reset()`."""
+        self._deliverer.redirect(registered_url, to)
+
+    @property
+    def delivery_redirects(self) -> dict[str, str]:
+        """The redirects in force: registered URL -> where its messages go."""
+        return self._deliverer.redirects
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every callback delivery attempted so far (since `clear_deliveries`/`reset`), in order."""
+        return self._deliverer.deliveries
+
+    def clear_deliveries(self) -> None:
+        """Forget the deliveries recorded so far."""
+        self._deliverer.clear()
+
+    def _delivery_target(
+        self, account: str, version: DeliveryVersion, service: str
+    ) -> tuple[str, str | None, str | None]:
+        """The URL registered for `account` and `version` (V1: `service`), with the V1 username and password."""
+        with self._lock:
+            state = self._accounts.get(account)
+            if state is not None:
+                if version == "v1":
+                    entry = state.v1.get(service)
+                    if entry is not None and entry.url is not None:
+                        return entry.url, entry.username, entry.password
+                else:
+                    url = state.urls.get(version)
+                    if url is not None:
+                        return url, None, None
+        raise registration_error(account, version, service)
 
     # -- the core --------------------------------------------------------------------------------------------
 

@@ -8,11 +8,11 @@ import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
-__all__ = ["serve_in_thread"]
+__all__ = ["serve_app"]
 
 
 @contextlib.contextmanager
-def serve_in_thread(
+def serve_app(
     app: Any,
     *,
     host: str = "127.0.0.1",
