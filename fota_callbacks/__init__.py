@@ -44,7 +44,16 @@ from .callbacks import (
     UpgradeStatus,
     parse_callback_message,
 )
-from .transport import Headers, HttpxTransport, InMemoryTransport, Request, Response, Transport
+from .transport import (
+    AiohttpTransport,
+    Headers,
+    Httpx2Transport,
+    HttpxTransport,
+    InMemoryTransport,
+    Request,
+    Response,
+    Transport,
+)
 from .v1 import (
     CallbackService,
     FotaV1CallbackRegistrationRequest,
@@ -69,6 +78,7 @@ from .v3 import (
 )
 
 __all__ = [
+    "AiohttpTransport",
     "ApiConnectionError",
     "ApiError",
     "ApiResponse",
@@ -104,6 +114,7 @@ __all__ = [
     "FotaV3ResultException",
     "FotaV3SuccessResult",
     "Headers",
+    "Httpx2Transport",
     "HttpxTransport",
     "InMemoryTransport",
     "InvalidArgumentError",

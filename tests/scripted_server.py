@@ -64,7 +64,6 @@ class ScriptedServer:
         self.received: list[Received] = []
         self.default: Step = fota.Response(599, {"content-type": "text/plain"}, b"unscripted request")
         self.base_url = ""
-        self.open_connections = 0
 
     def reset(self) -> None:
         with self._lock:

@@ -399,11 +399,6 @@ async def test_middleware_sees_dropped_attempts_as_errors(harness: Harness) -> N
 # -- odd bodies --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="BUG: HttpxTransport.send (transport/httpx.py, `except package.timeout_error/transport_error`) misses "
-    "httpx.DecodingError (a RequestError, not a TransportError): it escapes raw for a broken Content-Encoding",
-    strict=True,
-)
 async def test_broken_content_encoding_is_a_fota_error(scripted_server: ScriptedServer) -> None:
     scripted_server.script(fota.Response(200, {"content-encoding": "gzip"}, b"this is not gzip"))
     # (httpx abandons its own body generators on a decoding error: trio warns when they are collected.)
