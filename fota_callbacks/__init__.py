@@ -1,6 +1,6 @@
 """Async Python SDK for Verizon ThingSpace Software Management (FOTA) Callbacks V1, V2 and V3."""
 
-from ._auth import M2MSessionLogin, OAuthClientCredentials, SessionLoginError, StaticToken, TokenSource
+from ._auth import M2MSessionLogin, OAuthClientCredentials, StaticToken, TokenSource
 from ._client import FotaCallbacksClient
 from ._environments import Environment
 from ._errors import (
@@ -10,6 +10,7 @@ from ._errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    ErrorCodeError,
     FotaError,
     FotaResultException,
     FotaV1ResultException,
@@ -23,6 +24,7 @@ from ._errors import (
     RateLimitError,
     ResponseValidationError,
     ServerError,
+    SessionLoginError,
 )
 from ._pipeline import ApiResponse, ClientClosedError, Middleware, SendNext
 from ._retry import RetryPolicy
@@ -95,6 +97,7 @@ __all__ = [
     "ConflictError",
     "DeviceStatus",
     "Environment",
+    "ErrorCodeError",
     "Firmware",
     "FirmwareListMessage",
     "FotaCallbacksClient",

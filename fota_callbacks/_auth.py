@@ -20,12 +20,7 @@ import anyio
 import attrs
 
 from ._constants import TOKEN_EXPIRY_MARGIN, USER_AGENT
-from ._errors import (
-    AuthenticationError,
-    InvalidArgumentError,
-    OAuthError,
-    ResponseValidationError,
-)
+from ._errors import InvalidArgumentError, OAuthError, ResponseValidationError, SessionLoginError
 from .transport.base import Request, Response
 
 __all__ = [
@@ -34,7 +29,6 @@ __all__ = [
     "Exchange",
     "M2MSessionLogin",
     "OAuthClientCredentials",
-    "SessionLoginError",
     "StaticToken",
     "TokenSource",
 ]
@@ -47,17 +41,6 @@ _HEADER_UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 Exchange = Callable[..., Awaitable[tuple[Request, Response, int]]]
 """The pipeline's retrying send, without API error mapping: `(method, url, headers, content, auth=...)`."""
-
-
-class SessionLoginError(AuthenticationError):
-    """The M2M session login was refused. `error_code`/`error_message` come from the documented 400 body."""
-
-    def __init__(
-        self, message: str, *, error_code: str | None = None, error_message: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(message, **kwargs)
-        self.error_code = error_code
-        self.error_message = error_message
 
 
 @runtime_checkable
@@ -205,6 +188,21 @@ def _str_or_none(data: dict[str, Any] | None, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _usable_token(data: dict[str, Any] | None, key: str, status_code: int) -> str:
+    """The token under `key` of a 2xx body, which must be a non-empty header-safe string.
+
+    The body is withheld from the error: it may hold a token after all.
+    """
+    token = _str_or_none(data, key)
+    if not token or _HEADER_UNSAFE.search(token):
+        raise ResponseValidationError(
+            status_code=status_code,
+            body=b"<withheld: may hold a token>",
+            errors=[f"{key} missing or not a usable string @ $.{key}"],
+        )
+    return token
+
+
 def _error_kwargs(request: Request, response: Response) -> dict[str, Any]:
     return {
         "status_code": response.status_code,
@@ -268,13 +266,7 @@ class OAuthClientCredentials(_RenewableToken):
             )
             exc.retries_taken = retries
             raise exc
-        token = _str_or_none(data, "access_token")
-        if not token or _HEADER_UNSAFE.search(token):
-            raise ResponseValidationError(
-                status_code=response.status_code,
-                body=b"<token response withheld>",
-                errors=["access_token missing or not a usable string @ $.access_token"],
-            )
+        token = _usable_token(data, "access_token", response.status_code)
         expires_in = None if data is None else data.get("expires_in")
         if isinstance(expires_in, str) and expires_in.isdigit():
             expires_in = int(expires_in)
@@ -317,26 +309,12 @@ class M2MSessionLogin(_RenewableToken):
     async def _fetch(self) -> tuple[str, float | None]:
         headers = (("Content-Type", "application/json"), ("Accept", "application/json"), ("User-Agent", USER_AGENT))
         request, response, retries = await self._exchange("POST", self._login_url, headers, self._body, auth=self._auth)
-        data = _json_object(response)
         if not 200 <= response.status_code < 300:
-            code = _str_or_none(data, "errorCode")
-            message = _str_or_none(data, "errorMessage")
-            detail = ": ".join(part for part in (code, message) if part) or "no error code in the body"
-            exc = SessionLoginError(
-                f"M2M session login refused (HTTP {response.status_code}): {detail}",
-                error_code=code,
-                error_message=message,
-                **_error_kwargs(request, response),
-            )
+            where = f"M2M session login refused (HTTP {response.status_code})"
+            exc = SessionLoginError.from_response(where, **_error_kwargs(request, response))
             exc.retries_taken = retries
             raise exc
-        token = _str_or_none(data, "sessionToken")
-        if not token or _HEADER_UNSAFE.search(token):
-            raise ResponseValidationError(
-                status_code=response.status_code,
-                body=b"<login response withheld>",
-                errors=["sessionToken missing or not a usable string @ $.sessionToken"],
-            )
+        token = _usable_token(_json_object(response), "sessionToken", response.status_code)
         log.debug("logged in an M2M session")
         return token, None
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from .transport.base import Headers, Request
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "ErrorCodeError",
     "FotaError",
     "FotaResultException",
     "FotaV1ResultException",
@@ -29,6 +32,7 @@ __all__ = [
     "RateLimitError",
     "ResponseValidationError",
     "ServerError",
+    "SessionLoginError",
 ]
 
 
@@ -138,13 +142,11 @@ class ServerError(ApiError):
     """HTTP 5xx."""
 
 
-class FotaResultException(BadRequestError):
-    """A 400 from a Software Management callbacks API, with the documented `errorCode`/`errorMessage` body.
+class ErrorCodeError(ApiError):
+    """An `ApiError` whose body is ThingSpace's documented `{"errorCode": ..., "errorMessage": ...}`.
 
-    `error_code` and `error_message` are None when the body is not the documented JSON.
+    `error_code` and `error_message` are None when the body is not that JSON.
     """
-
-    version: ClassVar[str] = ""
 
     def __init__(
         self, message: str, *, error_code: str | None = None, error_message: str | None = None, **kwargs: Any
@@ -154,7 +156,7 @@ class FotaResultException(BadRequestError):
         self.error_message = error_message
 
     @classmethod
-    def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> FotaResultException:
+    def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> Self:
         """Read the documented `{"errorCode", "errorMessage"}` body; any other body leaves both None."""
         try:
             data = json.loads(body)
@@ -166,6 +168,19 @@ class FotaResultException(BadRequestError):
             message = data.get("errorMessage") if isinstance(data.get("errorMessage"), str) else None
         detail = ": ".join(part for part in (code, message) if part) or "body is not the documented error JSON"
         return cls(f"{where}: {detail}", error_code=code, error_message=message, body=body, **kwargs)
+
+
+class FotaResultException(ErrorCodeError, BadRequestError):
+    """A 400 from a Software Management callbacks API, with the documented `errorCode`/`errorMessage` body.
+
+    `error_code` and `error_message` are None when the body is not the documented JSON.
+    """
+
+    version: ClassVar[str] = ""
+
+
+class SessionLoginError(ErrorCodeError, AuthenticationError):
+    """The M2M session login was refused. `error_code`/`error_message` come from the documented 400 body."""
 
 
 class FotaV1ResultException(FotaResultException):

@@ -10,8 +10,7 @@ import anyio
 import sniffio
 
 from .._constants import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES
-from .._errors import ApiConnectionError, ApiTimeoutError
-from ._common import ca_bundle_context, import_extra
+from ._common import ca_bundle_context, check_declared_length, import_extra, no_response, too_large
 from .base import Request, Response
 
 if TYPE_CHECKING:
@@ -161,37 +160,21 @@ class AiohttpTransport:
             response.release()
         # The except clauses are evaluated only when something is raised: the lookups cost nothing per call.
         except self._timeout_errors as exc:
-            raise ApiTimeoutError(
-                f"timed out: {type(exc).__name__}",
-                request=request,
-                request_sent=not isinstance(exc, self._not_sent),
-            ) from exc
+            raise no_response(exc, request, sent=not isinstance(exc, self._not_sent), timeout=True) from exc
         except self._client_error as exc:
-            raise ApiConnectionError(
-                f"connection failed: {type(exc).__name__}: {exc}",
-                request=request,
-                request_sent=not isinstance(exc, self._not_sent),
-            ) from exc
+            raise no_response(exc, request, sent=not isinstance(exc, self._not_sent), timeout=False) from exc
         return Response(response.status, response.headers.items(), content)
 
     async def _read(self, response: aiohttp.ClientResponse, request: Request) -> bytes:
         limit = self._max_response_bytes
-        declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise ApiConnectionError(
-                f"response body of {declared} bytes exceeds max_response_bytes={limit}",
-                request=request,
-                request_sent=True,
-            )
+        check_declared_length(response.headers.get("Content-Length"), limit, request)
         stream = response.content
         chunks: list[bytes] = []
         size = 0
         while chunk := await stream.readany():  # decompressed: the limit holds for what is kept in memory
             size += len(chunk)
             if size > limit:
-                raise ApiConnectionError(
-                    f"response body exceeds max_response_bytes={limit}", request=request, request_sent=True
-                )
+                raise too_large(limit, request)
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -16,8 +16,7 @@ import attrs
 import httpx
 
 from .._constants import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES
-from .._errors import ApiConnectionError, ApiTimeoutError
-from ._common import ca_bundle_context, import_extra
+from ._common import ca_bundle_context, check_declared_length, import_extra, no_response, too_large
 from .base import Request, Response
 
 __all__ = ["HttpxTransport"]
@@ -165,28 +164,14 @@ class _HttpxFamilyTransport(Generic[ClientT]):
                 await http_response.aclose()
         # The except clauses are evaluated only when something is raised: the lookups cost nothing per call.
         except package.timeout_error as exc:
-            raise ApiTimeoutError(
-                f"timed out: {type(exc).__name__}",
-                request=request,
-                request_sent=not isinstance(exc, package.not_sent),
-            ) from exc
+            raise no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=True) from exc
         except package.request_error as exc:
-            raise ApiConnectionError(
-                f"connection failed: {type(exc).__name__}: {exc}",
-                request=request,
-                request_sent=not isinstance(exc, package.not_sent),
-            ) from exc
+            raise no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=False) from exc
         return Response(http_response.status_code, http_response.headers.multi_items(), content)
 
     async def _read(self, response: _StreamedResponse, request: Request) -> bytes:
         limit = self._max_response_bytes
-        declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise ApiConnectionError(
-                f"response body of {declared} bytes exceeds max_response_bytes={limit}",
-                request=request,
-                request_sent=True,
-            )
+        check_declared_length(response.headers.get("content-length"), limit, request)
         chunks: list[bytes] = []
         size = 0
         stream = response.aiter_bytes()
@@ -194,9 +179,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
             size += len(chunk)
             if size > limit:
                 await _abandon(response, stream)
-                raise ApiConnectionError(
-                    f"response body exceeds max_response_bytes={limit}", request=request, request_sent=True
-                )
+                raise too_large(limit, request)
             chunks.append(chunk)
         return b"".join(chunks)
 
