@@ -1,5 +1,7 @@
 """Async Python SDK for Verizon ThingSpace Software Management (FOTA) Callbacks V1, V2 and V3."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._auth import M2MSessionLogin, OAuthClientCredentials, StaticToken, TokenSource
 from ._client import FotaCallbacksClient
 from ._environments import Environment
@@ -29,23 +31,6 @@ from ._errors import (
 from ._pipeline import ApiResponse, ClientClosedError, Middleware, SendNext
 from ._retry import RetryPolicy
 from ._version import __version__
-from .callbacks import (
-    VERIZON_CALLBACK_SOURCE_IPS,
-    CallbackMessage,
-    CallbackMessageType,
-    CallbackParseError,
-    CampaignState,
-    DeviceStatus,
-    Firmware,
-    FirmwareListMessage,
-    UnknownCallbackMessage,
-    UpgradeFinishedMessage,
-    UpgradeProgressMessage,
-    UpgradeSchedule,
-    UpgradeScheduledMessage,
-    UpgradeStatus,
-    parse_callback_message,
-)
 from .transport import (
     AiohttpTransport,
     Headers,
@@ -153,3 +138,52 @@ __all__ = [
     "parse_callback_message",
     "__version__",
 ]
+
+if TYPE_CHECKING:
+    from .callbacks import (
+        VERIZON_CALLBACK_SOURCE_IPS,
+        CallbackMessage,
+        CallbackMessageType,
+        CallbackParseError,
+        CampaignState,
+        DeviceStatus,
+        Firmware,
+        FirmwareListMessage,
+        UnknownCallbackMessage,
+        UpgradeFinishedMessage,
+        UpgradeProgressMessage,
+        UpgradeSchedule,
+        UpgradeScheduledMessage,
+        UpgradeStatus,
+        parse_callback_message,
+    )
+
+# The callback-message models are for listeners, not for every caller: loaded on first use (PEP 562), which
+# keeps `import fota_callbacks` cheaper.
+_CALLBACK_NAMES = frozenset(
+    {
+        "VERIZON_CALLBACK_SOURCE_IPS",
+        "CallbackMessage",
+        "CallbackMessageType",
+        "CallbackParseError",
+        "CampaignState",
+        "DeviceStatus",
+        "Firmware",
+        "FirmwareListMessage",
+        "UnknownCallbackMessage",
+        "UpgradeFinishedMessage",
+        "UpgradeProgressMessage",
+        "UpgradeSchedule",
+        "UpgradeScheduledMessage",
+        "UpgradeStatus",
+        "parse_callback_message",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CALLBACK_NAMES:
+        from . import callbacks
+
+        return getattr(callbacks, name)
+    raise AttributeError(f"module 'fota_callbacks' has no attribute {name!r}")

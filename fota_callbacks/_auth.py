@@ -21,7 +21,7 @@ import attrs
 
 from ._constants import TOKEN_EXPIRY_MARGIN, USER_AGENT
 from ._errors import InvalidArgumentError, OAuthError, ResponseValidationError, SessionLoginError
-from .transport.base import Request, Response
+from .transport.base import Headers, Request, Response
 
 __all__ = [
     "Auth",
@@ -74,6 +74,10 @@ class StaticToken:
 
     def __init__(self, value: str, *, parameter: str = "token") -> None:
         self._value = check_header_value(value, parameter)
+
+    @property
+    def value(self) -> str:
+        return self._value
 
     async def get_token(self) -> str:
         return self._value
@@ -343,28 +347,45 @@ class AuthSnapshot:
     bearer: str
     m2m: str | None
     headers: tuple[tuple[str, str], ...]
+    _merged: dict[tuple[tuple[str, str], ...], Headers] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def request_headers(self, base: tuple[tuple[str, str], ...]) -> Headers:
+        """`base` followed by the credential headers, built once per snapshot and kind of request."""
+        merged = self._merged.get(base)
+        if merged is None:
+            merged = self._merged[base] = Headers(base + self.headers)
+        return merged
+
+
+def _snapshot(bearer: str, m2m: str | None) -> AuthSnapshot:
+    pairs = [("Authorization", f"Bearer {bearer}")]
+    if m2m is not None:
+        pairs.append(("VZ-M2M-Token", m2m))
+    for _, value in pairs:
+        if _HEADER_UNSAFE.search(value):
+            raise InvalidArgumentError("token", "a token source returned a value that is not visible ASCII")
+    return AuthSnapshot(bearer, m2m, tuple(pairs))
 
 
 class Auth:
     """The bearer token source and (for the callbacks APIs) the M2M session token source of a client."""
 
-    __slots__ = ("bearer", "m2m")
+    __slots__ = ("bearer", "m2m", "static")
 
     def __init__(self, bearer: TokenSource, m2m: TokenSource | None) -> None:
         self.bearer = bearer
         self.m2m = m2m
+        # Tokens that never change make one snapshot for the client's life: no per-call token lookups.
+        self.static: AuthSnapshot | None = None
+        if isinstance(bearer, StaticToken) and (m2m is None or isinstance(m2m, StaticToken)):
+            self.static = _snapshot(bearer.value, None if m2m is None else m2m.value)
 
     async def current(self) -> AuthSnapshot:
+        if self.static is not None:
+            return self.static
         bearer = await self.bearer.get_token()
-        pairs = [("Authorization", f"Bearer {bearer}")]
-        m2m = None
-        if self.m2m is not None:
-            m2m = await self.m2m.get_token()
-            pairs.append(("VZ-M2M-Token", m2m))
-        for _, value in pairs:
-            if _HEADER_UNSAFE.search(value):
-                raise InvalidArgumentError("token", "a token source returned a value that is not visible ASCII")
-        return AuthSnapshot(bearer, m2m, tuple(pairs))
+        m2m = None if self.m2m is None else await self.m2m.get_token()
+        return _snapshot(bearer, m2m)
 
     async def invalidate(self, snapshot: AuthSnapshot) -> bool:
         """The API refused `snapshot` (401): drop what can be renewed. True when a retry can use new tokens."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -62,7 +63,7 @@ class ApiVersion:
 class Endpoint(Generic[T]):
     """One operation: method, path template under the version's base path, and how its 2xx body decodes."""
 
-    __slots__ = ("_template", "decode", "method", "name", "version")
+    __slots__ = ("_decode", "_empty", "_prefix", "_response", "_single", "_template", "method", "name", "version")
 
     def __init__(
         self,
@@ -83,15 +84,34 @@ class Endpoint(Generic[T]):
             template.append("/")
             template.append(None if segment.startswith("{") else segment)
         self._template = tuple(template)
-        self.decode: Callable[[bytes, int], T] = decoder(response, empty=empty)
+        # Most paths end in their only parameter: then a path is a prefix and one encoded segment.
+        self._single = template.count(None) == 1 and template[-1] is None
+        self._prefix = "".join(part for part in template if part is not None)
+        self._response = response
+        self._empty = empty
+        self._decode: Callable[[bytes, int], T] | None = None  # built on first use: import stays cheap
+
+    def decode(self, body: bytes, status_code: int) -> T:
+        """The model a 2xx body holds, or `ResponseValidationError`."""
+        decode = self._decode
+        if decode is None:
+            decode = self._decode = decoder(self._response, empty=self._empty)
+        return decode(body, status_code)
 
     def path(self, params: Sequence[str]) -> str:
         """The request path, each parameter percent-encoded as one whole segment (`/` becomes `%2F`)."""
+        if self._single:
+            return self._prefix + _segment(params[0])
         values = iter(params)
-        return "".join(quote(next(values), safe="") if part is None else part for part in self._template)
+        return "".join(_segment(next(values)) if part is None else part for part in self._template)
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.version.name}.{self.name}>"
+
+
+@functools.lru_cache(maxsize=1024)
+def _segment(value: str) -> str:
+    return quote(value, safe="")
 
 
 @attrs.frozen(kw_only=True)
@@ -254,8 +274,8 @@ class Pipeline:
             if auth is None:
                 request = Request(method, url, headers, content, timeout)
             else:
-                snapshot = await auth.current()
-                request = Request(method, url, headers + snapshot.headers, content, timeout)
+                snapshot = auth.static or await auth.current()
+                request = Request(method, url, snapshot.request_headers(headers), content, timeout)
             if progress is not None:
                 progress.request, progress.retries = request, retries
             try:

@@ -82,9 +82,12 @@ def _make_converter() -> cattrs.Converter:
 converter = _make_converter()
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # json.dumps would make one per call
+
+
 def encode(model: object) -> bytes:
     """A request model as compact UTF-8 JSON."""
-    return json.dumps(converter.unstructure(model), separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(converter.unstructure(model)).encode()
 
 
 def _format_error(exc: BaseException, _type: type[Any] | None) -> str:

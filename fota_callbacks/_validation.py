@@ -50,21 +50,23 @@ def check_callback_url(value: object, schemes: Collection[str], parameter: str =
     """An absolute URL with a host, one of `schemes`, with no whitespace or control characters."""
     if not isinstance(value, str):
         raise InvalidArgumentError(parameter, f"expected a str, got {type(value).__name__}")
-    shown = _shown(value)
-    allowed = " or ".join(f"{scheme}://" for scheme in schemes)
+
+    def refused(problem: str) -> InvalidArgumentError:  # messages are formatted only when needed
+        return InvalidArgumentError(parameter, f"{_shown(value)} {problem}")
+
     if _unsafe_in_url(value):
-        raise InvalidArgumentError(parameter, f"{shown} contains whitespace, control or invisible characters")
+        raise refused("contains whitespace, control or invisible characters")
     try:
         parts = urlsplit(value)
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
     except ValueError:
         # urllib's message may quote part of a user:password@ section: not repeated here.
-        raise InvalidArgumentError(parameter, f"{shown} is not a valid URL (malformed host or port)") from None
+        raise refused("is not a valid URL (malformed host or port)") from None
     if parts.scheme.lower() not in schemes:
-        raise InvalidArgumentError(parameter, f"{shown} must be an absolute {allowed} URL")
+        raise refused(f"must be an absolute {' or '.join(f'{scheme}://' for scheme in schemes)} URL")
     if not host:
-        raise InvalidArgumentError(parameter, f"{shown} has no host")
+        raise refused("has no host")
     return value
 
 

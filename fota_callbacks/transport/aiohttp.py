@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from ssl import SSLContext
 from typing import TYPE_CHECKING
 
@@ -76,6 +75,8 @@ class AiohttpTransport:
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         self._urls: dict[str, yarl.URL] = {}
         aiohttp = self._aiohttp
+        import asyncio  # here, not at the top: importing fota_callbacks need not import asyncio
+
         self._timeout_errors: tuple[type[BaseException], ...] = (aiohttp.ServerTimeoutError, asyncio.TimeoutError)
         self._client_error: type[Exception] = aiohttp.ClientError
         # Failures in which the request never left this process: always safe to send again.

@@ -25,13 +25,13 @@ class InMemoryTransport:
         self._handler = handler
 
     async def send(self, request: Request) -> Response:
-        if request.timeout is None:
+        timeout = request.timeout
+        if timeout is None:
             return await self._handler(request)
-        try:
-            with anyio.fail_after(request.timeout):
-                return await self._handler(request)
-        except TimeoutError as exc:
-            raise ApiTimeoutError(f"timed out after {request.timeout} s", request=request, request_sent=True) from exc
+        # A bare cancel scope with a deadline: anyio.fail_after costs twice as much per call.
+        with anyio.CancelScope(deadline=anyio.current_time() + timeout):
+            return await self._handler(request)
+        raise ApiTimeoutError(f"timed out after {timeout} s", request=request, request_sent=True)
 
     async def aclose(self) -> None:
         return None
