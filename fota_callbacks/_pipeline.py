@@ -128,11 +128,7 @@ _JSON_BODY_HEADERS = (*_BASE_HEADERS, ("Content-Type", "application/json"))
 
 
 def request_id_of(headers: Headers) -> str | None:
-    for name in REQUEST_ID_HEADERS:
-        value = headers.get(name)
-        if value is not None:
-            return value
-    return None
+    return headers.first(REQUEST_ID_HEADERS)
 
 
 class _Progress:

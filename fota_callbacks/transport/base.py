@@ -48,6 +48,15 @@ class Headers(Mapping[str, str]):
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
         return self._index().get(name.lower(), default)
 
+    def first(self, lowercase_names: tuple[str, ...]) -> str | None:
+        """The value of the first of these (lowercase) names that is present."""
+        index = self._index()
+        for name in lowercase_names:
+            value = index.get(name)
+            if value is not None:
+                return value
+        return None
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._index()
 
