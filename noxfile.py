@@ -41,3 +41,10 @@ def tests(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     session.install(".")
     session.run("fota-callbacks", "demo")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against raw httpx (benchmarks/README.md): `nox -s bench`, or `nox -s bench -- --quick`."""
+    session.install("-e", ".[aiohttp,httpx2]")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)
