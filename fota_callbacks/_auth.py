@@ -52,9 +52,13 @@ class TokenSource(Protocol):
     retried once with it) and False when not (the 401 is raised).
     """
 
-    async def get_token(self) -> str: ...
+    async def get_token(self) -> str:
+        """A token to send now."""
+        ...
 
-    async def invalidate(self, token: str) -> bool: ...
+    async def invalidate(self, token: str) -> bool:
+        """The API refused `token`; True if a fresh one can be had."""
+        ...
 
 
 def check_header_value(value: object, parameter: str) -> str:
@@ -77,12 +81,15 @@ class StaticToken:
 
     @property
     def value(self) -> str:
+        """The token."""
         return self._value
 
     async def get_token(self) -> str:
+        """The token."""
         return self._value
 
     async def invalidate(self, token: str) -> bool:
+        """Nothing to renew: False."""
         return False
 
     def __repr__(self) -> str:

@@ -235,22 +235,27 @@ class FotaCallbacksClient:
 
     @property
     def timeout(self) -> float | None:
+        """Seconds allowed for each attempt (None: no limit)."""
         return self._pipeline.options.timeout
 
     @property
     def max_retries(self) -> int:
+        """Retries after a failed attempt."""
         return self._pipeline.options.retry.max_retries
 
     @property
     def retry_policy(self) -> RetryPolicy:
+        """Which failures are retried and how long to wait."""
         return self._pipeline.options.retry
 
     @property
     def deadline(self) -> float | None:
+        """Seconds allowed for a whole call, retries included (None: no limit)."""
         return self._pipeline.options.deadline
 
     @property
     def transport(self) -> Transport:
+        """The transport requests go through."""
         return self._transport
 
     def with_options(

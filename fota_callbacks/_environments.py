@@ -23,6 +23,7 @@ class Environment(str, Enum):
 
     @property
     def root(self) -> str:
+        """The URL every API path of this deployment hangs off."""
         return _ROOTS[self]
 
     def __str__(self) -> str:

@@ -52,9 +52,12 @@ class RetryPolicy:
     retry_maybe_processed: bool = True
 
     def should_retry_status(self, status_code: int) -> bool:
+        """Whether a response with this status is retried."""
         return status_code in self.retry_statuses
 
     def should_retry_failure(self, error: ApiConnectionError) -> bool:
+        """Whether a failure without a response is retried (every one, unless `retry_maybe_processed` is off
+        and the request may have reached the server)."""
         return self.retry_maybe_processed or not error.request_sent
 
     def backoff(self, retries_taken: int, rand: Callable[[], float] = random.random) -> float:

@@ -137,6 +137,7 @@ class AiohttpTransport:
         return parsed
 
     async def send(self, request: Request) -> Response:
+        """Send `request` on the session (opened on first use) and read the whole body."""
         session = self._session
         if session is None:
             session = self._open()

@@ -46,6 +46,7 @@ class Headers(Mapping[str, str]):
         return self._index()[name.lower()]
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        """The value of header `name` (any case), or `default`."""
         return self._index().get(name.lower(), default)
 
     def first(self, lowercase_names: tuple[str, ...]) -> str | None:
@@ -130,6 +131,10 @@ class Transport(Protocol):
     It must be safe to call concurrently from many tasks, and to cancel.
     """
 
-    async def send(self, request: Request) -> Response: ...
+    async def send(self, request: Request) -> Response:
+        """The response to `request`, body read; or `ApiConnectionError` / `ApiTimeoutError`."""
+        ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release connections; the transport is not used again."""
+        ...

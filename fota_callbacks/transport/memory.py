@@ -25,6 +25,7 @@ class InMemoryTransport:
         self._handler = handler
 
     async def send(self, request: Request) -> Response:
+        """The handler's response to `request`; `ApiTimeoutError` if it takes longer than `request.timeout`."""
         timeout = request.timeout
         if timeout is None:
             return await self._handler(request)
@@ -34,6 +35,7 @@ class InMemoryTransport:
         raise ApiTimeoutError(f"timed out after {timeout} s", request=request, request_sent=True)
 
     async def aclose(self) -> None:
+        """Nothing to release."""
         return None
 
     def __repr__(self) -> str:

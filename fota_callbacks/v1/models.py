@@ -47,10 +47,14 @@ class RegisteredCallbacks:
 
 @model
 class FotaV1CallbackRegistrationResult:
+    """The account and service a V1 callback was registered for."""
+
     account_name: str | None = None
     service_name: str | None = None
 
 
 @model
 class FotaV1SuccessResult:
+    """The outcome of a V1 deregistration."""
+
     success: bool | None = None
