@@ -1,0 +1,410 @@
+"""The SDK's own cost per call, with no sockets: `InMemoryTransport` and a handler returning canned bytes.
+
+- per operation: µs of this process's CPU per call and calls/s, one task on one core, medians over rounds,
+  next to the floor any client pays for the same result (`await handler(request)` + `json.loads`);
+- a per-stage split of a V2 list call, replaying the pipeline's steps with the package's own objects
+  (validate, build the path, auth headers, the `Request`, send, decode, wrap), each timed in its own loop
+  on the process CPU clock (`time.process_time_ns`), interleaved repetitions, medians; what the replay
+  leaves out (the coroutine layers between the controller and the transport) is the total minus the stages;
+- cProfile of V2 list calls: the top functions by self and by cumulative time (inflated by the profiler;
+  read them as proportions).
+
+Standalone: `python -m benchmarks.inmemory [--seconds S] [--rounds N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import fota_callbacks as fota
+
+from ._common import (
+    ACCESS_TOKEN,
+    ACCOUNT,
+    CALLBACK_URL,
+    M2M_TOKEN,
+    V1_LIST_BODY,
+    V2_LIST_BODY,
+    ProfileLine,
+    cpu_layout,
+    cpu_seconds,
+    median,
+    pin_to_cpu,
+    profile_lines,
+    render_table,
+)
+
+__all__ = ["InMemoryResult", "format_inmemory", "main", "measure"]
+
+Call = Callable[[], Awaitable[object]]
+BASE_URL = "http://bench.invalid"
+IN_MEMORY_TARGET_US = 30.0
+
+
+def canned_handler(body: bytes) -> Callable[[fota.Request], Awaitable[fota.Response]]:
+    """A handler answering every request with one prebuilt 200 response."""
+    response = fota.Response(200, (("Content-Type", "application/json"),), body)
+
+    async def handler(request: fota.Request) -> fota.Response:
+        return response
+
+    return handler
+
+
+def make_client(body: bytes, *, timeout: float | None = 30.0) -> fota.FotaCallbacksClient:
+    """A client on a canned-response `InMemoryTransport`; `timeout` is the SDK's default unless told."""
+    return fota.FotaCallbacksClient(
+        access_token=ACCESS_TOKEN,
+        m2m_token=M2M_TOKEN,
+        base_url=BASE_URL,
+        transport=fota.InMemoryTransport(canned_handler(body)),
+        timeout=timeout,
+    )
+
+
+def sdk_calls() -> tuple[dict[str, Call], list[fota.FotaCallbacksClient]]:
+    v2_client, v1_client, register_client, untimed_client = (
+        make_client(V2_LIST_BODY),
+        make_client(V1_LIST_BODY),
+        make_client(V2_LIST_BODY),
+        make_client(V2_LIST_BODY, timeout=None),
+    )
+    v2, v1, v2r, v2u = v2_client.v2, v1_client.v1, register_client.v2, untimed_client.v2
+    register_request = fota.FotaV2CallbackRegistrationRequest
+
+    async def v2_list() -> object:
+        return await v2.list_registered_callbacks(ACCOUNT)
+
+    async def v1_list() -> object:
+        return await v1.list_registered_callbacks(ACCOUNT)
+
+    async def v2_register() -> object:
+        return await v2r.register_callback(ACCOUNT, register_request(url=CALLBACK_URL))
+
+    async def v2_list_untimed() -> object:
+        return await v2u.list_registered_callbacks(ACCOUNT)
+
+    calls: dict[str, Call] = {
+        "v2_list": v2_list,
+        "v1_list": v1_list,
+        "v2_register": v2_register,
+        "v2_list_untimed": v2_list_untimed,
+    }
+    return calls, [v2_client, v1_client, register_client, untimed_client]
+
+
+def floor_calls() -> dict[str, Call]:
+    """What any client does for the same result: call the handler, `json.loads` the body (and dump one)."""
+    loads, dumps = json.loads, json.dumps
+    request = fota.Request("GET", f"{BASE_URL}/api/fota/v2/callbacks/{ACCOUNT}")
+    v2_handler, v1_handler = canned_handler(V2_LIST_BODY), canned_handler(V1_LIST_BODY)
+
+    async def v2_list() -> object:
+        return loads((await v2_handler(request)).content)
+
+    async def v1_list() -> object:
+        return loads((await v1_handler(request)).content)
+
+    async def v2_register() -> object:
+        dumps({"url": CALLBACK_URL}, separators=(",", ":")).encode()
+        return loads((await v2_handler(request)).content)
+
+    return {"v2_list": v2_list, "v1_list": v1_list, "v2_register": v2_register, "v2_list_untimed": v2_list}
+
+
+async def _timed_loop(call: Call, seconds: float) -> tuple[float, float]:
+    """(CPU µs per call, calls/s) of calling `call` back to back for about `seconds`."""
+    gc.collect()
+    batch = 200
+    calls = 0
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    stop_at = t0 + seconds
+    while time.perf_counter() < stop_at:
+        for _ in range(batch):
+            await call()
+        calls += batch
+    wall = time.perf_counter() - t0
+    cpu = cpu_seconds() - cpu0
+    return cpu / calls * 1e6, calls / wall
+
+
+@dataclass
+class Stage:
+    name: str
+    what: str
+    us: float
+
+
+@dataclass
+class InMemoryResult:
+    rounds: int
+    seconds: float
+    sdk_us: dict[str, float]
+    sdk_calls_per_s: dict[str, float]
+    floor_us: dict[str, float]
+    stages: list[Stage]
+    stage_error: str | None
+    profile_calls: int
+    profile_total_us: float
+    top_self: list[ProfileLine]
+    top_cumulative: list[ProfileLine]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "seconds": self.seconds,
+            "sdk_us_per_call": self.sdk_us,
+            "sdk_calls_per_s": self.sdk_calls_per_s,
+            "floor_us_per_call": self.floor_us,
+            "stages_us": {stage.name: stage.us for stage in self.stages},
+            "stage_error": self.stage_error,
+            "profile_calls": self.profile_calls,
+            "top_self": [line.__dict__ for line in self.top_self],
+            "top_cumulative": [line.__dict__ for line in self.top_cumulative],
+        }
+
+
+async def _per_iteration_ns(body: Callable[[], Awaitable[object]], iterations: int) -> float:
+    """CPU ns of this process per `await body()` (process CPU clock: robust to sharing the core)."""
+    await body()
+    gc.collect()
+    t0 = time.process_time_ns()
+    for _ in range(iterations):
+        await body()
+    return (time.process_time_ns() - t0) / iterations
+
+
+async def stage_split(iterations: int) -> list[Stage]:
+    """Replay one V2 list call step by step with the package's own objects; µs per step.
+
+    Reaches into private modules (`_pipeline`, `_validation`, the client's pipeline): if they changed shape,
+    the caller reports the error instead of the split.
+    """
+    from fota_callbacks._pipeline import ApiResponse, request_id_of
+    from fota_callbacks._validation import check_account
+    from fota_callbacks.v2.controller import V2
+
+    client = make_client(V2_LIST_BODY)
+    pipeline: Any = client._pipeline
+    endpoint = V2.list
+    auth = pipeline._auth
+    transport = pipeline._transport
+    root: str = pipeline._root
+    timeout = pipeline.options.timeout
+    base_headers: tuple[tuple[str, str], ...] = (("Accept", "application/json"), ("User-Agent", "x"))
+    snapshot = await auth.current()
+    url = root + endpoint.path((ACCOUNT,))
+    request = fota.Request("GET", url, base_headers + snapshot.headers, b"", timeout)
+    response = await transport.send(request)
+    data = endpoint.decode(response.content, 200)
+    controller = client.v2
+
+    async def validate() -> object:
+        return check_account(ACCOUNT)
+
+    async def build() -> object:
+        return root + endpoint.path((ACCOUNT,))
+
+    async def authenticate() -> object:
+        return await auth.current()
+
+    async def make_request() -> object:
+        return fota.Request("GET", url, base_headers + snapshot.headers, b"", timeout)
+
+    async def send() -> object:
+        return await transport.send(request)
+
+    async def decode() -> object:
+        return endpoint.decode(response.content, 200)
+
+    async def wrap() -> object:
+        return ApiResponse(200, response.headers, data, request_id_of(response.headers), 0)
+
+    async def nothing() -> object:
+        return None
+
+    async def whole() -> object:
+        return await controller.list_registered_callbacks(ACCOUNT)
+
+    steps: list[tuple[str, str, Call]] = [
+        ("validate", "_validation.check_account (regex fullmatch)", validate),
+        ("build", "root + Endpoint.path (quote each segment, join)", build),
+        ("auth", "Auth.current: both token sources, header regex checks, AuthSnapshot", authenticate),
+        ("request", "Request(...): attrs init, Headers converter, tuple concat", make_request),
+        ("send", "InMemoryTransport.send: anyio.fail_after + handler", send),
+        ("decode", "Endpoint.decode: json.loads + cattrs structure hook", decode),
+        ("wrap", "ApiResponse(...) + request_id_of (Headers index, 4 lookups)", wrap),
+    ]
+    # Interleaved repetitions, medians: the machine's speed drifts within seconds.
+    repetitions = 5
+    per_repetition = max(1, iterations // repetitions)
+    samples: dict[str, list[float]] = {name: [] for name, _, _ in steps}
+    totals: list[float] = []
+    for _ in range(repetitions):
+        loop_ns = await _per_iteration_ns(nothing, per_repetition)
+        for name, _, fn in steps:
+            samples[name].append((await _per_iteration_ns(fn, per_repetition) - loop_ns) / 1e3)
+        totals.append((await _per_iteration_ns(whole, per_repetition) - loop_ns) / 1e3)
+    stages = [Stage(name, what, max(0.0, median(samples[name]))) for name, what, _ in steps]
+    total_us = median(totals)
+    rest = total_us - sum(stage.us for stage in stages)
+    stages.append(Stage("rest", "controller -> raw controller -> Pipeline.call -> exchange, logging check", rest))
+    stages.append(Stage("total", "client.v2.list_registered_callbacks, measured whole", total_us))
+    await client.aclose()
+    return stages
+
+
+async def profile(calls: int, top: int) -> tuple[float, list[ProfileLine], list[ProfileLine]]:
+    """cProfile `calls` V2 list calls; the top functions by self and by cumulative time, µs per SDK call."""
+    client = make_client(V2_LIST_BODY)
+    v2 = client.v2
+    for _ in range(200):
+        await v2.list_registered_callbacks(ACCOUNT)
+    gc.collect()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        await v2.list_registered_callbacks(ACCOUNT)
+    profiler.disable()
+    await client.aclose()
+    lines = profile_lines(profiler, calls)
+    by_self = sorted(lines, key=lambda line: line.self_us, reverse=True)[:top]
+    by_cum = sorted(lines, key=lambda line: line.cum_us, reverse=True)[:top]
+    return sum(line.self_us for line in lines), by_self, by_cum
+
+
+async def measure(
+    *, rounds: int, seconds: float, stage_iterations: int, profile_calls: int, top: int = 15
+) -> InMemoryResult:
+    sdk, clients = sdk_calls()
+    floor = floor_calls()
+    for call in (*sdk.values(), *floor.values()):
+        for _ in range(500):
+            await call()
+    sdk_samples: dict[str, list[tuple[float, float]]] = {op: [] for op in sdk}
+    floor_samples: dict[str, list[float]] = {op: [] for op in sdk}
+    for _ in range(rounds):
+        for op in sdk:
+            sdk_samples[op].append(await _timed_loop(sdk[op], seconds))
+            floor_samples[op].append((await _timed_loop(floor[op], seconds / 4))[0])
+    for client in clients:
+        await client.aclose()
+    stage_error = None
+    stages: list[Stage] = []
+    try:
+        stages = await stage_split(stage_iterations)
+    except (AttributeError, ImportError, TypeError) as exc:  # the package's internals changed shape
+        stage_error = f"{type(exc).__name__}: {exc}"
+    total_us, top_self, top_cum = await profile(profile_calls, top)
+    return InMemoryResult(
+        rounds=rounds,
+        seconds=seconds,
+        sdk_us={op: median([s[0] for s in samples]) for op, samples in sdk_samples.items()},
+        sdk_calls_per_s={op: median([s[1] for s in samples]) for op, samples in sdk_samples.items()},
+        floor_us={op: median(samples) for op, samples in floor_samples.items()},
+        stages=stages,
+        stage_error=stage_error,
+        profile_calls=profile_calls,
+        profile_total_us=total_us,
+        top_self=top_self,
+        top_cumulative=top_cum,
+    )
+
+
+_LABELS = {
+    "v2_list": "V2 list (object)",
+    "v1_list": "V1 list (array of 3)",
+    "v2_register": "V2 register (enc+dec)",
+    "v2_list_untimed": "V2 list, timeout=None",
+}
+
+
+def format_inmemory(result: InMemoryResult) -> str:
+    rows = []
+    for op, label in _LABELS.items():
+        sdk_us, floor_us = result.sdk_us[op], result.floor_us[op]
+        verdict = ("ok" if sdk_us <= IN_MEMORY_TARGET_US else "MISS") if op == "v2_list" else ""
+        rows.append(
+            [
+                label,
+                f"{sdk_us:.1f}",
+                f"{result.sdk_calls_per_s[op]:,.0f}",
+                f"{floor_us:.1f}",
+                f"{sdk_us - floor_us:.1f}",
+                verdict,
+            ]
+        )
+    parts = [
+        render_table(
+            ["operation", "sdk CPU µs/call", "sdk calls/s", "floor µs/call", "sdk - floor µs", "<= 30 µs"],
+            rows,
+            f"In-memory (InMemoryTransport, canned bytes, 1 task, 1 core): medians of {result.rounds} rounds of "
+            f"{result.seconds:g} s; floor = await handler + json.loads (+ json.dumps for register)",
+        )
+    ]
+    if result.stage_error is not None:
+        parts.append(f"Per-stage split unavailable (package internals changed): {result.stage_error}")
+    elif result.stages:
+        total = result.stages[-1].us
+        stage_rows = [
+            [stage.name, f"{stage.us:.2f}", f"{stage.us / total * 100:.0f}%" if total else "", stage.what]
+            for stage in result.stages
+        ]
+        parts.append(
+            render_table(
+                ["stage", "µs/call", "share", "what (replayed with the package's own objects)"],
+                stage_rows,
+                "Per-stage split of one in-memory V2 list call (CPU µs, process_time_ns loops, median of 5):",
+            )
+        )
+    for title, lines in (("self", result.top_self), ("cumulative", result.top_cumulative)):
+        parts.append(
+            render_table(
+                ["function", "self µs/call", "cum µs/call", "calls/call", "where"],
+                [
+                    [
+                        line.function[:48],
+                        f"{line.self_us:.2f}",
+                        f"{line.cum_us:.2f}",
+                        f"{line.calls_per_call:g}",
+                        line.where,
+                    ]
+                    for line in lines
+                ],
+                f"cProfile, {result.profile_calls} in-memory V2 list calls, top by {title} time "
+                f"(profiled total {result.profile_total_us:.1f} µs/call; the profiler inflates small functions):",
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=0.5, help="seconds per timed loop")
+    parser.add_argument("--stage-iterations", type=int, default=20_000)
+    parser.add_argument("--profile-calls", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    layout = cpu_layout()
+    pin_to_cpu(None if layout is None else layout[1])
+    result = asyncio.run(
+        measure(
+            rounds=args.rounds,
+            seconds=args.seconds,
+            stage_iterations=args.stage_iterations,
+            profile_calls=args.profile_calls,
+        )
+    )
+    print(format_inmemory(result))
+
+
+if __name__ == "__main__":
+    main()
