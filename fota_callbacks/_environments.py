@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from urllib.parse import urlsplit
 
 from ._errors import InvalidArgumentError
+from ._models import WireEnum
 
 __all__ = ["Environment", "M2M_LOGIN_PATH", "M2M_LOGOUT_PATH", "OAUTH_TOKEN_PATH", "resolve_root"]
 
@@ -14,7 +14,7 @@ M2M_LOGIN_PATH = "/api/m2m/v1/session/login"
 M2M_LOGOUT_PATH = "/api/m2m/v1/session/logout"
 
 
-class Environment(str, Enum):
+class Environment(WireEnum):
     """A ThingSpace deployment. Its `root` is the URL every API path hangs off."""
 
     PRODUCTION = "production"
@@ -25,9 +25,6 @@ class Environment(str, Enum):
     def root(self) -> str:
         """The URL every API path of this deployment hangs off."""
         return _ROOTS[self]
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _ROOTS = {

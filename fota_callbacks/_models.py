@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -14,9 +15,16 @@ else:
         return lambda decorated: decorated
 
 
-__all__ = ["CallbackUrl", "CallbackUrlRequest", "SuccessResult", "model", "secret_field"]
+__all__ = ["CallbackUrl", "CallbackUrlRequest", "SuccessResult", "WireEnum", "model", "secret_field"]
 
 C = TypeVar("C", bound=type[Any])
+
+
+class WireEnum(str, Enum):
+    """An enum of the strings ThingSpace sends or takes; a member equals, and prints as, its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 @dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(attrs.field,))

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from enum import Enum
 from typing import Any, Final, TypeAlias
 
 import attrs
 
 from ._errors import FotaError
-from ._models import model, secret_field
+from ._models import WireEnum, model, secret_field
 from ._serde import to_camel
 
 __all__ = [
@@ -71,7 +70,7 @@ class CallbackParseError(FotaError, ValueError):
     """
 
 
-class CallbackMessageType(str, Enum):
+class CallbackMessageType(WireEnum):
     """The documented values of a message's `type`."""
 
     FIRMWARE_LIST = "firmwareList"
@@ -79,11 +78,8 @@ class CallbackMessageType(str, Enum):
     UPGRADE_PROGRESS = "upgradeProgress"
     UPGRADE_FINISHED = "upgradeFinished"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class UpgradeStatus(str, Enum):
+class UpgradeStatus(WireEnum):
     """V1 upgrade statuses. Where a message carries one is not published: look in `extra`."""
 
     REQUEST_PENDING = "RequestPending"
@@ -93,11 +89,8 @@ class UpgradeStatus(str, Enum):
     REQUEST_FAILED = "RequestFailed"
     UPGRADE_FAILED = "UpgradeFailed"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class DeviceStatus(str, Enum):
+class DeviceStatus(WireEnum):
     """V2 device upgrade statuses (`UpgradedFailed` is spelled as ThingSpace sends it)."""
 
     ACCEPTED = "Accepted"
@@ -107,11 +100,8 @@ class DeviceStatus(str, Enum):
     UPGRADE_SUCCESS = "UpgradeSuccess"
     CAMPAIGN_ABORTED = "CampaignAborted"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class CampaignState(str, Enum):
+class CampaignState(WireEnum):
     """V3 campaign states."""
 
     CAMPAIGN_REQUEST_PENDING = "CampaignRequestPending"
@@ -122,9 +112,6 @@ class CampaignState(str, Enum):
     CAMPAIGN_FAILED = "CampaignFailed"
     CAMPAIGN_SCHEDULED = "CampaignScheduled"
     CAMPAIGN_ENDED = "CampaignEnded"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _SECRET_KEY_PARTS = ("password", "secret", "token")

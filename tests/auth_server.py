@@ -28,7 +28,7 @@ import anyio.lowlevel
 
 import fota_callbacks as fota
 from fota_callbacks.testing import serve_app
-from tests.scripted_server import Drop, Hang, ScriptedServer, Slow, Step
+from tests.scripted_server import Drop, Hang, ScriptedServer, Slow, Step, read_request, send_drop, send_response
 
 TOKEN_PATH = "/api/ts/v1/oauth2/token"
 LOGIN_PATH = "/api/m2m/v1/session/login"
@@ -257,31 +257,16 @@ class HandlerApp:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]]
-        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-        query = scope["query_string"].decode()
-        url = self.base_url + raw_path + (f"?{query}" if query else "")
+        received = await read_request(scope, receive)
+        url = self.base_url + received.path + (f"?{received.query}" if received.query else "")
         assert self.handler is not None, "no handler installed"
         try:
-            response: fota.Response = await self.handler(fota.Request(scope["method"], url, headers, body))
+            response: fota.Response = await self.handler(
+                fota.Request(received.method, url, received.headers, received.body)
+            )
         except fota.ApiConnectionError:
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
-            await send({"type": "http.response.body", "body": b'{"url":', "more_body": True})
-            raise ConnectionResetError("scripted drop") from None
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.raw()],
-            }
-        )
-        await send({"type": "http.response.body", "body": response.content})
+            await send_drop(send)
+        await send_response(send, response)
 
 
 def run_handler_app() -> Iterator[HandlerApp]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import attrs
@@ -85,37 +85,50 @@ class ScriptedServer:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]]
-        raw_path = scope.get("raw_path") or scope["path"].encode()
+        received = await read_request(scope, receive)
         with self._lock:
-            self.received.append(
-                Received(scope["method"], raw_path.decode("latin-1"), scope["query_string"].decode(), headers, body)
-            )
+            self.received.append(received)
         step = self._next()
         if isinstance(step, Hang):
             await anyio.sleep_forever()
         if isinstance(step, Drop):
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
-            await send({"type": "http.response.body", "body": b'{"url":', "more_body": True})
-            raise ConnectionResetError("scripted drop")
+            await send_drop(send)
         if isinstance(step, Slow):
             await anyio.sleep(step.seconds)
             step = step.response
         assert isinstance(step, fota.Response)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": step.status_code,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in step.headers.raw()],
-            }
-        )
-        await send({"type": "http.response.body", "body": step.content})
+        await send_response(send, step)
+
+
+async def read_request(scope: dict[str, Any], receive: Any) -> Received:
+    """An ASGI HTTP request, its body read, with the path as sent (percent-encoding kept)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    headers = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in scope["headers"]]
+    raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    return Received(scope["method"], raw_path, scope["query_string"].decode(), headers, body)
+
+
+async def send_response(send: Any, response: fota.Response) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.raw()],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.content})
+
+
+async def send_drop(send: Any) -> NoReturn:
+    """Headers and half a body, then the connection is cut."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+    await send({"type": "http.response.body", "body": b'{"url":', "more_body": True})
+    raise ConnectionResetError("scripted drop")
 
 
 def run_scripted_server() -> Iterator[ScriptedServer]:

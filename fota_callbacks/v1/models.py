@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
-from .._models import model, secret_field
+from .._models import WireEnum, model, secret_field
 
 __all__ = [
     "CallbackService",
@@ -15,13 +13,10 @@ __all__ = [
 ]
 
 
-class CallbackService(str, Enum):
+class CallbackService(WireEnum):
     """The service a V1 callback is registered for. ThingSpace documents only `Fota`."""
 
     FOTA = "Fota"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @model
