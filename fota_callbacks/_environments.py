@@ -44,14 +44,16 @@ def resolve_root(environment: Environment | str, base_url: str | None) -> str:
             raise InvalidArgumentError("environment", f"{environment!r} is not one of {allowed}") from None
     if not isinstance(base_url, str):
         raise InvalidArgumentError("base_url", f"expected a str, got {type(base_url).__name__}")
+    # Printable ASCII only: every request URL is this root plus a path, so nothing else may hide in it.
+    if not base_url.isascii() or any(not 0x20 < ord(ch) < 0x7F for ch in base_url):
+        raise InvalidArgumentError("base_url", "contains whitespace, control or non-ASCII characters")
+    if "?" in base_url or "#" in base_url or "@" in base_url:
+        raise InvalidArgumentError("base_url", "must not carry credentials, a query or a fragment")
     try:
         parts = urlsplit(base_url)
-    except ValueError as exc:
-        raise InvalidArgumentError("base_url", f"not a valid URL: {exc}") from None
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError:
+        raise InvalidArgumentError("base_url", f"{base_url!r} is not a valid URL (malformed host or port)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgumentError("base_url", f"{base_url!r} must be an absolute http:// or https:// URL")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise InvalidArgumentError("base_url", "must not carry credentials, a query or a fragment")
-    if any(ch.isspace() or ord(ch) < 0x20 for ch in base_url):
-        raise InvalidArgumentError("base_url", "contains whitespace or control characters")
     return base_url.rstrip("/")

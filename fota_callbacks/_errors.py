@@ -106,7 +106,7 @@ class ApiError(FotaError):
         """The body parsed as JSON, or None when it is not JSON."""
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
 
 
