@@ -48,3 +48,23 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against raw httpx (benchmarks/README.md): `nox -s bench`, or `nox -s bench -- --quick`."""
     session.install("-e", ".[aiohttp,httpx2]")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
+
+
+@nox.session
+def stress(session: nox.Session) -> None:
+    """The reliability tests in full (FOTA_STRESS=1): 20,000-call soak with faults from 200 tasks on asyncio and
+    trio, 2,000 examples per property, hostile servers, secrets, TLS. Prints the figures measured (~8 min)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "tests/test_soak.py",
+        "tests/test_properties.py",
+        "tests/test_hostile.py",
+        "tests/test_secrets.py",
+        "tests/test_tls.py",
+        *session.posargs,
+        env={"FOTA_STRESS": "1"},
+    )

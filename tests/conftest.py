@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
 from tests.scripted_server import ScriptedServer, run_scripted_server
+from tests.stress import figures
+from tests.stress.scale import MODE
+from tests.stress.sentinels import GUARD
 
 
 @pytest.fixture(
@@ -29,3 +32,46 @@ def scripted_server(_scripted_server: ScriptedServer) -> Iterator[ScriptedServer
     _scripted_server.reset()
     yield _scripted_server
     _scripted_server.reset()
+
+
+# --- no secret in any log record or captured output (tests/stress/sentinels.py, tests/test_secrets.py) ----------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_leaks() -> Iterator[None]:
+    """Watches every log record (root, fota_callbacks, httpx, httpcore, uvicorn loggers) for the sentinel secrets
+    for the whole session; `pytest_runtest_makereport` below fails the test during which one showed, and checks
+    its captured stdout, stderr and log too."""
+    GUARD.install()
+    yield
+    GUARD.uninstall()
+    leaks = GUARD.take_leaks()
+    if leaks:
+        pytest.fail("sentinel secret leaked after the last test: " + "; ".join(leaks), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    GUARD.ensure_attached()
+    leaks = GUARD.take_leaks()
+    for title, content in report.sections:
+        if not title.endswith(report.when):  # sections of earlier phases were checked then
+            continue
+        names = GUARD.found_in(content)
+        if names:
+            leaks.append(f"{', '.join(names)} in {title!r}")
+    if leaks:
+        report.outcome = "failed"
+        report.longrepr = f"sentinel secret leaked ({report.when}): " + "; ".join(leaks)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    rows = figures.lines()
+    if rows:
+        terminalreporter.section(f"reliability figures, {MODE} form")
+        for row in rows:
+            terminalreporter.write_line(row)
