@@ -1,5 +1,6 @@
 """Async Python SDK for Verizon ThingSpace Software Management (FOTA) Callbacks V1, V2 and V3."""
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._auth import M2MSessionLogin, OAuthClientCredentials, StaticToken, TokenSource
@@ -158,32 +159,12 @@ if TYPE_CHECKING:
         parse_callback_message,
     )
 
+
 # The callback-message models are for listeners, not for every caller: loaded on first use (PEP 562), which
 # keeps `import fota_callbacks` cheaper.
-_CALLBACK_NAMES = frozenset(
-    {
-        "VERIZON_CALLBACK_SOURCE_IPS",
-        "CallbackMessage",
-        "CallbackMessageType",
-        "CallbackParseError",
-        "CampaignState",
-        "DeviceStatus",
-        "Firmware",
-        "FirmwareListMessage",
-        "UnknownCallbackMessage",
-        "UpgradeFinishedMessage",
-        "UpgradeProgressMessage",
-        "UpgradeSchedule",
-        "UpgradeScheduledMessage",
-        "UpgradeStatus",
-        "parse_callback_message",
-    }
-)
-
-
 def __getattr__(name: str) -> Any:
-    if name in _CALLBACK_NAMES:
-        from . import callbacks
-
+    # import_module, not `from . import callbacks`: that form looks the name up here first, and recurses.
+    callbacks = importlib.import_module(f"{__name__}.callbacks")
+    if name in callbacks.__all__:
         return getattr(callbacks, name)
     raise AttributeError(f"module 'fota_callbacks' has no attribute {name!r}")
