@@ -149,7 +149,7 @@ class ClientClosedError(FotaError, RuntimeError):
 class Pipeline:
     """Sends calls for one client configuration. `with_options` shares everything but the options."""
 
-    __slots__ = ("_auth", "_clock", "_closed", "_options", "_root", "_send", "_sleep", "_transport")
+    __slots__ = ("_auth", "_clock", "_closed", "_options", "_root", "_send", "_sleep")
 
     def __init__(
         self,
@@ -161,15 +161,13 @@ class Pipeline:
         middleware: Sequence[Middleware] = (),
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
-        closed: list[bool] | None = None,
     ) -> None:
         self._root = root
-        self._transport = transport
         self._auth = auth
         self._options = options
         self._sleep = sleep
         self._clock = clock
-        self._closed = closed if closed is not None else [False]
+        self._closed = [False]  # one flag shared with every with_options clone
         send: SendNext = transport.send
         for layer in reversed(middleware):
             send = _around(layer, send)
@@ -195,7 +193,7 @@ class Pipeline:
 
     def with_options(self, options: CallOptions) -> Pipeline:
         clone = object.__new__(Pipeline)
-        clone._root, clone._transport, clone._auth = self._root, self._transport, self._auth
+        clone._root, clone._auth = self._root, self._auth
         clone._sleep, clone._clock, clone._closed, clone._send = (
             self._sleep,
             self._clock,
