@@ -31,8 +31,7 @@ import anyio.lowlevel
 import pytest
 
 from .._client import FotaCallbacksClient
-from ._asgi import serve
-from ._fake import FakeThingSpace
+from . import FakeThingSpace, serve
 
 __all__ = ["fake_thingspace", "fake_thingspace_url", "fota_client"]
 
