@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import base64
 import collections
-import contextlib
-import gc
 import json
-import logging
 import threading
-import time
-import warnings
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,7 +23,43 @@ import anyio.lowlevel
 
 import fota_callbacks as fota
 from fota_callbacks.testing import serve_app
+from tests.harness import (
+    FakeClock,
+    LogCapture,
+    RecordingSleep,
+    assert_no_secret,
+    capture_logs,
+    json_response,
+    resource_warnings,
+    wait_until,
+)
 from tests.scripted_server import Drop, Hang, ScriptedServer, Slow, Step, read_request, send_drop, send_response
+
+__all__ = [
+    "ACCOUNT",
+    "API_PATH",
+    "CALLBACK_URL",
+    "LOGIN_PATH",
+    "LOGOUT_PATH",
+    "TOKEN_PATH",
+    "FakeAuthServer",
+    "FakeClock",
+    "HandlerApp",
+    "Harness",
+    "LogCapture",
+    "MemoryScript",
+    "RecordingSleep",
+    "assert_no_secret",
+    "bearer_of",
+    "capture_logs",
+    "json_response",
+    "ok",
+    "path_of",
+    "resource_warnings",
+    "run_handler_app",
+    "token_response",
+    "wait_until",
+]
 
 TOKEN_PATH = "/api/ts/v1/oauth2/token"
 LOGIN_PATH = "/api/m2m/v1/session/login"
@@ -37,11 +68,6 @@ ACCOUNT = "0000123456-00001"
 API_PATH = f"/api/fota/v2/callbacks/{ACCOUNT}"
 CALLBACK_URL = "https://example.com/callback"
 OK_BODY = json.dumps({"url": CALLBACK_URL}).encode()
-
-
-def json_response(status: int, body: object = None, headers: dict[str, str] | None = None) -> fota.Response:
-    content = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    return fota.Response(status, {"content-type": "application/json", **(headers or {})}, content)
 
 
 def ok(headers: dict[str, str] | None = None) -> fota.Response:
@@ -276,84 +302,6 @@ def run_handler_app() -> Iterator[HandlerApp]:
         yield app
 
 
-class RecordingSleep:
-    """A `sleep=` for the client that records the delays and does not wait."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await anyio.lowlevel.checkpoint()
-
-
-class FakeClock:
-    """A `clock=` for the client that only moves when told to."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class LogCapture(logging.Handler):
-    """Collects every record of the "fota_callbacks" logger, at DEBUG and above."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def texts(self) -> list[str]:
-        """Everything a formatter or a structured-logging handler could show of each record."""
-        texts: list[str] = []
-        for record in self.records:
-            texts.append(record.getMessage())
-            for value in record.__dict__.values():
-                texts.extend((str(value), repr(value)))
-        return texts
-
-    def with_attribute(self, name: str, level: int | None = None) -> list[logging.LogRecord]:
-        return [
-            record for record in self.records if name in record.__dict__ and (level is None or record.levelno == level)
-        ]
-
-
-def capture_logs() -> Iterator[LogCapture]:
-    logger = logging.getLogger("fota_callbacks")
-    handler = LogCapture()
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    """Poll `condition` (real time) until it holds; fail the test after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await anyio.sleep(0.005)
-
-
-def assert_no_secret(texts: Iterable[str], secrets: Iterable[str]) -> None:
-    secrets = list(secrets)
-    for text in texts:
-        for secret in secrets:
-            assert secret not in text, f"secret {secret!r} leaked in {text[:300]!r}"
-
-
 class Harness:
     """One scripted server, in memory (`MemoryScript` + `InMemoryTransport`) or over real HTTP (the uvicorn
     `ScriptedServer` + the default `HttpxTransport`), behind the same methods."""
@@ -406,21 +354,3 @@ class Harness:
         if "transport" not in kwargs:
             kwargs["transport"] = self.transport()
         return fota.FotaCallbacksClient(**kwargs)
-
-
-@contextlib.asynccontextmanager
-async def resource_warnings() -> AsyncIterator[list[str]]:
-    """Collects the ResourceWarnings raised in the block, garbage collecting at its end. (trio warns when an
-    abandoned async generator is collected, and closes it in a later task, which frees the generators it
-    was iterating: under pytest's `error` filter, that would fail whichever test runs then.)"""
-    found: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield found
-        finally:
-            for _ in range(2):
-                gc.collect()
-                for _ in range(50):  # let trio's system tasks close the abandoned generators, one level a tick
-                    await anyio.lowlevel.checkpoint()
-    found.extend(str(w.message) for w in caught if issubclass(w.category, ResourceWarning))

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 import fota_callbacks as fota
@@ -255,3 +256,18 @@ async def test_the_same_script_served_over_http() -> None:
     assert dropped.url == answered.url == f"{base_url}{V2_PATH}"
     assert answered.headers["authorization"] == "Bearer token"
     script.assert_all_consumed()
+
+
+async def test_over_http_a_response_is_sent_chunked_when_it_says_so() -> None:
+    script = ScriptedTransport()
+    script.respond(200, json={"url": URL})
+    script.respond(200, json={"url": URL}, headers={"Transfer-Encoding": "chunked"})
+    with serve_app(script.asgi_app) as base_url:
+        async with httpx.AsyncClient() as http:
+            declared = await http.get(f"{base_url}{V2_PATH}")
+            chunked = await http.get(f"{base_url}{V2_PATH}")
+    assert declared.headers["content-length"] == str(len(declared.content))
+    assert "transfer-encoding" not in declared.headers
+    assert chunked.headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in chunked.headers
+    assert declared.json() == chunked.json() == {"url": URL}
