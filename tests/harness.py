@@ -54,6 +54,33 @@ def run_switchboard() -> Iterator[tuple[Switchboard, str]]:
 
 
 @attrs.frozen
+class Sent:
+    """One request as it reached the server (a view of a recorded `fota.Request`)."""
+
+    method: str
+    url: str  # root + path, the path exactly as sent (percent-encoding kept)
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    @classmethod
+    def of(cls, request: fota.Request) -> Sent:
+        parts = urlsplit(request.url)
+        return cls(request.method, request.url, parts.path, parts.query, request.headers.raw(), request.content)
+
+    def header(self, name: str) -> str | None:
+        """The value of a header (repeats joined by ", " so that a duplicate shows), or None."""
+        values = [value for key, value in self.headers if key.lower() == name.lower()]
+        return ", ".join(values) if values else None
+
+    @property
+    def header_names(self) -> list[str]:
+        """Lower-cased names, repeats kept."""
+        return [key.lower() for key, _ in self.headers]
+
+
+@attrs.frozen
 class Scripted:
     """A `ScriptedTransport` and how a client reaches it."""
 
@@ -83,9 +110,14 @@ class Scripted:
         """How many requests reached the script."""
         return len(self.script.requests)
 
+    @property
+    def sent(self) -> list[Sent]:
+        """Every request the script received, in order."""
+        return [Sent.of(request) for request in self.script.requests]
+
     def paths(self) -> list[str]:
         """The path of each request, as sent."""
-        return [urlsplit(request.url).path for request in self.script.requests]
+        return [sent.path for sent in self.sent]
 
     def header(self, index: int, name: str) -> str | None:
         """Header `name` of the `index`th request."""

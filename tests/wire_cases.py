@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 import pytest
 
 import fota_callbacks as fota
-from tests.harness import Scripted, json_response
+from tests.harness import Scripted, Sent, json_response
 
 __all__ = [
     "ACCOUNT",
@@ -42,33 +41,6 @@ BEARER = "bearer-TOKEN-SECRET-7f3a9c"
 M2M = "m2m-SESSION-SECRET-91c2d4"
 DEFAULT_ROOT = "https://thingspace.verizon.com"
 TRANSPORTS = ("memory", "http")
-
-
-@attrs.frozen
-class Sent:
-    """One request as it reached the server."""
-
-    method: str
-    url: str  # root + path, the path exactly as sent (percent-encoding kept)
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-    @classmethod
-    def of(cls, request: fota.Request) -> Sent:
-        parts = urlsplit(request.url)
-        return cls(request.method, request.url, parts.path, parts.query, request.headers.raw(), request.content)
-
-    def header(self, name: str) -> str | None:
-        """The value of a header (repeats joined by ", " so that a duplicate shows), or None."""
-        values = [value for key, value in self.headers if key.lower() == name.lower()]
-        return ", ".join(values) if values else None
-
-    @property
-    def header_names(self) -> list[str]:
-        """Lower-cased names, repeats kept."""
-        return [key.lower() for key, _ in self.headers]
 
 
 class Wire:
@@ -97,7 +69,7 @@ class Wire:
 
     @property
     def sent(self) -> list[Sent]:
-        return [Sent.of(request) for request in self.scripted.script.requests]
+        return self.scripted.sent
 
 
 def wire_for(request: pytest.FixtureRequest) -> Wire:
