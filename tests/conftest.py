@@ -45,8 +45,9 @@ def _switchboard() -> Iterator[tuple[Switchboard, str]]:
 def served_script(_switchboard: tuple[Switchboard, str]) -> Scripted:
     """A fresh `ScriptedTransport` served over real HTTP on 127.0.0.1 (see tests/harness.py)."""
     board, base_url = _switchboard
-    board.script = ScriptedTransport()
-    return Scripted("http", board.script, base_url)
+    served = Scripted("http", ScriptedTransport(), base_url)
+    board.app = served.script.asgi_app
+    return served
 
 
 @pytest.fixture(params=["memory", "http"])

@@ -4,8 +4,8 @@
   (`kind` "memory": in-process, at ThingSpace's default root; "http": a uvicorn server on 127.0.0.1 in front of
   `script.asgi_app`, through the default `HttpxTransport`), and `client()` to make clients on it. A test written
   against it runs unchanged both ways (conftest's `scripted` fixture), or over HTTP only (`served_script`).
-- `Switchboard`: the one uvicorn server of a test session, serving whichever script the running test installed
-  (starting a server per test would cost more than the tests).
+- `Switchboard`: the one uvicorn server of a test session, serving whichever script (or `FakeThingSpace`) the
+  running test installed (starting a server per test would cost more than the tests).
 - Probes a test injects or reads: `RecordingSleep`, `FakeClock`, `LogCapture` (`capture_logs`), `wait_until`,
   `assert_no_secret`, `resource_warnings`.
 """
@@ -38,13 +38,13 @@ V2_PATH = f"/api/fota/v2/callbacks/{ACCOUNT}"
 
 
 class Switchboard:
-    """An ASGI app handing each request to the script of the running test."""
+    """An ASGI app handing each request to the app of the running test (a script's or a fake's `asgi_app`)."""
 
     def __init__(self) -> None:
-        self.script = ScriptedTransport()
+        self.app: Any = ScriptedTransport().asgi_app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.script.asgi_app(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def run_switchboard() -> Iterator[tuple[Switchboard, str]]:
