@@ -6,7 +6,7 @@ import pytest
 
 from fota_callbacks.testing import ScriptedTransport
 from tests.harness import Scripted, Switchboard, run_switchboard
-from tests.scripted_server import ScriptedServer, run_scripted_server
+from tests.scripted_server import ScriptedServer
 from tests.stress import figures
 from tests.stress.scale import MODE
 from tests.stress.sentinels import GUARD
@@ -23,17 +23,13 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
     return request.param  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="session")
-def _scripted_server() -> Iterator[ScriptedServer]:
-    yield from run_scripted_server()
-
-
 @pytest.fixture
-def scripted_server(_scripted_server: ScriptedServer) -> Iterator[ScriptedServer]:
-    """A real HTTP server on 127.0.0.1 that answers what the test scripts (see tests/scripted_server.py)."""
-    _scripted_server.reset()
-    yield _scripted_server
-    _scripted_server.reset()
+def scripted_server(_switchboard: tuple[Switchboard, str]) -> ScriptedServer:
+    """The older face of `served_script` (see tests/scripted_server.py)."""
+    board, base_url = _switchboard
+    server = ScriptedServer(base_url)
+    board.app = server.asgi_app
+    return server
 
 
 @pytest.fixture(scope="session")
