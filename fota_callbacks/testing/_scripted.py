@@ -84,7 +84,7 @@ class ScriptedAnswer:
             return False
         return self.path is None or urlsplit(request.url).path == self.path
 
-    async def act(self, request: Request) -> Response:
+    async def _act(self, request: Request) -> Response:
         """Wait `delay`, then answer `request` as scripted (return the response, or raise the connection error)."""
         if self.delay == math.inf:
             await anyio.sleep_forever()
@@ -322,7 +322,7 @@ class ScriptedTransport:
             raise UnscriptedRequestError(
                 f"no queued answer matches {request.method} {urlsplit(request.url).path}; pending: {self.pending!r}"
             )
-        return await answer.act(request)
+        return await answer._act(request)
 
     async def aclose(self) -> None:
         """Mark the transport closed; the script and the record stay readable."""
