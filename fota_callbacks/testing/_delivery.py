@@ -18,7 +18,6 @@ and records every `Delivery`.
 
 from __future__ import annotations
 
-import json
 import ssl
 import threading
 from collections.abc import Iterable, Mapping
@@ -42,7 +41,7 @@ from ..callbacks import (
     UpgradeScheduledMessage,
 )
 from ..v1.models import CallbackService
-from ._wire import checked_url, shown
+from ._wire import checked_url, json_or_none, shown
 
 __all__ = [
     "DEFAULT_DELIVERY_TIMEOUT",
@@ -126,10 +125,7 @@ class Delivery:
     @property
     def json(self) -> Any:
         """The message sent, parsed as JSON; None when it is not JSON (a verbatim `bytes` message)."""
-        try:
-            return json.loads(self.content)
-        except (ValueError, RecursionError):
-            return None
+        return json_or_none(self.content)
 
     def __repr__(self) -> str:
         data = self.json

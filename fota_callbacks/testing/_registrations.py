@@ -75,14 +75,8 @@ class _Account:
 
 
 def _registration_json(entry: RegisteredCallbacks) -> dict[str, str]:
-    fields = (
-        ("aname", entry.aname),
-        ("name", entry.name),
-        ("url", entry.url),
-        ("username", entry.username),
-        ("password", entry.password),
-    )
-    return {key: value for key, value in fields if value is not None}
+    keys = ("aname", "name", "url", "username", "password")  # the JSON keys are the field names
+    return {key: value for key in keys if (value := getattr(entry, key)) is not None}
 
 
 class Registrations:

@@ -16,23 +16,6 @@ from urllib.parse import urlsplit
 from .._errors import InvalidArgumentError
 from ..transport.base import Headers, Request, Response
 
-__all__ = [
-    "CALLBACK_URL_SCHEMES",
-    "JSON_HEADERS",
-    "Refusal",
-    "account_or_refuse",
-    "checked_account",
-    "checked_url",
-    "json_object",
-    "json_response",
-    "media_type",
-    "optional_str",
-    "refuse",
-    "required_str",
-    "shown",
-    "url_or_refuse",
-]
-
 _ACCOUNT = re.compile(r"[0-9]{10}-[0-9]{5}")  # "##########-#####", ASCII digits only
 _USERINFO = re.compile(r"(?<=//)[^/?#]*@")
 CALLBACK_URL_SCHEMES: Mapping[str, tuple[str, ...]] = {"v1": ("http", "https"), "v2": ("https",), "v3": ("https",)}
@@ -70,8 +53,8 @@ def checked_url(value: object, schemes: Collection[str], parameter: str) -> str:
     """`value` if it is an absolute URL of one of `schemes` with a host, else `InvalidArgumentError`."""
     if not isinstance(value, str):
         raise InvalidArgumentError(parameter, f"expected a str, got {type(value).__name__}")
-    # isprintable() is False for every control, format, separator and unassigned character (but the space).
-    if any(char.isspace() or not char.isprintable() for char in value):
+    # Not printable: every control, format, separator and unassigned character but the space, checked apart.
+    if " " in value or not value.isprintable():
         raise InvalidArgumentError(parameter, f"{shown(value)!r} holds whitespace, control or invisible characters")
     try:
         parts = urlsplit(value)
@@ -125,13 +108,18 @@ def json_object(request: Request) -> dict[str, Any]:
     """The request's body, a JSON object labelled `application/json` or `*/*`; else a 415 or 400."""
     if media_type(request.headers) not in _JSON_MEDIA_TYPES:
         refuse(415, "UnsupportedMediaType", "the request body must be JSON sent as Content-Type: application/json")
-    try:
-        data = json.loads(request.content)
-    except (ValueError, RecursionError):  # includes a body that is not UTF-8
-        refuse(400, "InvalidRequestBody", "the request body is not JSON")
+    data = json_or_none(request.content)
     if not isinstance(data, dict):
-        refuse(400, "InvalidRequestBody", f"the request body must be a JSON object, not {type(data).__name__}")
+        refuse(400, "InvalidRequestBody", "the request body is not a JSON object")
     return data
+
+
+def json_or_none(content: bytes) -> Any:
+    """`content` parsed as JSON; None when it is not JSON (or empty)."""
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError):  # includes content that is not UTF-8
+        return None
 
 
 def required_str(data: Mapping[str, Any], key: str) -> str:
