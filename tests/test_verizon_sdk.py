@@ -1,6 +1,7 @@
 """Verizon's own generated Python SDK (`sdksio-verizon-apis-sdk`, import `verizon`), unchanged, runs its whole
 lifecycle against a `fota-callbacks fake-server` process (wire.md "Fake fidelity").
 
+The server is test_cli's `fake_server` fixture: a subprocess on a free port, stopped by its process id.
 The SDK is synchronous (requests), so these are plain sync tests. It is pointed at the fake by replacing
 `Configuration.environments`, as wire.md says. The fake's state is read back with this project's own client, a
 second view that does not go through the SDK under test.
@@ -8,14 +9,7 @@ second view that does not go through the SDK under test.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-
 import anyio
-import httpx
 import pytest
 from verizon.configuration import Configuration, Environment, Server
 from verizon.exceptions.api_exception import APIException
@@ -31,45 +25,9 @@ from verizon.models.log_in_request import LogInRequest
 from verizon.verizon_client import VerizonClient
 
 import fota_callbacks as fota
+from tests.test_cli import fake_server as fake_server  # `fota-callbacks fake-server` on a free 127.0.0.1 port
 
 ACCOUNT = "0000123456-00001"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[str]:
-    """`python -m fota_callbacks fake-server` on a free 127.0.0.1 port, stopped by its process id."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "fota_callbacks", "fake-server", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(base_url + "/", timeout=1)  # any answer (a 404) means it serves
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    _, stderr = process.communicate(timeout=5) if process.poll() is not None else (b"", b"")
-                    pytest.fail(f"fake-server did not start on port {port}: {stderr.decode(errors='replace')}")
-                time.sleep(0.05)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        assert process.stderr is not None
-        process.stderr.close()
 
 
 @pytest.fixture

@@ -40,13 +40,9 @@ def shown(url: str) -> str:
 
 def checked_account(value: object, parameter: str = "account") -> str:
     """`value` if it is an account identifier `##########-#####`, else `InvalidArgumentError`."""
-    if not isinstance(value, str):
-        raise InvalidArgumentError(parameter, f"expected a str, got {type(value).__name__}")
-    if _ACCOUNT.fullmatch(value) is None:
-        raise InvalidArgumentError(
-            parameter, f"{value!r} is not an account ##########-##### (10 digits, dash, 5 digits)"
-        )
-    return value
+    if isinstance(value, str) and _ACCOUNT.fullmatch(value):
+        return value
+    raise InvalidArgumentError(parameter, f"{value!r} is not an account ##########-##### (10 digits, dash, 5 digits)")
 
 
 def checked_url(value: object, schemes: Collection[str], parameter: str) -> str:
