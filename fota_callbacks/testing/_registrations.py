@@ -53,7 +53,7 @@ _DEREGISTERED = Response(200, JSON_HEADERS, b'{"success":true}')
 V1Seed = Mapping[str, RegisteredCallbacks] | Iterable[RegisteredCallbacks | FotaV1CallbackRegistrationRequest]
 """What `seed(v1=...)` takes: `AccountCallbacks.v1` of a snapshot, or registrations."""
 
-Handler = Callable[[Request, Version, str, "str | None"], Response]
+Handler = Callable[[Request, Version, str, str | None], Response]
 """Answers a callbacks request, given its version, account and (V1 deregister) service path segment."""
 
 
