@@ -1,0 +1,30 @@
+"""Receive callbacks durably: store each body before acknowledging it, handle it later, retry, keep dead letters.
+
+```python
+from fota_callbacks.inbox import SqliteInbox
+from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan
+
+inbox = SqliteInbox("fota-inbox.db")
+app = FastAPI(lifespan=fota_lifespan(inbox=inbox, handler=on_message))
+app.include_router(callback_router(inbox=inbox, username="listener", password="s3cret"))
+```
+
+`MemoryInbox` (tests), `SqliteInbox` (one machine, one file), `RedisInbox` (extra `redis`: Redis Streams with a
+consumer group, for many replicas; asyncio only). Each implements `Inbox`.
+"""
+
+from ._base import Inbox, InboxEntry, InboxHandler, InboxStats, InboxUnavailableError
+from .memory import MemoryInbox
+from .redis import RedisInbox
+from .sqlite import SqliteInbox
+
+__all__ = [
+    "Inbox",
+    "InboxEntry",
+    "InboxHandler",
+    "InboxStats",
+    "InboxUnavailableError",
+    "MemoryInbox",
+    "RedisInbox",
+    "SqliteInbox",
+]
