@@ -343,4 +343,6 @@ class BaseInbox:
         try:
             await step()
         except Exception as exc:
-            logger.warning("the FOTA inbox cannot record an outcome (the entry will be handled again): %s", error_text(exc))
+            logger.warning(
+                "the FOTA inbox cannot record an outcome (the entry will be handled again): %s", error_text(exc)
+            )

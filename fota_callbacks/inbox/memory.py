@@ -39,7 +39,11 @@ class MemoryInbox(BaseInbox):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
-            dedup_window=dedup_window, retry_base=retry_base, retry_max=retry_max, poll_interval=poll_interval, clock=clock
+            dedup_window=dedup_window,
+            retry_base=retry_base,
+            retry_max=retry_max,
+            poll_interval=poll_interval,
+            clock=clock,
         )
         self._records: dict[int, _Record] = {}  # insertion order is arrival order
         self._seen: dict[bytes, float] = {}  # dedup key -> until when

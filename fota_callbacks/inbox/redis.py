@@ -186,7 +186,7 @@ class RedisInbox(BaseInbox):
 
     async def _claim(self, now: float) -> Claim | None:
         keys = [self.stream, self._keys["retry"], self._keys["body"], self._keys["attempts"]]
-        args = [self.group, self.consumer, round(self.claim_idle * 1000), repr(now)]
+        args: list[str | int] = [self.group, self.consumer, round(self.claim_idle * 1000), repr(now)]
         found = await self._call(lambda: self._claim_script(keys=keys, args=args))
         if not found:
             return None
@@ -195,7 +195,7 @@ class RedisInbox(BaseInbox):
 
     async def _finish(self, claim: Claim, outcome: str, error: str = "", due: float = 0.0) -> None:
         keys = [self.stream, self._keys["retry"], self._keys["dead"], *self._entry_keys(), self._keys["done"]]
-        args = [self.group, claim.token, claim.id, outcome, claim.attempts + 1, error, repr(due)]
+        args: list[str | int] = [self.group, claim.token, claim.id, outcome, claim.attempts + 1, error, repr(due)]
         await self._call(lambda: self._settle_script(keys=keys, args=args))
 
     async def _complete(self, claim: Claim) -> None:
@@ -209,7 +209,9 @@ class RedisInbox(BaseInbox):
 
     async def _renew(self, claim: Claim, now: float) -> None:
         # XCLAIM resets the idle time that XAUTOCLAIM measures; JUSTID leaves the delivery count alone.
-        await self._call(lambda: self._redis.xclaim(self.stream, self.group, self.consumer, 0, [claim.token], justid=True))
+        await self._call(
+            lambda: self._redis.xclaim(self.stream, self.group, self.consumer, 0, [claim.token], justid=True)
+        )
 
     async def _release(self, claim: Claim) -> None:
         # Marked idle for `claim_idle` already: the next XAUTOCLAIM by any worker takes it.
@@ -225,7 +227,10 @@ class RedisInbox(BaseInbox):
 
         async def count() -> InboxStats:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.xlen(self.stream).zcard(self._keys["retry"]).zcard(self._keys["dead"]).get(self._keys["done"])
+                pipe.xlen(self.stream)
+                pipe.zcard(self._keys["retry"])
+                pipe.zcard(self._keys["dead"])
+                pipe.get(self._keys["done"])
                 queued, retrying, dead, done = await pipe.execute()
             return InboxStats(pending=queued + retrying, dead=dead, done=int(done or 0))
 
@@ -235,7 +240,7 @@ class RedisInbox(BaseInbox):
         """The dead letters, oldest first."""
 
         async def read() -> list[InboxEntry]:
-            ids = [int(id) for id in await self._redis.zrange(self._keys["dead"], 0, -1)]
+            ids = [int(_text(id)) for id in await self._redis.zrange(self._keys["dead"], 0, -1)]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for id in ids:
                     for key in self._entry_keys():
@@ -250,7 +255,7 @@ class RedisInbox(BaseInbox):
                     last_error=_text(error) if error is not None else None,
                     received_at=utc(float(received or 0)),
                 )
-                for id, (body, received, attempts, error) in zip(ids, rows)
+                for id, (body, received, attempts, error) in zip(ids, rows, strict=True)
             ]
 
         return await self._call(read)

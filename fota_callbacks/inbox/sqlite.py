@@ -175,7 +175,7 @@ class SqliteInbox(BaseInbox):
             db.execute("DELETE FROM fota_inbox_dedup WHERE expires_at <= ?", (batch[-1].now,))
             self._next_purge = batch[-1].now + 60
         db.execute("COMMIT")
-        for put, stored in zip(batch, outcomes):
+        for put, stored in zip(batch, outcomes, strict=True):
             put.stored = stored
 
     def _insert_one(self, db: sqlite3.Connection, put: _Put) -> bool:
@@ -202,7 +202,9 @@ class SqliteInbox(BaseInbox):
                 db.execute("COMMIT")
                 return None
             token = secrets.token_hex(8)
-            db.execute("UPDATE fota_inbox SET due_at = ?, claim = ? WHERE id = ?", (now + self.claim_idle, token, row[0]))
+            db.execute(
+                "UPDATE fota_inbox SET due_at = ?, claim = ? WHERE id = ?", (now + self.claim_idle, token, row[0])
+            )
             db.execute("COMMIT")
             return Claim(id=row[0], body=row[1], attempts=row[2], token=token)
 
