@@ -110,23 +110,34 @@ def fota_lifespan(
         async with client_factory() as client, contextlib.AsyncExitStack() as stack:
             if inbox is not None:
                 stack.push_async_callback(inbox.aclose)
+                if handler is not None:
+                    await stack.enter_async_context(_worker(inbox, handler, workers))
             setattr(app.state, STATE_KEY, client)
             try:
-                async with anyio.create_task_group() as worker:
-                    if inbox is not None and handler is not None:
-                        worker.start_soon(functools.partial(inbox.run, handler, concurrency=workers))
-                    try:
-                        if lifespan is None:
-                            yield None
-                        else:
-                            async with lifespan(app) as state:
-                                yield state
-                    finally:
-                        worker.cancel_scope.cancel()
+                if lifespan is None:
+                    yield None
+                else:
+                    async with lifespan(app) as state:
+                        yield state
             finally:
                 delattr(app.state, STATE_KEY)
 
     return run
+
+
+@contextlib.asynccontextmanager
+async def _worker(inbox: Inbox, handler: CallbackHandler, workers: int) -> AsyncIterator[None]:
+    """Runs the inbox's worker while the block runs; cancels and awaits it after."""
+    failure: BaseException | None = None
+    async with anyio.create_task_group() as worker:
+        worker.start_soon(functools.partial(inbox.run, handler, concurrency=workers))
+        try:
+            yield
+        except BaseException as exc:  # the app's own error, re-raised as it is once the worker stopped
+            failure = exc
+        worker.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
 
 def get_app_client(app: Starlette) -> FotaCallbacksClient:
