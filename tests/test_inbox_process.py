@@ -38,7 +38,7 @@ def handled(record: Path) -> Counter[int]:
 
 async def wait_until(condition: Callable[[], bool]) -> None:
     with anyio.fail_after(30):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - the condition is a file other processes write
             await anyio.sleep(0.02)
 
 
