@@ -17,11 +17,11 @@ from fota_callbacks.inbox import Inbox, RedisInbox, SqliteInbox
 from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan
 
 _kind, _, _target = os.environ["FOTA_TEST_INBOX"].partition(":")
-_options = {"claim_idle": float(os.environ.get("FOTA_TEST_CLAIM_IDLE", "1")), "poll_interval": 0.05}
+_claim_idle = float(os.environ.get("FOTA_TEST_CLAIM_IDLE", "1"))
 inbox: Inbox = (
-    SqliteInbox(_target, **_options)
+    SqliteInbox(_target, claim_idle=_claim_idle, poll_interval=0.05)
     if _kind == "sqlite"
-    else RedisInbox(_target, stream=os.environ["FOTA_TEST_STREAM"], **_options)
+    else RedisInbox(_target, stream=os.environ["FOTA_TEST_STREAM"], claim_idle=_claim_idle, poll_interval=0.05)
 )
 _delay = float(os.environ.get("FOTA_TEST_DELAY", "0"))
 _record = os.open(os.environ["FOTA_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
