@@ -240,7 +240,7 @@ class BaseInbox:
         Success: the entry is done. An exception: retried after `backoff(attempts)` seconds, and after
         `max_attempts` failures it becomes a dead letter, as does a body that does not parse. Up to `concurrency`
         messages are handled at once. A handling cut short (cancellation, a crash, `kill -9`) is handled again:
-        at-least-once. Storage failures are logged and retried; they do not stop the worker.
+        at-least-once. Storage failures (`InboxUnavailableError`) are logged and retried; they do not stop the worker.
         """
         if not callable(handler):
             raise InvalidArgumentError("handler", f"expected an async callable, got {handler!r}")
@@ -268,7 +268,7 @@ class BaseInbox:
                 # Shielded: a claim taken and then lost to cancellation would wait out `claim_idle`.
                 with anyio.CancelScope(shield=True):
                     claim = await self._claim(self._clock())
-            except Exception as exc:
+            except InboxUnavailableError as exc:
                 logger.warning("the FOTA inbox cannot read entries: %s", error_text(exc))
                 claim = None
             if claim is None:
@@ -335,14 +335,14 @@ class BaseInbox:
             await anyio.sleep(self.claim_idle / 3)
             try:
                 await self._renew(claim, self._clock())
-            except Exception as exc:
+            except InboxUnavailableError as exc:
                 logger.warning("the FOTA inbox cannot renew its claim on entry %d: %s", claim.id, error_text(exc))
 
     async def _settle(self, step: Callable[[], Awaitable[None]]) -> None:
         # If the store cannot record the outcome, the claim lapses and the entry is handled again: at-least-once.
         try:
             await step()
-        except Exception as exc:
+        except InboxUnavailableError as exc:
             logger.warning(
                 "the FOTA inbox cannot record an outcome (the entry will be handled again): %s", error_text(exc)
             )

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import sniffio
 
 from .._errors import InvalidArgumentError
-from ._base import BaseInbox, Claim, InboxEntry, InboxStats, InboxUnavailableError, utc
+from ._base import BaseInbox, Claim, InboxEntry, InboxHandler, InboxStats, InboxUnavailableError, utc
 
 __all__ = ["RedisInbox"]
 
@@ -153,10 +153,18 @@ class RedisInbox(BaseInbox):
     def __repr__(self) -> str:
         return f"RedisInbox(stream={self.stream!r}, group={self.group!r}, consumer={self.consumer!r})"
 
-    async def _call(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+    def _require_asyncio(self) -> None:
         library = sniffio.current_async_library()
         if library != "asyncio":
             raise RuntimeError(f"RedisInbox runs on asyncio only (redis-py's asyncio client), not on {library}")
+
+    async def run(self, handler: InboxHandler, *, concurrency: int = 1, max_attempts: int = 10) -> None:
+        """The worker, as `BaseInbox.run`; on asyncio only."""
+        self._require_asyncio()
+        await super().run(handler, concurrency=concurrency, max_attempts=max_attempts)
+
+    async def _call(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        self._require_asyncio()
         try:
             if not self._group_ready:
                 await self._create_group()
