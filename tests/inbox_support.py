@@ -11,9 +11,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from fota_callbacks.inbox import Inbox, MemoryInbox, RedisInbox, SqliteInbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,3 +135,51 @@ def app_servers() -> Iterator[Callable[..., AppServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+# --- one fixture for every kind of inbox ---------------------------------------------------------------------------
+
+CASES = [("memory", "asyncio"), ("memory", "trio"), ("sqlite", "asyncio"), ("sqlite", "trio"), ("redis", "asyncio")]
+
+
+class Clock:
+    """Wall-clock seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(params=CASES, ids=[f"{kind}-{backend}" for kind, backend in CASES])
+def case(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def anyio_backend(case: tuple[str, str]) -> str:
+    return case[1]
+
+
+MakeInbox = Callable[..., Inbox]
+
+
+@pytest.fixture
+def make_inbox(case: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> MakeInbox:
+    """Makes an inbox of the case's kind; the same `name` makes another handle on the same storage."""
+    kind = case[0]
+
+    def make(name: str = "inbox", **options: Any) -> Inbox:
+        options.setdefault("poll_interval", 0.01)
+        if kind == "memory":
+            return MemoryInbox(**options)
+        if kind == "sqlite":
+            return SqliteInbox(tmp_path / f"{name}.db", **options)
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return RedisInbox(server.url, stream=f"test:{tmp_path.name}:{name}", **options)
+
+    return make

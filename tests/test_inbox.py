@@ -9,64 +9,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.inbox import Inbox, InboxStats, MemoryInbox, RedisInbox, SqliteInbox
-from tests.inbox_support import RedisServer, redis_server
+from fota_callbacks.inbox import Inbox, InboxStats
+from tests.inbox_support import Clock, MakeInbox, anyio_backend, case, make_inbox, redis_server
 
 pytestmark = pytest.mark.anyio
 
-__all__ = ["redis_server"]  # a fixture, used below
-
-CASES = [("memory", "asyncio"), ("memory", "trio"), ("sqlite", "asyncio"), ("sqlite", "trio"), ("redis", "asyncio")]
-
-
-class Clock:
-    """Wall-clock seconds that move only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture(params=CASES, ids=[f"{kind}-{backend}" for kind, backend in CASES])
-def case(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def anyio_backend(case: tuple[str, str]) -> str:
-    return case[1]
-
-
-MakeInbox = Callable[..., Any]
-
-
-@pytest.fixture
-def make_inbox(case: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> MakeInbox:
-    """Makes an inbox of the case's kind; the same `name` makes another handle on the same storage."""
-    kind = case[0]
-
-    def make(name: str = "inbox", **options: Any) -> Inbox:
-        options.setdefault("poll_interval", 0.01)
-        if kind == "memory":
-            return MemoryInbox(**options)
-        if kind == "sqlite":
-            return SqliteInbox(tmp_path / f"{name}.db", **options)
-        server: RedisServer = request.getfixturevalue("redis_server")
-        return RedisInbox(server.url, stream=f"test:{tmp_path.name}:{name}", **options)
-
-    return make
+__all__ = ["anyio_backend", "case", "make_inbox", "redis_server"]  # fixtures, used below
 
 
 def message(n: int, **fields: Any) -> bytes:
@@ -279,20 +233,23 @@ async def test_what_one_handle_stores_another_handle_on_the_same_storage_handles
 
 
 async def test_bad_arguments_are_refused_with_the_parameter_named(make_inbox: MakeInbox) -> None:
-    for options, parameter in [
+    refused: list[tuple[dict[str, Any], str]] = [
         ({"dedup_window": -1}, "dedup_window"),
         ({"retry_base": 0}, "retry_base"),
         ({"retry_base": 5, "retry_max": 1}, "retry_max"),
         ({"poll_interval": float("nan")}, "poll_interval"),
         ({"clock": 3}, "clock"),
-    ]:
+    ]
+    for options, parameter in refused:
         with pytest.raises(fota.InvalidArgumentError) as caught:
             make_inbox(**options)
         assert caught.value.parameter == parameter
     async with make_inbox() as inbox:
         with pytest.raises(fota.InvalidArgumentError, match="body"):
             await inbox.put("text")  # type: ignore[arg-type]
-        for options, parameter in [({"concurrency": 0}, "concurrency"), ({"max_attempts": True}, "max_attempts")]:
-            with pytest.raises(fota.InvalidArgumentError) as caught:
-                await inbox.run(Recorder(), **options)
-            assert caught.value.parameter == parameter
+        with pytest.raises(fota.InvalidArgumentError) as caught:
+            await inbox.run(Recorder(), concurrency=0)
+        assert caught.value.parameter == "concurrency"
+        with pytest.raises(fota.InvalidArgumentError) as caught:
+            await inbox.run(Recorder(), max_attempts=True)
+        assert caught.value.parameter == "max_attempts"

@@ -96,6 +96,14 @@ async def test_redis_that_went_away_refuses_puts_and_keeps_what_it_acknowledged(
         server.stop()
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_redis_a_closed_inbox_says_so(redis_server: RedisServer) -> None:
+    inbox = RedisInbox(redis_server.url, stream="closed")
+    await inbox.aclose()
+    with pytest.raises(InboxUnavailableError, match="is closed"):
+        await inbox.put(message(2))
+
+
 def test_redis_inbox_refuses_bad_arguments(redis_server: RedisServer) -> None:
     with pytest.raises(ValueError, match="stream"):
         RedisInbox(redis_server.url, stream="")

@@ -41,6 +41,7 @@ InboxHandler = Callable[[CallbackMessage], Awaitable[object]]
 """`async def handler(message: CallbackMessage) -> None`; what it returns is ignored."""
 
 _Self = TypeVar("_Self", bound="BaseInbox")
+_InboxT = TypeVar("_InboxT", bound="Inbox")
 
 MAX_ERROR_TEXT = 1000
 
@@ -113,6 +114,12 @@ class Inbox(Protocol):
     async def aclose(self) -> None:
         """Release connections and files."""
         ...
+
+    async def __aenter__(self: _InboxT) -> _InboxT: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None: ...
 
 
 def error_text(exc: BaseException) -> str:

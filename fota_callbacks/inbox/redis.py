@@ -149,6 +149,7 @@ class RedisInbox(BaseInbox):
         self._settle_script = self._redis.register_script(_SETTLE)
         self._revive_script = self._redis.register_script(_REVIVE)
         self._group_ready = False
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"RedisInbox(stream={self.stream!r}, group={self.group!r}, consumer={self.consumer!r})"
@@ -165,6 +166,8 @@ class RedisInbox(BaseInbox):
 
     async def _call(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         self._require_asyncio()
+        if self._closed:
+            raise InboxUnavailableError(f"the Redis inbox {self.stream!r} is closed")
         try:
             if not self._group_ready:
                 await self._create_group()
@@ -278,4 +281,5 @@ class RedisInbox(BaseInbox):
 
     async def aclose(self) -> None:
         """Close the connections to Redis."""
+        self._closed = True
         await self._redis.aclose()
