@@ -10,7 +10,11 @@ app.include_router(callback_router(inbox=inbox, username="listener", password="s
 ```
 
 `MemoryInbox` (tests), `SqliteInbox` (one machine, one file), `RedisInbox` (extra `redis`: Redis Streams with a
-consumer group, for many replicas; asyncio only). Each implements `Inbox`.
+consumer group, for many replicas; asyncio only). Each implements `Inbox`, and each takes these keyword options:
+`dedup_window=300` (seconds an identical body is stored once; 0: off), `retry_base=1.0` and `retry_max=300`
+(the backoff after a handler failure doubles from one to the other), `claim_idle=60` (seconds after which an
+entry held by a stopped worker is handled by another; not used by `MemoryInbox`), `poll_interval=0.5`
+(how often idle workers look for entries stored by other processes), `clock=time.time`.
 """
 
 from ._base import Inbox, InboxEntry, InboxHandler, InboxStats, InboxUnavailableError

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypedDict, TypeVar, runtime_checkable
 
 import anyio
 import attrs
@@ -24,12 +24,16 @@ from .._errors import FotaError, InvalidArgumentError
 from .._logsafe import printable
 from ..callbacks import CallbackMessage, CallbackParseError, parse_callback_message
 
+if TYPE_CHECKING:
+    pass
+
 __all__ = [
     "BaseInbox",
     "Claim",
     "Inbox",
     "InboxEntry",
     "InboxHandler",
+    "InboxOptions",
     "InboxStats",
     "InboxUnavailableError",
     "error_text",
@@ -51,6 +55,17 @@ class InboxUnavailableError(FotaError):
 
     The callback router answers 503 to the sender when `put` raises it, so the sender retries.
     """
+
+
+class InboxOptions(TypedDict, total=False):
+    """The options every inbox takes as keyword arguments; see `BaseInbox`."""
+
+    dedup_window: float
+    retry_base: float
+    retry_max: float
+    claim_idle: float
+    poll_interval: float
+    clock: Callable[[], float]
 
 
 @attrs.frozen

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
-from ._base import BaseInbox, Claim, InboxEntry, InboxStats, utc
+from ._base import BaseInbox, Claim, InboxEntry, InboxOptions, InboxStats, utc
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["MemoryInbox"]
 
@@ -26,25 +28,11 @@ class _Record:
 class MemoryInbox(BaseInbox):
     """An in-process inbox with the same behaviour as the durable ones, minus durability: for tests.
 
-    Options as in `BaseInbox` (`dedup_window`, `retry_base`, `retry_max`, `poll_interval`, `clock`).
+    Options: see `fota_callbacks.inbox` (`claim_idle` is not used: a claim lasts until its worker lets go).
     """
 
-    def __init__(
-        self,
-        *,
-        dedup_window: float = 300.0,
-        retry_base: float = 1.0,
-        retry_max: float = 300.0,
-        poll_interval: float = 0.5,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(
-            dedup_window=dedup_window,
-            retry_base=retry_base,
-            retry_max=retry_max,
-            poll_interval=poll_interval,
-            clock=clock,
-        )
+    def __init__(self, **options: Unpack[InboxOptions]) -> None:
+        super().__init__(**options)
         self._records: dict[int, _Record] = {}  # insertion order is arrival order
         self._seen: dict[bytes, float] = {}  # dedup key -> until when
         self._next_id = 1

@@ -14,14 +14,16 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sniffio
 
 from .._errors import InvalidArgumentError
-from ._base import BaseInbox, Claim, InboxEntry, InboxHandler, InboxStats, InboxUnavailableError, utc
+from ._base import BaseInbox, Claim, InboxEntry, InboxHandler, InboxOptions, InboxStats, InboxUnavailableError, utc
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["RedisInbox"]
 
@@ -98,8 +100,8 @@ class RedisInbox(BaseInbox):
     on disk before `put` returns (`everysec` may lose the last second on a power cut). `stream` names the stream
     and prefixes every other key; `group` is the consumer group all workers join; `consumer` names this process
     in it (default: host, pid and a random suffix). An entry whose worker stopped is taken over by another after
-    `claim_idle` seconds; a live worker renews its claim while the handler runs. Other options: `BaseInbox`.
-    Retried entries join the end of the queue. asyncio only (redis-py's asyncio client).
+    `claim_idle` seconds; a live worker renews its claim while the handler runs. Retried entries join the end of
+    the queue. asyncio only (redis-py's asyncio client). Other options: see `fota_callbacks.inbox`.
     """
 
     def __init__(
@@ -109,22 +111,10 @@ class RedisInbox(BaseInbox):
         stream: str = "fota:callbacks",
         group: str = "fota-callbacks",
         consumer: str | None = None,
-        dedup_window: float = 300.0,
-        retry_base: float = 1.0,
-        retry_max: float = 300.0,
-        claim_idle: float = 60.0,
-        poll_interval: float = 0.5,
         socket_timeout: float = 10.0,
-        clock: Callable[[], float] = time.time,
+        **options: Unpack[InboxOptions],
     ) -> None:
-        super().__init__(
-            dedup_window=dedup_window,
-            retry_base=retry_base,
-            retry_max=retry_max,
-            claim_idle=claim_idle,
-            poll_interval=poll_interval,
-            clock=clock,
-        )
+        super().__init__(**options)
         for name, value in (("url", url), ("stream", stream), ("group", group)):
             if not isinstance(value, str) or not value:
                 raise InvalidArgumentError(name, f"expected a non-empty string, got {value!r}")

@@ -13,16 +13,18 @@ import secrets
 import sqlite3
 import stat
 import threading
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
 
-from ._base import BaseInbox, Claim, InboxEntry, InboxStats, InboxUnavailableError, utc
+from ._base import BaseInbox, Claim, InboxEntry, InboxOptions, InboxStats, InboxUnavailableError, utc
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["SqliteInbox"]
 
@@ -100,28 +102,12 @@ class SqliteInbox(BaseInbox):
 
     A body is committed (fsync, `synchronous=FULL`) before `put` returns; claims and outcomes are committed
     with `synchronous=NORMAL`, which survives a killed process, and a power cut at worst has an entry handled
-    again. A file without write permission makes `put` raise `InboxUnavailableError`. Options: see `BaseInbox`.
+    again. A file without write permission makes `put` raise `InboxUnavailableError`.
+    Options: see `fota_callbacks.inbox`.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        dedup_window: float = 300.0,
-        retry_base: float = 1.0,
-        retry_max: float = 300.0,
-        claim_idle: float = 60.0,
-        poll_interval: float = 0.5,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(
-            dedup_window=dedup_window,
-            retry_base=retry_base,
-            retry_max=retry_max,
-            claim_idle=claim_idle,
-            poll_interval=poll_interval,
-            clock=clock,
-        )
+    def __init__(self, path: str | os.PathLike[str], **options: Unpack[InboxOptions]) -> None:
+        super().__init__(**options)
         self.path = Path(os.fspath(path)).absolute()
         # Puts on their own connection: they need a full fsync, and must not queue behind the workers.
         self._writer = _Connection(self.path, synchronous="FULL")
