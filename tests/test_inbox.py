@@ -232,6 +232,29 @@ async def test_what_one_handle_stores_another_handle_on_the_same_storage_handles
     assert recorder.handled == [0, 1, 2]
 
 
+async def test_a_worker_renews_its_claim_so_a_long_handling_is_not_taken_over(
+    make_inbox: MakeInbox, case: tuple[str, str]
+) -> None:
+    if case[0] == "memory":
+        return  # one process: a claim lasts until its worker lets go
+    calls: list[str] = []
+
+    async def slow(message: fota.CallbackMessage) -> None:
+        calls.append("slow")
+        await anyio.sleep(0.6)  # four times claim_idle
+
+    async def other(message: fota.CallbackMessage) -> None:
+        calls.append("other")
+
+    async with make_inbox("shared", claim_idle=0.15) as first, make_inbox("shared", claim_idle=0.15) as second:
+        await first.put(message(1))
+        async with Running(first, slow):
+            await until(lambda: calls == ["slow"])
+            async with Running(second, other):
+                await stats_reach(first, done=1)
+    assert calls == ["slow"]
+
+
 async def test_bad_arguments_are_refused_with_the_parameter_named(make_inbox: MakeInbox) -> None:
     refused: list[tuple[dict[str, Any], str]] = [
         ({"dedup_window": -1}, "dedup_window"),

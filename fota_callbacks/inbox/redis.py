@@ -74,6 +74,15 @@ end
 return 1
 """
 
+# KEYS: stream. ARGV: group, consumer, delivery, idle (ms). Sets the delivery's idle time (0: renews the claim;
+# past claim_idle: gives it back), only while this consumer still holds it: a lapsed claim is not taken back.
+_TOUCH = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
+if not pending or pending[2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
+return 1
+"""
+
 # KEYS: dead, attempts, stream. ARGV: the entry id, or '' for all.
 _REVIVE = """
 local ids = ARGV[1] == '' and redis.call('ZRANGE', KEYS[1], 0, -1) or {ARGV[1]}
@@ -138,6 +147,7 @@ class RedisInbox(BaseInbox):
         self._claim_script = self._redis.register_script(_CLAIM)
         self._settle_script = self._redis.register_script(_SETTLE)
         self._revive_script = self._redis.register_script(_REVIVE)
+        self._touch_script = self._redis.register_script(_TOUCH)
         self._group_ready = False
         self._closed = False
 
@@ -208,18 +218,15 @@ class RedisInbox(BaseInbox):
     async def _bury(self, claim: Claim, error: str) -> None:
         await self._finish(claim, "dead", error)
 
+    async def _touch(self, claim: Claim, idle_ms: int) -> None:
+        args: list[str | int] = [self.group, self.consumer, claim.token, idle_ms]
+        await self._call(lambda: self._touch_script(keys=[self.stream], args=args))
+
     async def _renew(self, claim: Claim, now: float) -> None:
-        # XCLAIM resets the idle time that XAUTOCLAIM measures; JUSTID leaves the delivery count alone.
-        await self._call(
-            lambda: self._redis.xclaim(self.stream, self.group, self.consumer, 0, [claim.token], justid=True)
-        )
+        await self._touch(claim, 0)  # XAUTOCLAIM measures idle time: 0 starts the claim over
 
     async def _release(self, claim: Claim) -> None:
-        # Marked idle for `claim_idle` already: the next XAUTOCLAIM by any worker takes it.
-        idle = round(self.claim_idle * 1000)
-        await self._call(
-            lambda: self._redis.xclaim(self.stream, self.group, self.consumer, 0, [claim.token], idle=idle, justid=True)
-        )
+        await self._touch(claim, round(self.claim_idle * 1000) + 1)  # idle long enough: the next XAUTOCLAIM takes it
 
     # --- for operators ------------------------------------------------------------------------------------------------
 
