@@ -17,7 +17,7 @@ entry held by a stopped worker is handled by another; not used by `MemoryInbox`)
 (how often idle workers look for entries stored by other processes), `clock=time.time`.
 """
 
-from ._base import Inbox, InboxEntry, InboxHandler, InboxStats, InboxUnavailableError
+from ._base import Inbox, InboxEntry, InboxHandler, InboxOptions, InboxStats, InboxUnavailableError
 from .memory import MemoryInbox
 from .redis import RedisInbox
 from .sqlite import SqliteInbox
@@ -26,6 +26,7 @@ __all__ = [
     "Inbox",
     "InboxEntry",
     "InboxHandler",
+    "InboxOptions",
     "InboxStats",
     "InboxUnavailableError",
     "MemoryInbox",

@@ -305,7 +305,7 @@ class BaseInbox:
     async def _handle(self, claim: Claim, handler: InboxHandler, max_attempts: int) -> None:
         try:
             message = parse_callback_message(claim.body)
-        except (CallbackParseError, TypeError) as exc:
+        except CallbackParseError as exc:
             logger.error("FOTA inbox entry %d does not parse, moved to the dead letters: %s", claim.id, error_text(exc))
             await self._settle(functools.partial(self._bury, claim, error_text(exc)))
             return
