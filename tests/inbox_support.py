@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
-from fota_callbacks.inbox import Inbox, MemoryInbox, RedisInbox, SqliteInbox
+from fota_callbacks.inbox import Inbox, InboxStats, MemoryInbox, RedisInbox, SqliteInbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -183,3 +184,13 @@ def make_inbox(case: tuple[str, str], tmp_path: Path, request: pytest.FixtureReq
         return RedisInbox(server.url, stream=f"test:{tmp_path.name}:{name}", **options)
 
     return make
+
+
+async def stats_reach(inbox: Inbox, **expected: int) -> InboxStats:
+    """Wait until `inbox.stats()` shows the expected counts (the worker runs in another task or process)."""
+    with anyio.fail_after(10):
+        while True:
+            stats = await inbox.stats()
+            if all(getattr(stats, name) == value for name, value in expected.items()):
+                return stats
+            await anyio.sleep(0.005)

@@ -16,7 +16,7 @@ import pytest
 
 import fota_callbacks as fota
 from fota_callbacks.inbox import Inbox, InboxStats
-from tests.inbox_support import Clock, MakeInbox, anyio_backend, case, make_inbox, redis_server
+from tests.inbox_support import Clock, MakeInbox, anyio_backend, case, make_inbox, redis_server, stats_reach
 
 pytestmark = pytest.mark.anyio
 
@@ -44,15 +44,6 @@ class Recorder:
 async def until(condition: Callable[[], bool]) -> None:
     with anyio.fail_after(10):
         while not condition():  # noqa: ASYNC110 - state another task changes without notifying
-            await anyio.sleep(0.005)
-
-
-async def stats_reach(inbox: Inbox, **expected: int) -> None:
-    with anyio.fail_after(10):
-        while True:
-            stats = await inbox.stats()
-            if all(getattr(stats, name) == value for name, value in expected.items()):
-                return
             await anyio.sleep(0.005)
 
 

@@ -17,9 +17,9 @@ import pytest
 from fastapi import FastAPI
 
 import fota_callbacks as fota
-from fota_callbacks.inbox import Inbox, InboxStats, MemoryInbox, RedisInbox, SqliteInbox
+from fota_callbacks.inbox import Inbox, MemoryInbox, RedisInbox, SqliteInbox
 from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan
-from tests.inbox_support import MakeInbox, RedisServer, anyio_backend, case, make_inbox, redis_server
+from tests.inbox_support import MakeInbox, RedisServer, anyio_backend, case, make_inbox, redis_server, stats_reach
 
 pytestmark = pytest.mark.anyio
 
@@ -44,15 +44,6 @@ async def receiver(inbox: Inbox, handler: Any = None, **router: Any) -> AsyncIte
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://receiver")
     async with app.router.lifespan_context(app), http:
         yield http
-
-
-async def stats_reach(inbox: Inbox, **expected: int) -> InboxStats:
-    with anyio.fail_after(10):
-        while True:
-            stats = await inbox.stats()
-            if all(getattr(stats, name) == value for name, value in expected.items()):
-                return stats
-            await anyio.sleep(0.005)
 
 
 async def test_the_router_acknowledges_what_it_stored_and_the_lifespan_worker_handles_it(

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from fota_callbacks.inbox import InboxUnavailableError, RedisInbox, SqliteInbox
-from tests.inbox_support import RedisServer, redis_server
+from tests.inbox_support import RedisServer, redis_server, stats_reach
 
 pytestmark = pytest.mark.anyio
 
@@ -102,6 +102,25 @@ async def test_redis_a_closed_inbox_says_so(redis_server: RedisServer) -> None:
     await inbox.aclose()
     with pytest.raises(InboxUnavailableError, match="is closed"):
         await inbox.put(message(2))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_redis_a_closed_worker_leaves_the_consumer_group(redis_server: RedisServer) -> None:
+    import redis.asyncio
+
+    observer = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        async with RedisInbox(redis_server.url, stream="leaving", poll_interval=0.01) as inbox:
+            await inbox.put(message(1))
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(inbox.run, lambda message: anyio.sleep(0.01))
+                await stats_reach(inbox, done=1)
+                tasks.cancel_scope.cancel()
+            [consumer] = await observer.xinfo_consumers("leaving", "fota-callbacks")
+            assert consumer["name"].decode() == inbox.consumer
+        assert await observer.xinfo_consumers("leaving", "fota-callbacks") == []
+    finally:
+        await observer.aclose()
 
 
 def test_redis_inbox_refuses_bad_arguments(redis_server: RedisServer) -> None:

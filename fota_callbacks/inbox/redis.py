@@ -11,6 +11,7 @@ redis-py's asyncio client runs on asyncio only; on trio every method raises `Run
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -83,6 +84,14 @@ redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JU
 return 1
 """
 
+# KEYS: stream. ARGV: group, consumer. A closing consumer leaves the group unless it still holds entries.
+_LEAVE = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return 1
+"""
+
 # KEYS: dead, attempts, stream. ARGV: the entry id, or '' for all.
 _REVIVE = """
 local ids = ARGV[1] == '' and redis.call('ZRANGE', KEYS[1], 0, -1) or {ARGV[1]}
@@ -148,6 +157,7 @@ class RedisInbox(BaseInbox):
         self._settle_script = self._redis.register_script(_SETTLE)
         self._revive_script = self._redis.register_script(_REVIVE)
         self._touch_script = self._redis.register_script(_TOUCH)
+        self._leave_script = self._redis.register_script(_LEAVE)
         self._group_ready = False
         self._closed = False
 
@@ -277,6 +287,11 @@ class RedisInbox(BaseInbox):
         return revived
 
     async def aclose(self) -> None:
-        """Close the connections to Redis."""
+        """Leave the consumer group (unless this consumer still holds entries) and close the connections."""
+        if self._closed:
+            return
         self._closed = True
+        if self._group_ready and sniffio.current_async_library() == "asyncio":
+            with contextlib.suppress(*self._errors):  # best effort: an unreachable Redis must not fail a shutdown
+                await self._leave_script(keys=[self.stream], args=[self.group, self.consumer])
         await self._redis.aclose()
