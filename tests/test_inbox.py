@@ -232,12 +232,12 @@ async def test_a_worker_renews_its_claim_so_a_long_handling_is_not_taken_over(
 
     async def slow(message: fota.CallbackMessage) -> None:
         calls.append("slow")
-        await anyio.sleep(0.6)  # four times claim_idle
+        await anyio.sleep(1.0)  # two and a half times claim_idle
 
     async def other(message: fota.CallbackMessage) -> None:
         calls.append("other")
 
-    async with make_inbox("shared", claim_idle=0.15) as first, make_inbox("shared", claim_idle=0.15) as second:
+    async with make_inbox("shared", claim_idle=0.4) as first, make_inbox("shared", claim_idle=0.4) as second:
         await first.put(message(1))
         async with Running(first, slow):
             await until(lambda: calls == ["slow"])
