@@ -3,7 +3,7 @@
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._auth import M2MSessionLogin, OAuthClientCredentials, StaticToken, TokenSource
+from ._auth import StaticToken, TokenSource
 from ._client import FotaCallbacksClient
 from ._environments import Environment
 from ._errors import (
@@ -107,11 +107,9 @@ __all__ = [
     "HttpxTransport",
     "InMemoryTransport",
     "InvalidArgumentError",
-    "M2MSessionLogin",
     "Middleware",
     "MissingCredentialsError",
     "NotFoundError",
-    "OAuthClientCredentials",
     "OAuthError",
     "PermissionDeniedError",
     "RateLimitError",
