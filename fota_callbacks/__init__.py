@@ -29,6 +29,7 @@ from ._errors import (
     ServerError,
     SessionLoginError,
 )
+from ._models import EnsureResult
 from ._pipeline import ApiResponse, ClientClosedError, Middleware, SendNext
 from ._retry import RetryPolicy
 from ._version import __version__
@@ -82,6 +83,7 @@ __all__ = [
     "ClientClosedError",
     "ConflictError",
     "DeviceStatus",
+    "EnsureResult",
     "Environment",
     "ErrorCodeError",
     "Firmware",
