@@ -381,17 +381,17 @@ class AuthSnapshot:
         return merged
 
 
-def _snapshot(bearer: object, m2m: object) -> AuthSnapshot:
-    # A token source is user code: what it returns is checked like an argument, before anything is sent.
-    bearer = check_header_value(bearer, "access_token", "the value its token source returned")
+def _snapshot(bearer: str, m2m: str | None) -> AuthSnapshot:
     pairs = [("Authorization", f"Bearer {bearer}")]
     if m2m is not None:
-        pairs.append(("VZ-M2M-Token", check_header_value(m2m, "m2m_token", "the value its token source returned")))
-    return AuthSnapshot(bearer, None if m2m is None else str(m2m), tuple(pairs))
+        pairs.append(("VZ-M2M-Token", m2m))
+    return AuthSnapshot(bearer, m2m, tuple(pairs))
 
 
-async def _token(source: TokenSource | _RenewableToken, send: Send) -> object:
-    return await (source.get_token(send) if isinstance(source, _RenewableToken) else source.get_token())
+async def _token(source: TokenSource | _RenewableToken, send: Send, parameter: str) -> str:
+    token = await (source.get_token(send) if isinstance(source, _RenewableToken) else source.get_token())
+    # A token source is user code: what it returns is checked like an argument, before anything is sent.
+    return check_header_value(token, parameter, "the value its token source returned")
 
 
 class Auth:
@@ -416,8 +416,8 @@ class Auth:
         """The tokens to send now; sources that must fetch one send through `send`."""
         if self.static is not None:
             return self.static
-        bearer = await _token(self.bearer, send)
-        m2m = None if self.m2m is None else await _token(self.m2m, send)
+        bearer = await _token(self.bearer, send, "access_token")
+        m2m = None if self.m2m is None else await _token(self.m2m, send, "m2m_token")
         return _snapshot(bearer, m2m)
 
     async def invalidate(self, snapshot: AuthSnapshot) -> bool:

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.testing import Fault, FakeThingSpace
+from fota_callbacks.testing import FakeThingSpace, Fault
 
 pytestmark = pytest.mark.anyio
 
@@ -45,6 +45,13 @@ REGISTER = ("POST", "register_callback")
 UPDATE = ("PUT", "update_callback")
 
 
+def seed_url(fake: FakeThingSpace, version: str, url: str) -> None:
+    if version == "v2":
+        fake.seed(ACCOUNT, v2=url)
+    else:
+        fake.seed(ACCOUNT, v3=url)
+
+
 def registered(fake: FakeThingSpace, version: str) -> str | None:
     held = fake.callbacks(ACCOUNT)
     return held.v2 if version == "v2" else held.v3
@@ -65,7 +72,7 @@ async def test_url_versions_register_then_leave_alone_then_update(version: str) 
         assert again == fota.EnsureResult(action="unchanged", url=URL)
         assert sent(fake, version) == [LIST]  # no write
 
-        fake.seed(ACCOUNT, **{version: OTHER})
+        seed_url(fake, version, OTHER)
         fake.clear_requests()
         moved = await controller.ensure_callback(ACCOUNT, url_body(version))
         assert (moved.action, moved.url) == ("updated", URL)
@@ -153,7 +160,7 @@ async def test_a_register_refused_because_another_url_arrived_meanwhile_ends_in_
 
     async def racing(request: fota.Request) -> fota.Response:
         if request.method == "POST" and f"/{version}/callbacks/" in request.url:
-            fake.seed(ACCOUNT, **{version: OTHER})  # another replica, with another URL, got there first
+            seed_url(fake, version, OTHER)  # another replica, with another URL, got there first
             return fota.Response(400, {"Content-Type": "application/json"}, b'{"errorCode":"Exists"}')
         return await fake.handle(request)
 
