@@ -34,7 +34,7 @@ from ._errors import (
 )
 from .transport.base import Headers, Request, Response
 
-__all__ = ["Auth", "AuthSnapshot", "Outcome", "Send", "StaticToken", "TokenCall", "TokenSource"]
+__all__ = ["Auth", "AuthSnapshot", "Outcome", "Send", "StaticToken", "Call", "TokenSource"]
 
 T = TypeVar("T")
 log = logging.getLogger("fota_callbacks")
@@ -45,8 +45,9 @@ HeaderPairs = tuple[tuple[str, str], ...]
 
 
 @attrs.frozen
-class TokenCall:
-    """A request the SDK makes for itself (token, session login, logout), sent through the pipeline."""
+class Call:
+    """One request to send through the pipeline, before credentials and timeout are added: an API operation,
+    or one the SDK makes for itself (token, session login, logout)."""
 
     method: str
     url: str
@@ -76,10 +77,8 @@ class Outcome:
         )
 
 
-class Send(Protocol):
-    """The pipeline's retrying send for the SDK's own requests, with the options of the call that needs it."""
-
-    def __call__(self, call: TokenCall) -> Awaitable[Outcome]: ...
+Send = Callable[[Call], Awaitable[Outcome]]
+"""The pipeline's retrying send for the SDK's own requests, with the options of the call that needs them."""
 
 
 @runtime_checkable
@@ -277,7 +276,7 @@ class _OAuthToken(_RenewableToken):
         form = "grant_type=client_credentials"
         if scopes:
             form += "&scope=" + "+".join(scopes)
-        self._call = TokenCall(
+        self._call = Call(
             "POST",
             token_url,
             (
@@ -334,7 +333,7 @@ class _SessionLogin(_RenewableToken):
         check_header_value(password, "password")
         body = json.dumps({"username": username, "password": password}, separators=(",", ":")).encode()
         self._auth = Auth(bearer, None)
-        self._call = TokenCall("POST", login_url, _JSON_POST, body, self._auth, secret_body=True)
+        self._call = Call("POST", login_url, _JSON_POST, body, self._auth, secret_body=True)
         self._logout_url = logout_url
         self._username = username
 
@@ -353,7 +352,7 @@ class _SessionLogin(_RenewableToken):
             return
         headers = (("Accept", "application/json"), ("User-Agent", USER_AGENT), ("VZ-M2M-Token", cached.value))
         try:
-            outcome = await send(TokenCall("POST", self._logout_url, headers, b"", self._auth))
+            outcome = await send(Call("POST", self._logout_url, headers, b"", self._auth))
         except Exception as exc:  # a failed logout must not break closing the client
             log.warning("M2M session logout failed: %s", type(exc).__name__)
             return

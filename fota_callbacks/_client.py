@@ -17,7 +17,7 @@ from ._constants import DEFAULT_TIMEOUT, LOGOUT_TIMEOUT
 from ._credentials import env, resolve_credentials
 from ._environments import Environment, resolve_root
 from ._errors import InvalidArgumentError
-from ._pipeline import CallOptions, Middleware, Pipeline, Shared, Sleep
+from ._pipeline import CallOptions, Middleware, Pipeline, Shared, Sleep, stack
 from ._retry import RetryPolicy
 from ._validation import non_negative_int, positive_seconds
 from .transport.base import Transport
@@ -123,13 +123,9 @@ class FotaCallbacksClient:
             scopes=scopes,
             clock=clock,
         )
+        transport = transport if transport is not None else HttpxTransport()
         shared = Shared(
-            root=root,
-            transport=transport if transport is not None else HttpxTransport(),
-            auth=auth,
-            middleware=middleware,
-            sleep=sleep,
-            clock=clock,
+            root=root, transport=transport, send=stack(transport, middleware), auth=auth, sleep=sleep, clock=clock
         )
         self._logout_on_close = logout_on_close
         self._attach(Pipeline(shared, options), owner=True)

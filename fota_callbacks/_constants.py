@@ -34,3 +34,6 @@ REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "vz-requ
 
 ENSURE_ROUNDS = 4
 """`ensure_callback` looks and writes at most this many times when other callers keep changing the registration."""
+
+PATH_SEGMENT_CACHE = 1024
+"""Percent-encoded path segments (account identifiers) remembered, so a busy account is encoded once."""

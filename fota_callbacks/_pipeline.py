@@ -12,8 +12,8 @@ from urllib.parse import quote, urlsplit
 import anyio
 import attrs
 
-from ._auth import Auth, AuthSnapshot, Outcome, TokenCall
-from ._constants import USER_AGENT
+from ._auth import Auth, AuthSnapshot, Call, Outcome
+from ._constants import PATH_SEGMENT_CACHE, USER_AGENT
 from ._errors import (
     ApiConnectionError,
     ApiTimeoutError,
@@ -38,6 +38,7 @@ __all__ = [
     "SendNext",
     "Shared",
     "request_id_of",
+    "stack",
 ]
 
 T = TypeVar("T")
@@ -134,7 +135,7 @@ class Endpoint(Generic[T]):
         return f"<Endpoint {self.version.name}.{self.name}>"
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=PATH_SEGMENT_CACHE)
 def _segment(value: str) -> str:
     return quote(value, safe="")
 
@@ -171,32 +172,26 @@ class ClientClosedError(FotaError, RuntimeError):
     """The client was closed with `aclose()`; make a new one."""
 
 
+@attrs.define(kw_only=True)
 class Shared:
-    """What a client and all its `with_options` clones share: the root, the transport stack (middleware
-    around the transport), the credentials, the clock and sleep, and whether the client was closed."""
+    """What a client and all its `with_options` clones share: the root, the transport and the stack of
+    middleware around it (`send`), the credentials, the clock and sleep, and whether the client was closed."""
 
-    __slots__ = ("auth", "clock", "closed", "root", "send", "sleep", "transport")
+    root: str
+    transport: Transport
+    send: SendNext
+    auth: Auth
+    sleep: Sleep = anyio.sleep
+    clock: Callable[[], float] = time.monotonic
+    closed: bool = False
 
-    def __init__(
-        self,
-        *,
-        root: str,
-        transport: Transport,
-        auth: Auth,
-        middleware: Sequence[Middleware] = (),
-        sleep: Sleep = anyio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.root = root
-        self.transport = transport
-        self.auth = auth
-        self.sleep = sleep
-        self.clock = clock
-        self.closed = False
-        send: SendNext = transport.send
-        for layer in reversed(middleware):
-            send = _around(layer, send)
-        self.send = send
+
+def stack(transport: Transport, middleware: Sequence[Middleware]) -> SendNext:
+    """`transport.send` wrapped in each middleware, the first given outermost."""
+    send: SendNext = transport.send
+    for layer in reversed(middleware):
+        send = _around(layer, send)
+    return send
 
 
 class Pipeline:
@@ -222,11 +217,11 @@ class Pipeline:
             raise ClientClosedError("this client is closed")
         url = self.shared.root + endpoint.path(params)
         if body is None:
-            call = TokenCall(endpoint.method, url, _BASE_HEADERS, b"", self.shared.auth)
+            call = Call(endpoint.method, url, _BASE_HEADERS, b"", self.shared.auth)
         else:
             # A body holding a password (V1 registration) is withheld from the request errors carry.
             secret = getattr(body, "password", None) is not None
-            call = TokenCall(endpoint.method, url, _JSON_BODY_HEADERS, encode(body), self.shared.auth, secret)
+            call = Call(endpoint.method, url, _JSON_BODY_HEADERS, encode(body), self.shared.auth, secret)
         deadline = self.options.deadline
         outcome = await (self.exchange(call) if deadline is None else self._exchange_before(deadline, call))
         response = outcome.response
@@ -242,7 +237,7 @@ class Pipeline:
             return ApiResponse(status, headers, endpoint.gone(), request_id_of(headers), outcome.retries)
         raise outcome.error(f"{endpoint.method} {_path(url)}", bad_request=endpoint.version.error)
 
-    async def _exchange_before(self, deadline: float, call: TokenCall) -> Outcome:
+    async def _exchange_before(self, deadline: float, call: Call) -> Outcome:
         progress = _Progress(self.shared.clock() + deadline)
         try:
             with anyio.fail_after(deadline):
@@ -253,7 +248,7 @@ class Pipeline:
             error.retries_taken = progress.retries
             raise error from None
 
-    async def exchange(self, call: TokenCall, progress: _Progress | None = None) -> Outcome:
+    async def exchange(self, call: Call, progress: _Progress | None = None) -> Outcome:
         """Send with retries: build -> send -> decide -> wait. Returns the last response (any status) with
         its request and the retries taken; raises the connection failure left after the retries.
 
@@ -294,7 +289,7 @@ class Pipeline:
             await self.shared.sleep(delay)
             retries += 1
 
-    async def _build(self, call: TokenCall) -> tuple[Request, AuthSnapshot | None]:
+    async def _build(self, call: Call) -> tuple[Request, AuthSnapshot | None]:
         """One attempt's request: the call's headers plus the current credentials, and the attempt's timeout."""
         auth = call.auth
         if auth is None:

@@ -184,7 +184,9 @@ class Soak:
                 self.tally.inconsistencies.append(f"{where}: updated, but nothing was registered")
             account.possible[version] = {url}
         else:
-            if before == {None}:
+            # A retry after a maybe-processed failure answered 400 "nothing registered" is a success (API.md): the
+            # SDK cannot tell whether the lost attempt removed the registration or there was none.
+            if before == {None} and response.status_code != 400:
                 self.tally.inconsistencies.append(f"{where}: deregistered, but nothing was registered")
             account.possible[version] = {None}
 
