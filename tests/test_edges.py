@@ -107,6 +107,16 @@ async def test_basic_credentials_form_encode_id_and_secret_on_the_wire() -> None
     assert token.headers["Authorization"] == f"Basic {expected}"
 
 
+async def test_an_id_and_secret_with_colons_are_accepted_end_to_end() -> None:
+    fake = FakeThingSpace()
+    fake.accept_only(client_id="my:app", client_secret="s:e@cret w+rd")
+    async with fake.client(client_id="my:app", client_secret="s:e@cret w+rd") as client:
+        assert await client.v2.list_registered_callbacks(ACCOUNT) == fota.CallbackSummary(url=None)
+    async with fake.client(client_id="my", client_secret="app:s:e@cret w+rd") as client:
+        with pytest.raises(fota.OAuthError):  # the split stays where it was meant to be
+            await client.v2.list_registered_callbacks(ACCOUNT)
+
+
 # -- 13.8: options reach token and session-login requests ---------------------------------------------------------
 
 
