@@ -189,7 +189,10 @@ class _Cached:
 
 
 class _RenewableToken:
-    """A token fetched on demand through `Send`, cached until it expires or is refused, renewed single-flight."""
+    """A token fetched on demand through `Send`, cached until it expires or is refused, renewed single-flight.
+
+    The renewal runs with the options of the call that started it; calls arriving meanwhile share its outcome.
+    """
 
     def __init__(self, *, clock: Callable[[], float]) -> None:
         self._clock = clock
