@@ -27,18 +27,6 @@ from ..callbacks import CallbackMessage, CallbackParseError, parse_callback_mess
 if TYPE_CHECKING:
     pass
 
-__all__ = [
-    "BaseInbox",
-    "Claim",
-    "Inbox",
-    "InboxEntry",
-    "InboxHandler",
-    "InboxOptions",
-    "InboxStats",
-    "InboxUnavailableError",
-    "error_text",
-]
-
 logger = logging.getLogger("fota_callbacks.inbox")
 
 InboxHandler = Callable[[CallbackMessage], Awaitable[object]]
