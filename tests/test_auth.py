@@ -252,7 +252,7 @@ async def test_401_after_renewal_raises_authentication_error(faked: Faked) -> No
             await list_once(client)
 
     assert excinfo.value.status_code == 401
-    assert excinfo.value.retries_taken == 0
+    assert excinfo.value.retries_taken == 1  # the retry with renewed credentials counts
     assert len(faked.api_requests) == 2
     assert len(faked.received("token")) == 2
     assert faked.fake.pending_faults() == []
