@@ -213,12 +213,17 @@ async def waiting_notice(progress: Progress, first: float = WAIT_NOTICE_AFTER) -
                 progress.output.note(f"still waiting for {what} ({waited:.0f} s so far; Ctrl-C to give up)")
                 notice_at += 10.0
 
+    failure: Exception | None = None
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(watch)
         try:
             yield
+        except Exception as exc:  # raised below as it is, not inside the task group's ExceptionGroup
+            failure = exc
         finally:
             tasks.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
 
 # --- serving ------------------------------------------------------------------------------------------------------
