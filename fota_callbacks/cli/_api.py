@@ -10,6 +10,7 @@ from .. import _errors as errors
 from .._client import FotaCallbacksClient
 from .._environments import Environment
 from .._serde import converter
+from .._validation import check_account
 from ..v1.models import CallbackService, FotaV1CallbackRegistrationRequest
 from ..v2.models import FotaV2CallbackRegistrationRequest
 from ..v3.models import FotaV3CallbackRegistrationRequest
@@ -59,15 +60,21 @@ def add_parsers(commands: Any) -> None:
         sub.set_defaults(run=run)
 
 
-async def _call(client: FotaCallbacksClient, args: argparse.Namespace) -> Any:
-    version, operation, account = args.command, args.operation, args.account
+def _check(args: argparse.Namespace) -> None:
+    """What the command line alone shows to be wrong, before credentials are looked for."""
+    operation = args.operation
+    check_account(args.account)
     if operation in ("register", "update") and not args.url:
         raise errors.InvalidArgumentError("--url", f"{operation} needs --url")
     if operation not in ("register", "update") and args.url:
         raise errors.InvalidArgumentError("--url", f"{operation} takes no --url")
+    if args.command == "v1" and operation != "register" and (args.username or args.password):
+        raise errors.InvalidArgumentError("--username/--password", f"{operation} takes no credentials")
+
+
+async def _call(client: FotaCallbacksClient, args: argparse.Namespace) -> Any:
+    version, operation, account = args.command, args.operation, args.account
     if version == "v1":
-        if operation != "register" and (args.username or args.password):
-            raise errors.InvalidArgumentError("--username/--password", f"{operation} takes no credentials")
         if operation == "list":
             return await client.v1.list_registered_callbacks(account)
         if operation == "deregister":
@@ -112,6 +119,7 @@ def _redact(data: Any) -> Any:
 async def run(args: argparse.Namespace, output: Output) -> int:
     progress = Progress(output, verbose=args.verbose)
     try:
+        _check(args)
         with progress.logging():
             client = FotaCallbacksClient(
                 environment=args.environment,

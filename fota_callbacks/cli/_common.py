@@ -10,7 +10,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -308,8 +308,8 @@ async def read_body(receive: Any, limit: int) -> bytes | None:
             return bytes(chunks)
 
 
-async def respond_json(send: Any, status: int, data: Any) -> None:
+async def respond_json(send: Any, status: int, data: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps(data).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

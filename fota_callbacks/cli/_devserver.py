@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from ..testing import Delivery, DeliveryVersion, FakeThingSpace
 
 TRIGGER_PATH = "/_fake/trigger"
+MARK = "fota-fake-server"
+"""A response header (value "1") on every answer of the trigger endpoint: tells it from other servers' 404s."""
+_MARKED = [(MARK.encode(), b"1")]
 MESSAGE_TYPES = ("firmwareList", "upgradeScheduled", "upgradeProgress", "upgradeFinished")
 VERSIONS = ("v1", "v2", "v3")
 _MAX_CONTROL_BODY = 1 << 20
@@ -99,9 +102,9 @@ class DevServer:
         except ClientGone:
             return
         except _Refused as refused:
-            await respond_json(send, refused.status, {"error": refused.error, "detail": refused.detail})
+            await respond_json(send, refused.status, {"error": refused.error, "detail": refused.detail}, _MARKED)
             return
-        await respond_json(send, 200, answer)
+        await respond_json(send, 200, answer, _MARKED)
 
     async def _deliver(self, request: dict[str, Any]) -> dict[str, Any]:
         from ..testing import CallbackDeliveryError, CallbackNotRegisteredError

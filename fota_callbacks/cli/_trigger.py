@@ -26,11 +26,13 @@ from ._common import (
     host_of,
     waiting_notice,
 )
-from ._devserver import MESSAGE_TYPES, TRIGGER_PATH
+from ._devserver import MARK, MESSAGE_TYPES, TRIGGER_PATH
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 _SCHEDULE_KEYS = frozenset({"upgradeId", "firmwareName", "startDate"})
 _FIRMWARE_KEYS = frozenset({"firmwareName", "launchDate", "releaseNote", "model", "make", "fromVersion", "toVersion"})
+# Documented string fields: "toVersion=2.0" or "upgradeId=123" stay strings, not JSON numbers.
+_STRING_KEYS = _SCHEDULE_KEYS | _FIRMWARE_KEYS | {"accountName", "participantName", "type", "username", "password"}
 _ANSWER_TIMEOUT = 30.0  # the fake gives a listener 10 s to answer
 
 
@@ -43,8 +45,9 @@ def add_parser(commands: Any) -> None:
         "answered anything else, 4 when it did not answer.",
         epilog="--set KEY=VALUE sets a key of the message (repeat it). The upgradeScheduled keys (upgradeId, "
         "firmwareName, startDate) of upgrade messages and the firmware keys (firmwareName, toVersion, ...) of "
-        "firmwareList go where they belong; a.b=c sets a nested key. VALUE is read as JSON when it parses "
-        '(42, true, {"a": 1}, "\\"007\\""), else taken as a string.',
+        "firmwareList go where they belong; a.b=c sets a nested key. VALUE is a string for the documented "
+        'fields (upgradeId, toVersion, ...); for other keys it is read as JSON when it parses (42, true, {"a": 1}), '
+        "else taken as a string.",
     )
     sub.add_argument("type", choices=MESSAGE_TYPES, metavar="TYPE", help=", ".join(MESSAGE_TYPES))
     sub.add_argument("--account", required=True, help="account identifier, ##########-#####")
@@ -92,13 +95,13 @@ def message_fields(kind: str, settings: list[str]) -> dict[str, Any]:
             if not isinstance(target.get(part), dict):
                 target[part] = {}
             target = target[part]
-        target[path[-1]] = _value(text)
+        target[path[-1]] = text if path[-1] in _STRING_KEYS else _value(text)
     return message
 
 
-def _failure(status: int, answer: Any, base_url: str) -> CliError:
-    host = host_of(base_url)
-    if not (isinstance(answer, dict) and isinstance(answer.get("error"), str)):
+def _failure(response: httpx.Response, answer: Any, base_url: str) -> CliError:
+    host, status = host_of(base_url), response.status_code
+    if MARK not in response.headers or not (isinstance(answer, dict) and isinstance(answer.get("error"), str)):
         problem = f"{base_url} is not a fota-callbacks fake-server (POST {TRIGGER_PATH} answered {status})"
         return CliError(REFUSED, problem, host=host)
     detail = escape(str(answer.get("detail", answer["error"])))
@@ -140,8 +143,8 @@ async def run(args: argparse.Namespace, output: Output) -> int:
         answer = None
     if args.verbose:
         output.note(f"POST {TRIGGER_PATH} on {host} -> {response.status_code}")
-    if response.status_code != 200 or not isinstance(answer, dict) or "status_code" not in answer:
-        raise _failure(response.status_code, answer, base_url)
+    if response.status_code != 200 or MARK not in response.headers or not isinstance(answer, dict):
+        raise _failure(response, answer, base_url)
     status = answer["status_code"]
     if args.json:
         output.line(json.dumps(answer))
