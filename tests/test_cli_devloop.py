@@ -3,12 +3,17 @@ and what every command shows while it works (`-v`, the waiting notice, errors na
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -264,3 +269,32 @@ def test_an_interrupted_call_exits_130_quietly(scripted_server: ScriptedServer) 
         call.process.send_signal(signal.SIGINT)
         assert call.process.wait(timeout=10) == 130
     assert call.stderr == ""
+
+
+# --- the README's shell steps, as written (on free ports) -----------------------------------------------------
+
+
+def test_the_readme_shell_loop_runs_as_written() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### A local loop: fake-server, listen, trigger") :]
+    script = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert script is not None
+    steps = script.group(1).replace("8000", str(free_port())).replace("8080", str(free_port()))
+    bash = subprocess.Popen(
+        ["bash", "-c", "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + steps],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tempfile.mkdtemp(),
+        env=clean_env({"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}),
+        start_new_session=True,  # its own process group: the servers it starts are stopped with it below
+    )
+    try:
+        out, err = bash.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(bash.pid, signal.SIGTERM)
+    assert bash.returncode == 0, err
+    assert "listener answered 200" in out
+    assert f"upgradeProgress for {ACCOUNT} from 127.0.0.1" in out
+    assert re.search(r"^  status +InProgress$", out, re.MULTILINE), out

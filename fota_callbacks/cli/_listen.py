@@ -124,7 +124,8 @@ class Listener:
             self.output.line(json.dumps(line))
             return
         lines = [f"{clock()} {escape(str(kind))} for {escape(str(account))} from {escape(peer)}"]
-        fields = [(key, value) for key, value in _flat(data) if key not in ("type", "accountName")]
+        shown = _redacted({key: value for key, value in raw.items() if value not in ("", None)})  # no empty "***"
+        fields = [(key, value) for key, value in _flat(shown) if key not in ("type", "accountName")]
         width = max((len(key) for key, _ in fields), default=0)
         lines += [
             f"  {escape(key):<{width}}  {escape(json.dumps(value) if not isinstance(value, str) else value)}"
