@@ -10,7 +10,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -96,34 +96,31 @@ class Parser(argparse.ArgumentParser):
         sys.exit(USAGE)
 
 
-def port(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"{number} is not a port number (0-65535; 0 picks a free one)")
-    return number
+def _number(read: Callable[[str], Any], fits: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    """An argparse type: `read` the text, then check that it `fits`, else "expected ..., got ..."."""
+
+    def convert(value: str) -> Any:
+        try:
+            number = read(value)
+        except ValueError:
+            number = None
+        if number is None or not fits(number):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
+        return number
+
+    return convert
 
 
-def positive_seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value}")
-    return number
+port = _number(int, lambda n: 0 <= n <= 65535, "a port number 0-65535 (0 picks a free one)")
+positive_seconds = _number(float, lambda n: 0 < n < float("inf"), "a positive number of seconds")
+retries = _number(int, lambda n: n >= 0, "a whole number >= 0")
 
 
-def retries(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
-    return number
+def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=port, default=default_port, help=f"port (default {default_port}; 0 picks a free one)"
+    )
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:

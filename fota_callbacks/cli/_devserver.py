@@ -19,13 +19,13 @@ from ._common import (
     ClientGone,
     CliError,
     Output,
+    add_server_options,
     add_verbose,
     bind,
     clock,
     escape,
     host_of,
     need,
-    port,
     read_body,
     respond_json,
     serve_forever,
@@ -206,8 +206,7 @@ def add_parser(commands: Any) -> None:
         "the THINGSPACE_* variables to export (stdout), then one line per request (stderr). `fota-callbacks "
         "trigger` makes it deliver callback messages to the registered URLs.",
     )
-    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    sub.add_argument("--port", type=port, default=8080, help="port (default 8080; 0 picks a free one)")
+    add_server_options(sub, 8080)
     sub.add_argument(
         "--redirect",
         action="append",
@@ -229,7 +228,10 @@ def run(args: argparse.Namespace, output: Output) -> int:
         registered, sep, target = rule.partition("=")
         if not sep or not registered or not target:
             raise CliError(USAGE, f"--redirect: expected FROM=TO, got {rule!r}")
-        fake.redirect_deliveries(registered, to=target)
+        try:
+            fake.redirect_deliveries(registered, to=target)
+        except InvalidArgumentError as exc:
+            raise CliError(USAGE, f"--redirect {rule!r}: {exc.problem}") from None
     sock = bind(args.host, args.port)
     url = url_of(sock)
     output.line(f"# FakeThingSpace on {url}; it accepts any credentials. In another shell:")

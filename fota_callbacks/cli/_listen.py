@@ -16,12 +16,12 @@ from ._common import (
     ClientGone,
     CliError,
     Output,
+    add_server_options,
     add_verbose,
     bind,
     clock,
     escape,
     need,
-    port,
     read_body,
     respond_json,
     serve_forever,
@@ -40,8 +40,7 @@ def add_parser(commands: Any) -> None:
         "passwords shown as ***), refusals on stderr. With --username/--password the credentials echoed in a "
         "message must match (compared in constant time), else 401.",
     )
-    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    sub.add_argument("--port", type=port, default=8000, help="port (default 8000; 0 picks a free one)")
+    add_server_options(sub, 8000)
     sub.add_argument("--path", default=DEFAULT_PATH, help=f"the callback path (default {DEFAULT_PATH})")
     sub.add_argument("--username", help="the username messages must echo (V1 registrations)")
     sub.add_argument("--password", help="the password messages must echo (V1 registrations)")
