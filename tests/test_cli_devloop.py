@@ -120,6 +120,41 @@ def test_listener_answers_what_it_cannot_take_and_keeps_running() -> None:
         listen.wait_for("stderr", lambda line: "refused a callback from 127.0.0.1" in line and "(400)" in line)
 
 
+def test_listener_stops_quietly_when_its_reader_goes_away() -> None:
+    """`fota-callbacks listen --json | head -n 1`: the listener ends once its output is closed."""
+    port = free_port()
+    listen = subprocess.Popen(
+        [sys.executable, "-m", "fota_callbacks", "listen", "--port", str(port), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/fota/callbacks"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.post(url, json={"type": "upgradeFinished", "n": 1})
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the listener did not start"
+                time.sleep(0.05)
+        assert listen.stdout is not None
+        assert json.loads(listen.stdout.readline())["message"]["n"] == 1
+        listen.stdout.close()  # as `head -n 1` does
+        httpx.post(url, json={"type": "upgradeFinished", "n": 2})
+        assert listen.wait(timeout=20) == 0
+        assert listen.stderr is not None
+        assert b"Traceback" not in listen.stderr.read()
+    finally:
+        if listen.poll() is None:
+            listen.terminate()
+        listen.wait(timeout=10)
+        for stream in (listen.stdout, listen.stderr):
+            if stream is not None:
+                stream.close()
+
+
 # --- trigger's errors ---------------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import socket
 import sys
 import time
@@ -46,9 +47,18 @@ class Output:
 
     def __init__(self, *, json_errors: bool = False) -> None:
         self.json_errors = json_errors
+        self.on_closed: Callable[[], None] | None = None
+        """Called once when stdout's reader went away (`listen | head -1`): a server then stops."""
 
     def line(self, text: str) -> None:
-        print(text, flush=True)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            # Nothing more can be shown: later writes go nowhere, and a server is asked to stop quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if self.on_closed is not None:
+                self.on_closed()
+                self.on_closed = None
 
     def note(self, text: str) -> None:
         print(f"{_PROG}: {text}", file=sys.stderr, flush=True)
@@ -257,8 +267,8 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
 
 
-def serve_forever(app: Any, sock: socket.socket, *, verbose: bool) -> None:
-    """Run `app` under uvicorn on `sock` until Ctrl-C (KeyboardInterrupt) or SIGTERM."""
+def serve_forever(app: Any, sock: socket.socket, output: Output, *, verbose: bool) -> None:
+    """Run `app` under uvicorn on `sock` until Ctrl-C (KeyboardInterrupt), SIGTERM, or stdout is closed."""
     uvicorn = need("uvicorn", "server", "this command")
     config = uvicorn.Config(
         app,
@@ -270,8 +280,10 @@ def serve_forever(app: Any, sock: socket.socket, *, verbose: bool) -> None:
     )
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    server = uvicorn.Server(config)
+    output.on_closed = lambda: setattr(server, "should_exit", True)
     with sock:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
 
 
 def api_error_code(exc: errors.FotaError) -> int:

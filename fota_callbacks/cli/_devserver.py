@@ -243,5 +243,5 @@ def run(args: argparse.Namespace, output: Output) -> int:
         output.line(f"# delivering messages for {_shown(registered)} to {_shown(target)}")
     output.line("# then: fota-callbacks trigger upgradeProgress --account ACCOUNT   (Ctrl-C stops the server)")
     server = DevServer(fake, log=None if args.quiet else output.log)
-    serve_forever(server, sock, verbose=args.verbose)
+    serve_forever(server, sock, output, verbose=args.verbose)
     return OK

@@ -143,5 +143,5 @@ def run(args: argparse.Namespace, output: Output) -> int:
     checking = " (checking the echoed username/password)" if args.username or args.password else ""
     output.note(f"listening on {url_of(sock)}{args.path}{checking}; Ctrl-C to stop")
     app = Listener(output, path=args.path, username=args.username, password=args.password, as_json=args.json)
-    serve_forever(app, sock, verbose=args.verbose)
+    serve_forever(app, sock, output, verbose=args.verbose)
     return OK
