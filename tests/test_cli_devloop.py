@@ -167,7 +167,7 @@ def test_trigger_errors_say_what_is_wrong() -> None:
     with fake_server() as (_, env), listener() as (_, listen_url):
         unregistered = cli("trigger", "upgradeProgress", "--account", ACCOUNT, env=env)
         assert unregistered.returncode == 1
-        assert f"no callback is registered for account {ACCOUNT}" in one_error_line(unregistered.stderr)
+        assert f"no callback is registered for account {ACCOUNT} (register one first" in unregistered.stderr
 
         cli("v1", "register", ACCOUNT, "--url", f"http://127.0.0.1:{free_port()}/gone", env=env)
         no_listener = cli("trigger", "upgradeProgress", "--account", ACCOUNT, env=env)
@@ -178,6 +178,12 @@ def test_trigger_errors_say_what_is_wrong() -> None:
         ambiguous = cli("trigger", "upgradeProgress", "--account", ACCOUNT, "--json", env=env)
         assert ambiguous.returncode == 2
         assert json.loads(ambiguous.stderr)["error"].startswith(f"account {ACCOUNT} has callbacks on v1 and v3")
+
+        bad_firmware = cli(
+            "trigger", "firmwareList", "--account", ACCOUNT, "--version", "3", "--set", "firmwareList=[1]", env=env
+        )
+        assert bad_firmware.returncode == 2
+        assert "firmware: expected Firmware models or JSON objects, got int" in one_error_line(bad_firmware.stderr)
 
         not_a_fake = cli("trigger", "firmwareList", "--account", ACCOUNT, "--base-url", listen_url.rsplit("/f", 1)[0])
         assert not_a_fake.returncode == 1

@@ -18,7 +18,7 @@ import anyio
 from .. import _errors as errors
 from .._version import __version__
 from . import _api, _devserver, _listen, _trigger
-from ._common import INTERRUPTED, CliError, Output, Parser, add_verbose, api_error_code
+from ._common import INTERRUPTED, CliError, Output, Parser, Progress, add_verbose, api_error_code
 
 __all__ = ["main"]
 
@@ -51,7 +51,9 @@ def _demo_parser(commands: Any) -> None:
 async def _run_demo(args: argparse.Namespace, output: Output) -> int:
     from .._demo import run_demo
 
-    return await run_demo()
+    progress = Progress(output, verbose=args.verbose)
+    with progress.logging():
+        return await run_demo(middleware=[progress.middleware])
 
 
 def _parser() -> argparse.ArgumentParser:

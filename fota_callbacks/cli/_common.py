@@ -167,11 +167,12 @@ class Progress:
         fields: dict[str, Any] = record.__dict__
         if "method" not in fields:
             return escape(record.getMessage())
-        where = f"{fields['method']} {escape(str(fields['path']))} on {self.host or '?'}"
+        request = f"{fields['method']} {escape(str(fields['path']))}"
+        where = f"{request} on {self.host}" if self.host else request
         if "delay" in fields:  # a retry
-            delay = float(fields["delay"])
-            self.waiting(f"{delay:.1f} s before retrying {fields['method']} {fields['path']} ({fields['reason']})")
-            return f"{where} failed ({escape(str(fields['reason']))}); retry {fields['attempt']} in {delay:.2f} s"
+            delay, reason = float(fields["delay"]), escape(str(fields["reason"]))
+            self.waiting(f"{delay:.1f} s before retrying {request} ({reason})")
+            return f"{where} failed ({reason}); retry {fields['attempt']} in {delay:.2f} s"
         outcome = fields["status_code"] if fields["status_code"] is not None else fields.get("error")
         request_id = f", request id {escape(fields['request_id'])}" if fields.get("request_id") else ""
         return f"{where} -> {escape(str(outcome))} (attempt {fields['attempt']}{request_id})"

@@ -124,13 +124,13 @@ class DevServer:
                 delivery = await self.fake.emit_upgrade_event(
                     account, kind, upgrade=upgrade, version=version, extra=message
                 )
-        except InvalidArgumentError as exc:
-            raise _Refused(400, "bad_request", str(exc)) from None
         except CallbackNotRegisteredError as exc:
             raise _Refused(404, "not_registered", str(exc)) from None
         except CallbackDeliveryError as exc:
             self._note(exc.delivery, kind)
             raise _Refused(502, "no_answer", f"{exc} ({_shown(exc.delivery.url)})") from None
+        except (InvalidArgumentError, TypeError, ValueError) as exc:  # e.g. --set firmwareList='[1]'
+            raise _Refused(400, "bad_request", str(exc)) from None
         self._note(delivery, kind)
         return {
             "account": account,
@@ -163,7 +163,11 @@ class DevServer:
 
     def _note(self, delivery: Delivery, kind: str) -> None:
         if self.log is not None:
-            answer = delivery.status_code if delivery.status_code is not None else f"no answer ({delivery.error})"
+            answer = (
+                delivery.status_code
+                if delivery.status_code is not None
+                else f"no answer ({escape(str(delivery.error))})"
+            )
             self.log(f"{clock()} delivered {kind} for {delivery.account} to {_shown(delivery.url)}: {answer}")
 
 

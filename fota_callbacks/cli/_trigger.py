@@ -107,6 +107,8 @@ def _failure(response: httpx.Response, answer: Any, base_url: str) -> CliError:
     detail = escape(str(answer.get("detail", answer["error"])))
     if answer["error"] == "no_answer":
         return CliError(NO_RESPONSE, f"the listener did not answer: {detail}")
+    if answer["error"] == "not_registered":
+        detail += " (register one first: fota-callbacks v1|v2|v3 register)"
     return CliError(USAGE if status in (400, 409) else REFUSED, detail, host=host)
 
 
