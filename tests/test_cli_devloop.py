@@ -339,3 +339,36 @@ def test_the_readme_shell_loop_runs_as_written() -> None:
     assert "listener answered 200" in out
     assert f"upgradeProgress for {ACCOUNT} from 127.0.0.1" in out
     assert re.search(r"^  status +InProgress$", out, re.MULTILINE), out
+
+
+@pytest.mark.parametrize(
+    ("variables", "error"),
+    [
+        ({}, "no OAuth credentials: set THINGSPACE_CLIENT_ID and THINGSPACE_CLIENT_SECRET;"),
+        ({"THINGSPACE_CLIENT_ID": "id"}, "THINGSPACE_CLIENT_SECRET is not set;"),
+        (
+            {"THINGSPACE_CLIENT_ID": "id", "THINGSPACE_CLIENT_SECRET": "s"},
+            "no M2M session credentials: set THINGSPACE_USERNAME and THINGSPACE_PASSWORD (or THINGSPACE_M2M_TOKEN);",
+        ),
+    ],
+)
+def test_missing_credentials_name_the_variables(variables: dict[str, str], error: str) -> None:
+    done = cli("v2", "list", ACCOUNT, env=clean_env(variables))
+    assert done.returncode == 3
+    line = one_error_line(done.stderr)
+    assert line.startswith(f"fota-callbacks: error: {error}")
+    assert line.endswith("for a local fake, export what `fota-callbacks fake-server` prints\n")
+
+
+def test_a_bad_base_url_names_the_option_and_the_variable() -> None:
+    for argv, env in (
+        (["--base-url", "http://[::1"], clean_env()),
+        ([], clean_env({"THINGSPACE_BASE_URL": "http://[::1"})),
+    ):
+        for command in (["v2", "list", ACCOUNT], ["trigger", "upgradeProgress", "--account", ACCOUNT]):
+            done = cli(*command, *argv, env=env)
+            assert done.returncode == 2
+            assert one_error_line(done.stderr) == (
+                "fota-callbacks: error: --base-url (or THINGSPACE_BASE_URL): "
+                "'http://[::1' is not a valid URL (malformed host or port)\n"
+            )

@@ -74,6 +74,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_VARIABLES = {
+    "client_id": "THINGSPACE_CLIENT_ID",
+    "client_secret": "THINGSPACE_CLIENT_SECRET",
+    "username": "THINGSPACE_USERNAME",
+    "password": "THINGSPACE_PASSWORD",
+}
+
+
+def _worded(exc: errors.FotaError) -> str:
+    """An SDK error in the command line's terms: options and environment variables, not Python parameters."""
+    if isinstance(exc, errors.MissingCredentialsError):
+        if exc.parameter in ("client_id", "client_secret") and "is set but" not in exc.problem:
+            needed = "no OAuth credentials: set THINGSPACE_CLIENT_ID and THINGSPACE_CLIENT_SECRET"
+        elif exc.parameter == "m2m_token":
+            needed = (
+                "no M2M session credentials: set THINGSPACE_USERNAME and THINGSPACE_PASSWORD (or THINGSPACE_M2M_TOKEN)"
+            )
+        else:
+            needed = f"{_VARIABLES.get(exc.parameter, exc.parameter)} is not set"
+        return f"{needed}; for a local fake, export what `fota-callbacks fake-server` prints"
+    if isinstance(exc, errors.InvalidArgumentError) and exc.parameter == "base_url":
+        return f"--base-url (or THINGSPACE_BASE_URL): {exc.problem}"
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default `sys.argv[1:]`); return the exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -91,6 +116,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         return output.error(exc.code, exc.message, exc.host)
     except errors.FotaError as exc:
-        return output.error(api_error_code(exc), str(exc))
+        return output.error(api_error_code(exc), _worded(exc))
     except KeyboardInterrupt:
         return INTERRUPTED

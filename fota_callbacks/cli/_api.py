@@ -130,6 +130,8 @@ async def run(args: argparse.Namespace, output: Output) -> int:
             )
             async with client, waiting_notice(progress):
                 result = await _call(client, args)
+    except errors.InvalidArgumentError:
+        raise  # main() words it
     except errors.FotaError as exc:
         request = getattr(exc, "request", None)
         host = progress.host if request is None else host_of(request.url)

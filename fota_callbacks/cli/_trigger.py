@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from .._environments import resolve_root
 from .._errors import InvalidArgumentError
 from .._validation import check_account
 from ._common import (
@@ -115,7 +116,7 @@ def _failure(response: httpx.Response, answer: Any, base_url: str) -> CliError:
 async def run(args: argparse.Namespace, output: Output) -> int:
     account = check_account(args.account, "--account")
     message = message_fields(args.type, args.fields)
-    base_url = (args.base_url or os.environ.get("THINGSPACE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    base_url = resolve_root("production", args.base_url or os.environ.get("THINGSPACE_BASE_URL") or DEFAULT_BASE_URL)
     host = host_of(base_url)
     request = {
         "account": account,
@@ -130,8 +131,6 @@ async def run(args: argparse.Namespace, output: Output) -> int:
     try:
         async with httpx.AsyncClient(timeout=_ANSWER_TIMEOUT, trust_env=False) as http, waiting_notice(progress):
             response = await http.post(base_url + TRIGGER_PATH, json=request)
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
-        raise CliError(USAGE, f"--base-url: {base_url!r} is not an http:// URL") from None
     except httpx.TransportError as exc:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise CliError(
