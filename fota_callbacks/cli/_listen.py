@@ -122,7 +122,9 @@ class Listener:
             line = {"received_at": received, "from": peer, "type": kind, "account": account, "message": data}
             self.output.line(json.dumps(line))
             return
-        lines = [f"{clock()} {escape(str(kind))} for {escape(str(account))} from {escape(peer)}"]
+        what = escape(str(kind)) if kind is not None else "(no type)"
+        whom = escape(str(account)) if account is not None else "(no account)"
+        lines = [f"{clock()} {what} for {whom} from {escape(peer)}"]
         shown = _redacted({key: value for key, value in raw.items() if value not in ("", None)})  # no empty "***"
         fields = [(key, value) for key, value in _flat(shown) if key not in ("type", "accountName")]
         width = max((len(key) for key, _ in fields), default=0)
