@@ -133,8 +133,8 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> No
     )
 
 
-def add_verbose(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-v", "--verbose", action="store_true", help="show each HTTP attempt and retry on stderr")
+def add_verbose(parser: argparse.ArgumentParser, what: str = "each HTTP attempt and retry") -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help=f"show {what} on stderr")
 
 
 # --- -v and "still waiting" ---------------------------------------------------------------------------------------

@@ -219,7 +219,7 @@ def add_parser(commands: Any) -> None:
         help="deliver messages for the registered URL FROM to TO instead (e.g. a local `fota-callbacks listen`)",
     )
     sub.add_argument("--quiet", action="store_true", help="no line per request")
-    add_verbose(sub)
+    add_verbose(sub, "the server's own log (uvicorn) too")
     sub.set_defaults(run=run)
 
 

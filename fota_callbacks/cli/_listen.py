@@ -45,7 +45,7 @@ def add_parser(commands: Any) -> None:
     sub.add_argument("--username", help="the username messages must echo (V1 registrations)")
     sub.add_argument("--password", help="the password messages must echo (V1 registrations)")
     sub.add_argument("--json", action="store_true", help="one JSON object per message, and errors as JSON")
-    add_verbose(sub)
+    add_verbose(sub, "the server's own log (uvicorn) too")
     sub.set_defaults(run=run)
 
 
