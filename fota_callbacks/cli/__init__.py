@@ -17,7 +17,7 @@ import anyio
 
 from .. import _errors as errors
 from .._version import __version__
-from . import _api, _devserver, _listen, _trigger
+from . import _api, _devserver, _inbox, _listen, _trigger
 from ._common import INTERRUPTED, CliError, Output, Parser, Progress, add_verbose, api_error_code
 
 __all__ = ["main"]
@@ -33,6 +33,8 @@ examples:
   fota-callbacks fake-server --port 8080 --redirect https://example.com/fota=http://127.0.0.1:8000/fota/callbacks
   fota-callbacks listen --port 8000 --json
   fota-callbacks trigger upgradeProgress --account 0000123456-00001 --set status=InProgress
+
+  fota-callbacks inbox stats --sqlite fota-inbox.db
 
 credentials come from THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET and THINGSPACE_M2M_TOKEN
 (or THINGSPACE_USERNAME and THINGSPACE_PASSWORD); THINGSPACE_BASE_URL replaces the root.
@@ -71,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     _devserver.add_parser(commands)
     _listen.add_parser(commands)
     _trigger.add_parser(commands)
+    _inbox.add_parser(commands)
     return parser
 
 
