@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..callbacks import CallbackParseError, _redacted, parse_callback_message
-from ._common import NO_RESPONSE, OK, REFUSED, USAGE, CliError, Output, add_verbose, escape, host_of
+from ._common import NO_RESPONSE, OK, REFUSED, USAGE, CliError, Output, Progress, add_verbose, escape, host_of
 
 if TYPE_CHECKING:
     from ..inbox import Inbox, InboxEntry
@@ -32,7 +32,7 @@ def add_parser(commands: Any) -> None:
     sub.add_argument("--group", default="fota-callbacks", help="RedisInbox consumer group (default fota-callbacks)")
     sub.add_argument("--id", type=int, help="retry: only the dead letter with this id")
     sub.add_argument("--json", action="store_true", help="print the result, and errors, as JSON")
-    add_verbose(sub)
+    add_verbose(sub, "the inbox's log")
     sub.set_defaults(run=run)
 
 
@@ -107,7 +107,8 @@ async def run(args: argparse.Namespace, output: Output) -> int:
 
     store, where = _open(args)
     try:
-        await _act(store, where, args, output)
+        with Progress(output, verbose=args.verbose).logging():
+            await _act(store, where, args, output)
     except InboxUnavailableError as exc:
         raise CliError(NO_RESPONSE, str(exc), host=where if args.redis else None) from None
     finally:
