@@ -31,3 +31,12 @@ SECRET_HEADERS = frozenset({"authorization", "vz-m2m-token", "cookie", "set-cook
 """Header names whose values are never shown in a repr, an error or a log line."""
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "vz-request-id")
+
+MAX_CONNECTIONS = 100
+"""Connections the bundled network transports keep open to ThingSpace at most (their pool size)."""
+KEEPALIVE_EXPIRY = 5.0
+"""Seconds an idle pooled connection is kept before the bundled network transports close it."""
+ACCEPT_ENCODING = "gzip, deflate"
+"""The codings the bundled network transports ask for: exactly those they decode within `max_response_bytes`."""
+MAX_REQUEST_BODY_BYTES = 1024 * 1024
+"""Callback and fake-server request bodies longer than this are refused (413) unless configured otherwise."""
