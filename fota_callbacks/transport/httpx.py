@@ -246,6 +246,11 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         )
         http_request.stream = body
         response = await self._client.send(http_request, stream=True)
+        if response.is_stream_consumed:  # a mock's response, made from bytes: read (and decoded) by the package
+            content = response.content
+            if len(content) > self._max_response_bytes:
+                raise too_large(self._max_response_bytes, request)
+            return Response(response.status_code, response.headers.multi_items(), content)
         return await self._read(request, response, response.aiter_raw(), response.aclose)
 
     async def _read(
