@@ -475,10 +475,21 @@ async def test_owned_client_is_closed_by_aclose(http_kind: str, scripted_server:
         await transport.send(fota.Request("GET", scripted_server.base_url + "/"))
 
 
-async def test_owned_transport_never_used_closes(http_kind: str, scripted_server: ScriptedServer) -> None:
+async def test_owned_transport_never_used_closes_twice_and_refuses_to_send(
+    http_kind: str, scripted_server: ScriptedServer
+) -> None:
+    scripted_server.script(OK)
     transport = make_transport(http_kind, scripted_server)
     await transport.aclose()
     await transport.aclose()
+    if isinstance(transport, AiohttpTransport):
+        assert transport.session is None  # no session was ever opened
+    else:
+        assert isinstance(transport, fota.HttpxTransport | Httpx2Transport)
+        assert transport.client.is_closed
+    with pytest.raises(RuntimeError, match="closed"):
+        await transport.send(fota.Request("GET", scripted_server.base_url + "/"))
+    assert scripted_server.received == []  # nothing was sent after the close
 
 
 async def test_a_client_you_pass_is_not_closed(http_kind: str, scripted_server: ScriptedServer) -> None:

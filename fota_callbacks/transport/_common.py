@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 _STEP = 64 * 1024
-"""Bytes an inner coding of a stacked `Content-Encoding` may produce at a time, before the next one consumes them."""
+"""Bytes a decoder may produce at a time, before they are counted (or the next coding of a stacked
+`Content-Encoding` consumes them)."""
 _MAX_REASON = 300
 
 
@@ -222,8 +223,9 @@ class _Body:
         inflater = self._inflaters[stage]
         last = stage == len(self._inflaters) - 1
         while True:
-            # Each call is bounded: a few compressed bytes cannot become more than this at once.
-            room = self.limit - self.size + 1 if last else _STEP
+            # Each call is bounded, so that a few compressed bytes never become more than this at once (zlib
+            # holds a large output twice while it builds it).
+            room = min(self.limit - self.size + 1, _STEP) if last else _STEP
             out = inflater.decompress(data, room)
             if out and last:
                 self._keep(out)
