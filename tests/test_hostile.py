@@ -290,10 +290,10 @@ async def test_error_json_of_a_deeply_nested_body_is_none() -> None:
 @pytest.mark.parametrize("limit", [None, 2 * MiB], ids=["default-10MiB", "configured-2MiB"])
 async def test_the_response_size_limit_is_exactly_the_default_or_the_configured_one(limit: int | None) -> None:
     allowed = DEFAULT_LIMIT if limit is None else limit
-    options = {} if limit is None else {"max_response_bytes": limit}
     for size, fits in ((allowed, True), (allowed + 1, False)):
         with serving(answer(http_response(503, b"x" * size, reason="Unavailable"))) as server:
-            result = await list_through(server, transport=fota.HttpxTransport(verify=False, **options))
+            transport = fota.HttpxTransport(verify=False, max_response_bytes=allowed) if limit else None
+            result = await list_through(server, transport=transport or fota.HttpxTransport(verify=False))
         if fits:
             assert isinstance(result.error, fota.ServerError), repr(result.error)
             assert len(result.error.body) == allowed
