@@ -328,17 +328,18 @@ def session_pool_size(session: Any) -> int | None:
 
 
 def make_pair(transport: str, base_url: str, concurrency: int) -> tuple[Driver, Driver]:
-    """(SDK driver, raw driver) on `transport`, each with its own identically configured client."""
-    if transport == "httpx":
-        return SdkDriver(base_url, make_http_client(concurrency)), RawDriver(base_url, make_http_client(concurrency))
-    if transport == "httpx2":
-        import httpx2
+    """(SDK driver, raw driver) on `transport`, each with its own identically configured client. The SDK's
+    httpx-family transports own their pool, as by default (they then skip the client layer); `client` is the
+    client on that pool, used to fill it."""
+    if transport in ("httpx", "httpx2"):
+        module: ModuleType = httpx
+        sdk_transport: Any = fota.HttpxTransport
+        if transport == "httpx2":
+            import httpx2
 
-        http = make_http_client(concurrency, httpx2)
-        return (
-            SdkDriver(base_url, http, fota.Httpx2Transport(http)),
-            RawDriver(base_url, make_http_client(concurrency, httpx2)),
-        )
+            module, sdk_transport = httpx2, fota.Httpx2Transport
+        owned = sdk_transport(max_connections=concurrency, keepalive_expiry=KEEPALIVE_EXPIRY)
+        return SdkDriver(base_url, owned.client, owned), RawDriver(base_url, make_http_client(concurrency, module))
     if transport == "aiohttp":
         return (
             AiohttpSdkDriver(base_url, make_aiohttp_session(concurrency)),
