@@ -39,6 +39,7 @@ from tests.stress.raw_server import (
     reset_mid_body,
     serving,
     trickle_body,
+    trickle_headers,
 )
 from tests.stress.scale import scaled
 
@@ -173,22 +174,9 @@ async def test_silence_is_a_timeout_at_the_configured_timeout(case: str) -> None
     figures.add("hostile: silent servers", cases=1)
 
 
-def _trickled_headers(interval: float) -> Behaviour:
-    """A status line, then one short header line every `interval` seconds, forever."""
-
-    def behaviour(conn: Connection) -> None:
-        if not conn.read_request():
-            return
-        conn.send(b"HTTP/1.1 200 OK\r\n")
-        while not conn.wait(interval):
-            conn.send(b"X-Slow: 1\r\n")
-
-    return behaviour
-
-
 TRICKLES: dict[str, Behaviour] = {
     "trickled-body": trickle_body(interval=TIMEOUT / 5),
-    "trickled-headers": _trickled_headers(interval=TIMEOUT / 5),
+    "trickled-headers": trickle_headers(interval=TIMEOUT / 5),
 }
 
 

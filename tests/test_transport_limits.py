@@ -19,7 +19,7 @@ import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,15 @@ import fota_callbacks as fota
 from fota_callbacks.transport import AiohttpTransport, Httpx2Transport
 from tests.auth_server import resource_warnings
 from tests.scripted_server import ScriptedServer
-from tests.stress.raw_server import Connection, answer, hang_after_head, http_response, serving, trickle_body
+from tests.stress.raw_server import (
+    Connection,
+    answer,
+    hang_after_head,
+    http_response,
+    serving,
+    trickle_body,
+    trickle_headers,
+)
 from tests.test_transport_conformance import (
     OK,
     SUMMARY,
@@ -40,6 +48,7 @@ from tests.test_transport_conformance import (
     kind,
     list_once,
     make_client,
+    tls_for_127_0_0_1,
 )
 from tests.wire_cases import ACCOUNT
 
@@ -63,20 +72,7 @@ def transport_of(kind: str, **options: Any) -> fota.Transport:
 # --- timeout: one attempt as a whole ---------------------------------------------------------------------------
 
 
-def trickled_headers(interval: float) -> Callable[[Connection], None]:
-    """A status line, then one header line every `interval` seconds, forever."""
-
-    def behaviour(conn: Connection) -> None:
-        if not conn.read_request():
-            return
-        conn.send(b"HTTP/1.1 200 OK\r\n")
-        while not conn.wait(interval):
-            conn.send(b"X-Slow: 1\r\n")
-
-    return behaviour
-
-
-TRICKLES = {"in-the-headers": trickled_headers(0.2), "in-the-body": trickle_body(interval=0.2)}
+TRICKLES = {"in-the-headers": trickle_headers(interval=0.2), "in-the-body": trickle_body(interval=0.2)}
 
 
 @pytest.mark.parametrize("where", list(TRICKLES))
@@ -331,12 +327,7 @@ async def test_http_proxy_from_the_environment_is_used(http_kind: str, no_proxy_
 async def test_https_proxy_from_the_environment_tunnels(
     http_kind: str, no_proxy_variables: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
+    context, bundle = tls_for_127_0_0_1(tmp_path)
     option = "ssl" if http_kind == "aiohttp" else "verify"
     proxy = Proxy()
     with serving(answer(http_response(200, LIST_BODY)), tls=context) as target, serving(proxy) as proxy_server:

@@ -25,8 +25,7 @@ __all__ = [
     "import_extra",
     "no_response",
     "read_body",
-    "too_large",
-    "undecodable",
+    "read_response_body",
 ]
 
 _STEP = 64 * 1024
@@ -249,3 +248,20 @@ async def read_body(
         if chunk:
             body.add(chunk)
     return b"".join(body.chunks)
+
+
+async def read_response_body(
+    request: Request,
+    chunks: AsyncIterator[bytes],
+    limit: int,
+    *,
+    content_encoding: str | None = None,
+    declared: str | None = None,
+) -> bytes:
+    """`read_body` for a transport: a body over the limit or one that does not decode is `ApiConnectionError`."""
+    try:
+        return await read_body(chunks, limit, content_encoding=content_encoding, declared=declared)
+    except BodyTooLarge as exc:
+        raise too_large(exc.limit, request, exc.declared) from None
+    except zlib.error as exc:
+        raise undecodable(exc, request) from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from contextvars import ContextVar
 from ssl import SSLContext
 from typing import TYPE_CHECKING, Any
@@ -12,15 +11,12 @@ import sniffio
 
 from .._constants import ACCEPT_ENCODING, DEFAULT_TIMEOUT, KEEPALIVE_EXPIRY, MAX_CONNECTIONS, MAX_RESPONSE_BYTES
 from ._common import (
-    BodyTooLarge,
     attempt_timed_out,
     ca_bundle_context,
     environment_proxies,
     import_extra,
     no_response,
-    read_body,
-    too_large,
-    undecodable,
+    read_response_body,
 )
 from .base import Request, Response
 
@@ -214,17 +210,13 @@ class AiohttpTransport:
 
     async def _read(self, response: aiohttp.ClientResponse, request: Request) -> bytes:
         headers = response.headers
-        try:
-            return await read_body(
-                response.content.iter_any(),
-                self._max_response_bytes,
-                content_encoding=headers.get("Content-Encoding"),
-                declared=headers.get("Content-Length"),
-            )
-        except BodyTooLarge as exc:
-            raise too_large(exc.limit, request, exc.declared) from None
-        except zlib.error as exc:
-            raise undecodable(exc, request) from exc
+        return await read_response_body(
+            request,
+            response.content.iter_any(),
+            self._max_response_bytes,
+            content_encoding=headers.get("Content-Encoding"),
+            declared=headers.get("Content-Length"),
+        )
 
     async def aclose(self) -> None:
         """Close the owned session and its connections (a session you passed is left open). Safe to call twice."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -19,17 +18,8 @@ import attrs
 import httpx
 
 from .._constants import ACCEPT_ENCODING, DEFAULT_TIMEOUT, KEEPALIVE_EXPIRY, MAX_CONNECTIONS, MAX_RESPONSE_BYTES
-from ._common import (
-    BodyTooLarge,
-    attempt_timed_out,
-    ca_bundle_context,
-    environment_proxies,
-    import_extra,
-    no_response,
-    read_body,
-    too_large,
-    undecodable,
-)
+from .._errors import ApiConnectionError
+from . import _common
 from .base import Request, Response
 
 __all__ = ["HttpxTransport"]
@@ -112,7 +102,7 @@ class _Package:
 
     @classmethod
     def load(cls, name: str, transport: str, extra: str | None, python: tuple[int, int] | None) -> _Package:
-        module = import_extra(name, transport, extra, python)
+        module = _common.import_extra(name, transport, extra, python)
         return cls(
             async_client=module.AsyncClient,
             http_transport=module.AsyncHTTPTransport,
@@ -166,7 +156,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         self._closed = False
         if client is None:
             # The packages deprecate a CA bundle path given as `verify`: the context is built here instead.
-            verify = ca_bundle_context(verify) if isinstance(verify, str) else verify
+            verify = _common.ca_bundle_context(verify) if isinstance(verify, str) else verify
             limits = package.limits(
                 max_connections=max_connections,
                 max_keepalive_connections=max_connections,
@@ -180,14 +170,14 @@ class _HttpxFamilyTransport(Generic[ClientT]):
 
             self._new_pool = pool
             self._pool = self._proxied[None] = pool()
-            self._proxy_for = environment_proxies()
+            self._proxy_for = _common.environment_proxies()
             # Requests go to the pool directly (the client's layer of URL merging, cookies, auth flows and hooks
             # is work the SDK does not need); the client stays, as the documented `client` of this transport.
             client = package.async_client(transport=self._pool, follow_redirects=False, timeout=DEFAULT_TIMEOUT)
         self._client: ClientT = client
         self._max_response_bytes = max_response_bytes
         self._timeouts: dict[float | None, Any] = {}
-        self._urls: dict[str, tuple[Any, tuple[str, str]]] = {}
+        self._urls: dict[str, tuple[Any, tuple[str, str], Any]] = {}
 
     @property
     def client(self) -> ClientT:
@@ -202,7 +192,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
             return await self._exchange(request, body)
         with anyio.CancelScope(deadline=anyio.current_time() + timeout):
             return await self._exchange(request, body)
-        raise attempt_timed_out(request, sent=body.started)
+        raise _common.attempt_timed_out(request, sent=body.started)
 
     async def _exchange(self, request: Request, body: Any) -> Response:
         package = self._package
@@ -212,9 +202,9 @@ class _HttpxFamilyTransport(Generic[ClientT]):
             return await self._on_client(request, body)
         # The except clauses are evaluated only when something is raised: the lookups cost nothing per call.
         except package.timeout_error as exc:
-            raise no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=True) from exc
+            raise _common.no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=True) from exc
         except package.request_error as exc:
-            raise no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=False) from exc
+            raise _common.no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=False) from exc
 
     async def _on_pool(self, request: Request, body: Any) -> Response:
         """The request on the owned connection pool (`AsyncHTTPTransport.handle_async_request`)."""
@@ -223,11 +213,10 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         cached = self._urls.get(request.url)
         if cached is None:
             cached = self._url(request.url)
-        url, host = cached
+        url, host, pool = cached
         headers = [host, *request.headers.raw(), _ACCEPT_ENCODING]
         if request.content or request.method in _BODY_METHODS:
             headers.append(("Content-Length", str(len(request.content))))
-        pool = self._pool if self._proxy_for is None else self._pool_for(url)
         response = await pool.handle_async_request(
             self._package.request(request.method, url, headers=headers, stream=body)
         )
@@ -249,7 +238,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         if response.is_stream_consumed:  # a mock's response, made from bytes: read (and decoded) by the package
             content = response.content
             if len(content) > self._max_response_bytes:
-                raise too_large(self._max_response_bytes, request)
+                raise _common.too_large(self._max_response_bytes, request)
             return Response(response.status_code, response.headers.multi_items(), content)
         return await self._read(request, response, response.aiter_raw(), response.aclose)
 
@@ -258,38 +247,34 @@ class _HttpxFamilyTransport(Generic[ClientT]):
     ) -> Response:
         headers = response.headers
         try:
-            content = await read_body(
+            content = await _common.read_response_body(
+                request,
                 stream,
                 self._max_response_bytes,
                 content_encoding=headers.get("content-encoding"),
                 declared=headers.get("content-length"),
             )
-        except BodyTooLarge as exc:
+        except ApiConnectionError:  # too large, or not decodable: the rest is not read
             await _abandon(close, stream)
-            raise too_large(exc.limit, request, exc.declared) from None
-        except zlib.error as exc:
-            await _abandon(close, stream)
-            raise undecodable(exc, request) from exc
+            raise
         finally:
             await close()
         return Response(response.status_code, headers.multi_items(), content)
 
-    def _url(self, url: str) -> tuple[Any, tuple[str, str]]:
+    def _url(self, url: str) -> tuple[Any, tuple[str, str], Any]:
+        """The parsed URL, its Host header, and the pool it goes to (through the proxy the environment names for
+        it, or direct): worked out once per URL."""
         urls = self._urls
         if len(urls) >= _MAX_CACHED:
             urls.clear()
         parsed = self._package.url(url)
-        cached = urls[url] = (parsed, ("Host", parsed.netloc.decode("ascii")))
-        return cached
-
-    def _pool_for(self, url: Any) -> Any:
-        """The pool for `url`: through the proxy the environment names for it, or direct."""
-        assert self._proxy_for is not None
-        proxy = self._proxy_for(url.scheme, url.netloc.decode("ascii"))
+        netloc = parsed.netloc.decode("ascii")
+        proxy = None if self._proxy_for is None else self._proxy_for(parsed.scheme, netloc)
         pool = self._proxied.get(proxy)
         if pool is None:
             pool = self._proxied[proxy] = self._new_pool(proxy)
-        return pool
+        cached = urls[url] = (parsed, ("Host", netloc), pool)
+        return cached
 
     def _timeout(self, seconds: float | None) -> Any:
         timeouts = self._timeouts
@@ -304,9 +289,10 @@ class _HttpxFamilyTransport(Generic[ClientT]):
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
-            await self._client.aclose()  # closes the direct pool
-            for pool in self._proxied.values():
-                await pool.aclose()
+            await self._client.aclose()  # and with it the direct pool
+            for proxy, pool in self._proxied.items():
+                if proxy is not None:
+                    await pool.aclose()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(owns_client={self._owns_client})"
