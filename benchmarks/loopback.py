@@ -118,12 +118,12 @@ def make_http_client(concurrency: int, module: ModuleType = httpx) -> Any:
 
 def make_aiohttp_session(concurrency: int) -> Any:
     """The aiohttp equivalent (inside the running loop): a connector of at most C connections, kept alive,
-    no cookies, the read/connect timeouts `AiohttpTransport` itself would set."""
+    no cookies, the whole-exchange timeout `AiohttpTransport` itself sets."""
     import aiohttp
 
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=KEEPALIVE_EXPIRY),
-        timeout=aiohttp.ClientTimeout(total=None, connect=30.0, sock_read=30.0),
+        timeout=aiohttp.ClientTimeout(total=30.0),
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
     )
