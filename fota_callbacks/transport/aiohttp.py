@@ -210,12 +210,14 @@ class AiohttpTransport:
 
     async def _read(self, response: aiohttp.ClientResponse, request: Request) -> bytes:
         headers = response.headers
+        encoding = headers.get("Content-Encoding")
+        declared = headers.get("Content-Length")
+        if not encoding and declared is not None and declared.isdigit() and int(declared) <= self._max_response_bytes:
+            # aiohttp's parser stops at the declared length: a plain body that fits is read at once, as raw aiohttp
+            # does (the common case, and the cheapest).
+            return await response.read()
         return await read_response_body(
-            request,
-            response.content.iter_any(),
-            self._max_response_bytes,
-            content_encoding=headers.get("Content-Encoding"),
-            declared=headers.get("Content-Length"),
+            request, response.content.iter_any(), self._max_response_bytes, content_encoding=encoding, declared=declared
         )
 
     async def aclose(self) -> None:
