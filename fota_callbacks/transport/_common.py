@@ -198,7 +198,7 @@ def _inflaters(content_encoding: str | None) -> list[_Inflater]:
 
 
 class _Body:
-    """Collects a body through its decoders, never holding more than `limit` + 1 decoded bytes."""
+    """Collects a body through its decoders (one at least), never holding more than `limit` + 1 decoded bytes."""
 
     def __init__(self, limit: int, inflaters: list[_Inflater]) -> None:
         self.limit = limit
@@ -207,10 +207,7 @@ class _Body:
         self._inflaters = inflaters
 
     def add(self, chunk: bytes) -> None:
-        if self._inflaters:
-            self._feed(0, chunk)
-        else:
-            self._keep(chunk)
+        self._feed(0, chunk)
 
     def _keep(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -243,7 +240,17 @@ async def read_body(
     its Content-Length, `declared`, says so), and `zlib.error` for a body that does not decode."""
     if declared is not None and declared.isdigit() and int(declared) > limit and not content_encoding:
         raise BodyTooLarge(limit, declared)
-    body = _Body(limit, _inflaters(content_encoding))
+    inflaters = _inflaters(content_encoding)
+    if not inflaters:  # the common case, kept to a plain loop
+        kept: list[bytes] = []
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit)
+            kept.append(chunk)
+        return b"".join(kept)
+    body = _Body(limit, inflaters)
     async for chunk in chunks:
         if chunk:
             body.add(chunk)
