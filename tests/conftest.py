@@ -6,7 +6,6 @@ import pytest
 
 from fota_callbacks.testing import ScriptedTransport
 from tests.harness import Scripted, Switchboard, run_switchboard
-from tests.scripted_server import ScriptedServer
 from tests.stress import figures
 from tests.stress.scale import MODE
 from tests.stress.sentinels import GUARD
@@ -21,15 +20,6 @@ from tests.stress.sentinels import GUARD
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     """Every async test runs on asyncio and on trio."""
     return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def scripted_server(_switchboard: tuple[Switchboard, str]) -> ScriptedServer:
-    """The older face of `served_script` (see tests/scripted_server.py)."""
-    board, base_url = _switchboard
-    server = ScriptedServer(base_url)
-    board.app = server.asgi_app
-    return server
 
 
 @pytest.fixture(scope="session")
