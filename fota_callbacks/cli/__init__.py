@@ -18,7 +18,7 @@ import anyio
 from .. import _errors as errors
 from .._version import __version__
 from . import _api, _devserver, _inbox, _listen, _trigger
-from ._common import INTERRUPTED, CliError, Output, Parser, Progress, add_verbose, api_error_code
+from ._common import INTERRUPTED, CliError, Output, Parser, Progress, add_command, api_error_code
 
 __all__ = ["main"]
 
@@ -43,11 +43,9 @@ fake-server prints the values that work with it.
 
 
 def _demo_parser(commands: Any) -> None:
-    sub = commands.add_parser(
-        "demo", help="the whole lifecycle on V1, V2 and V3 against the embedded fake (no network)"
+    add_command(
+        commands, "demo", _run_demo, help="the whole lifecycle on V1, V2 and V3 against the embedded fake (no network)"
     )
-    add_verbose(sub)
-    sub.set_defaults(run=_run_demo)
 
 
 async def _run_demo(args: argparse.Namespace, output: Output) -> int:

@@ -133,8 +133,15 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> No
     )
 
 
-def add_verbose(parser: argparse.ArgumentParser, what: str = "each HTTP attempt and retry") -> None:
-    parser.add_argument("-v", "--verbose", action="store_true", help=f"show {what} on stderr")
+def add_command(
+    commands: Any, name: str, run: Callable[..., Any], *, verbose: str = "each HTTP attempt and retry", **texts: str
+) -> argparse.ArgumentParser:
+    """Add the subcommand `name` (`texts`: its argparse `help`, `description`, `epilog`), which calls
+    `run(args, output)` and has `-v/--verbose` to show `verbose` on stderr; add its other options to the result."""
+    parser: argparse.ArgumentParser = commands.add_parser(name, **texts)
+    parser.add_argument("-v", "--verbose", action="store_true", help=f"show {verbose} on stderr")
+    parser.set_defaults(run=run)
+    return parser
 
 
 # --- -v and "still waiting" ---------------------------------------------------------------------------------------
@@ -298,24 +305,6 @@ def api_error_code(exc: errors.FotaError) -> int:
     if isinstance(exc, errors.ResponseValidationError):
         return BAD_BODY
     return REFUSED
-
-
-class ClientGone(Exception):
-    """The client disconnected before sending its whole request."""
-
-
-async def read_body(receive: Any, limit: int) -> bytes | None:
-    """An ASGI request's body, or None when it exceeds `limit` bytes."""
-    chunks = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunks += message.get("body", b"")
-        if len(chunks) > limit:
-            return None
-        if not message.get("more_body", False):
-            return bytes(chunks)
 
 
 async def respond_json(send: Any, status: int, data: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:

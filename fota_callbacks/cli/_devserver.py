@@ -12,21 +12,21 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import InvalidArgumentError
+from ..transport._common import ClientGone, read_asgi_body
 from ._common import (
     OK,
     USAGE,
-    ClientGone,
     CliError,
     Output,
+    add_command,
     add_server_options,
-    add_verbose,
     bind,
     clock,
     escape,
     host_of,
     need,
-    read_body,
     respond_json,
     serve_forever,
     url_of,
@@ -41,7 +41,6 @@ MARK = "fota-fake-server"
 _MARKED = [(MARK.encode(), b"1")]
 MESSAGE_TYPES = ("firmwareList", "upgradeScheduled", "upgradeProgress", "upgradeFinished")
 VERSIONS = ("v1", "v2", "v3")
-_MAX_CONTROL_BODY = 1 << 20
 
 # The fake accepts any credentials; these are the ones printed for the user to export.
 CREDENTIALS = {
@@ -95,7 +94,7 @@ class DevServer:
         try:
             if scope["method"] != "POST":
                 raise _Refused(405, "method_not_allowed", f"use POST {TRIGGER_PATH}")
-            body = await read_body(receive, _MAX_CONTROL_BODY)
+            body = await read_asgi_body(receive, MAX_REQUEST_BODY_BYTES)
             if body is None:
                 raise _Refused(413, "too_large", "the trigger request is too large")
             answer = await self._deliver(_trigger_request(body))
@@ -203,8 +202,11 @@ def _trigger_request(body: bytes) -> dict[str, Any]:
 
 
 def add_parser(commands: Any) -> None:
-    sub = commands.add_parser(
+    sub = add_command(
+        commands,
         "fake-server",
+        run,
+        verbose="the server's own log (uvicorn) too",
         help="serve FakeThingSpace over HTTP for local development (extra [server])",
         description="Serve FakeThingSpace: the callbacks API, OAuth and M2M login, in memory. Prints its URL and "
         "the THINGSPACE_* variables to export (stdout), then one line per request (stderr). `fota-callbacks "
@@ -219,8 +221,6 @@ def add_parser(commands: Any) -> None:
         help="deliver messages for the registered URL FROM to TO instead (e.g. a local `fota-callbacks listen`)",
     )
     sub.add_argument("--quiet", action="store_true", help="no line per request")
-    add_verbose(sub, "the server's own log (uvicorn) too")
-    sub.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, output: Output) -> int:

@@ -9,32 +9,34 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from .._constants import MAX_REQUEST_BODY_BYTES
 from ..callbacks import CallbackParseError, _redacted, parse_callback_message
+from ..transport._common import ClientGone, read_asgi_body
 from ._common import (
     OK,
     USAGE,
-    ClientGone,
     CliError,
     Output,
+    add_command,
     add_server_options,
-    add_verbose,
     bind,
     clock,
     escape,
     need,
-    read_body,
     respond_json,
     serve_forever,
     url_of,
 )
 
 DEFAULT_PATH = "/fota/callbacks"
-MAX_BODY = 1 << 20
 
 
 def add_parser(commands: Any) -> None:
-    sub = commands.add_parser(
+    sub = add_command(
+        commands,
         "listen",
+        run,
+        verbose="the server's own log (uvicorn) too",
         help="receive callback messages and print each one (extra [server])",
         description="A standalone callback listener: prints each message POSTed to PATH as it arrives (stdout; "
         "passwords shown as ***), refusals on stderr. With --username/--password the credentials echoed in a "
@@ -45,8 +47,6 @@ def add_parser(commands: Any) -> None:
     sub.add_argument("--username", help="the username messages must echo (V1 registrations)")
     sub.add_argument("--password", help="the password messages must echo (V1 registrations)")
     sub.add_argument("--json", action="store_true", help="one JSON object per message, and errors as JSON")
-    add_verbose(sub, "the server's own log (uvicorn) too")
-    sub.set_defaults(run=run)
 
 
 def _secret(value: str | None) -> bytes:
@@ -85,11 +85,11 @@ class Listener:
             await respond_json(send, 405, {"error": "method_not_allowed", "detail": "use POST"})
             return
         try:
-            body = await read_body(receive, MAX_BODY)
+            body = await read_asgi_body(receive, MAX_REQUEST_BODY_BYTES)
         except ClientGone:
             return
         if body is None:
-            await self._refuse(send, peer, 413, "too_large", f"the body is larger than {MAX_BODY} bytes")
+            await self._refuse(send, peer, 413, "too_large", f"the body is larger than {MAX_REQUEST_BODY_BYTES} bytes")
             return
         try:
             message = parse_callback_message(body)
