@@ -11,7 +11,6 @@ import argparse
 import inspect
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import anyio
 
@@ -42,13 +41,8 @@ fake-server prints the values that work with it.
 """
 
 
-def _demo_parser(commands: Any) -> None:
-    add_command(
-        commands, "demo", _run_demo, help="the whole lifecycle on V1, V2 and V3 against the embedded fake (no network)"
-    )
-
-
 async def _run_demo(args: argparse.Namespace, output: Output) -> int:
+    """the whole lifecycle on V1, V2 and V3 against the embedded fake (no network)"""
     from .._demo import run_demo
 
     progress = Progress(output, verbose=args.verbose)
@@ -68,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     # `fota-callbacks -v v2 list ...` as well as `fota-callbacks v2 list ... -v`.
     parser.add_argument("-v", "--verbose", action="store_true", dest="verbose_first", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    _demo_parser(commands)
+    add_command(commands, "demo", _run_demo)
     _api.add_parsers(commands)
     _devserver.add_parser(commands)
     _listen.add_parser(commands)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -136,9 +137,16 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> No
 def add_command(
     commands: Any, name: str, run: Callable[..., Any], *, verbose: str = "each HTTP attempt and retry", **texts: str
 ) -> argparse.ArgumentParser:
-    """Add the subcommand `name` (`texts`: its argparse `help`, `description`, `epilog`), which calls
-    `run(args, output)` and has `-v/--verbose` to show `verbose` on stderr; add its other options to the result."""
-    parser: argparse.ArgumentParser = commands.add_parser(name, **texts)
+    """Add the subcommand `name`, which calls `run(args, output)` and has `-v/--verbose` to show `verbose` on
+    stderr; add its other options to the parser returned.
+
+    Its help is `run`'s docstring: the first paragraph for the list of commands, the rest for its own `--help`.
+    `texts` adds (`epilog`) or replaces (`help`, `description`) argparse texts.
+    """
+    summary, _, details = (inspect.getdoc(run) or "").partition("\n\n")
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, **{"help": summary, "description": details or None, **texts}
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help=f"show {verbose} on stderr")
     parser.set_defaults(run=run)
     return parser

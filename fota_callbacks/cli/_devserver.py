@@ -207,10 +207,6 @@ def add_parser(commands: Any) -> None:
         "fake-server",
         run,
         verbose="the server's own log (uvicorn) too",
-        help="serve FakeThingSpace over HTTP for local development (extra [server])",
-        description="Serve FakeThingSpace: the callbacks API, OAuth and M2M login, in memory. Prints its URL and "
-        "the THINGSPACE_* variables to export (stdout), then one line per request (stderr). `fota-callbacks "
-        "trigger` makes it deliver callback messages to the registered URLs.",
     )
     add_server_options(sub, 8080)
     sub.add_argument(
@@ -224,6 +220,12 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    """serve FakeThingSpace over HTTP for local development (extra [server])
+
+    Serve FakeThingSpace: the callbacks API, OAuth and M2M login, in memory. Prints its URL and the THINGSPACE_*
+    variables to export (stdout), then one line per request (stderr). `fota-callbacks trigger` makes it deliver
+    callback messages to the registered URLs.
+    """
     need("uvicorn", "server", "fake-server")
     from ..testing import FakeThingSpace
 

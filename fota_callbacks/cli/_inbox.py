@@ -21,11 +21,6 @@ def add_parser(commands: Any) -> None:
         "inbox",
         run,
         verbose="the inbox's log",
-        help="count, list and re-queue the entries of a callback inbox (SQLite or Redis)",
-        description="Operator commands for the inbox a receiver stores callbacks in (fota_callbacks.inbox): "
-        "`stats` counts pending, dead and handled entries; `dead` lists the dead letters (bodies are not "
-        "printed: they may echo a V1 password); `retry` puts the dead letters (or the one with --id) back in "
-        "the queue.",
     )
     sub.add_argument("action", choices=("stats", "dead", "retry"))
     store = sub.add_mutually_exclusive_group(required=True)
@@ -102,6 +97,12 @@ async def _act(store: Inbox, where: str, args: argparse.Namespace, output: Outpu
 
 
 async def run(args: argparse.Namespace, output: Output) -> int:
+    """count, list and re-queue the entries of a callback inbox (SQLite or Redis)
+
+    Operator commands for the inbox a receiver stores callbacks in (fota_callbacks.inbox): `stats` counts pending,
+    dead and handled entries; `dead` lists the dead letters (bodies are not printed: they may echo a V1 password);
+    `retry` puts the dead letters (or the one with --id) back in the queue.
+    """
     if args.id is not None and args.action != "retry":
         raise CliError(USAGE, "--id: only `retry` takes an id")
     from ..inbox import InboxUnavailableError

@@ -37,10 +37,6 @@ def add_parser(commands: Any) -> None:
         "listen",
         run,
         verbose="the server's own log (uvicorn) too",
-        help="receive callback messages and print each one (extra [server])",
-        description="A standalone callback listener: prints each message POSTed to PATH as it arrives (stdout; "
-        "passwords shown as ***), refusals on stderr. With --username/--password the credentials echoed in a "
-        "message must match (compared in constant time), else 401.",
     )
     add_server_options(sub, 8000)
     sub.add_argument("--path", default=DEFAULT_PATH, help=f"the callback path (default {DEFAULT_PATH})")
@@ -136,6 +132,12 @@ class Listener:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    """receive callback messages and print each one (extra [server])
+
+    A standalone callback listener: prints each message POSTed to PATH as it arrives (stdout; passwords shown as
+    ***), refusals on stderr. With --username/--password the credentials echoed in a message must match (compared in
+    constant time), else 401.
+    """
     need("uvicorn", "server", "listen")
     if args.username == "" or args.password == "":
         raise CliError(USAGE, "--username/--password: an empty value would accept messages without credentials")

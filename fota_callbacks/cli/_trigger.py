@@ -42,10 +42,6 @@ def add_parser(commands: Any) -> None:
         commands,
         "trigger",
         run,
-        help="make a running fake-server deliver a callback message",
-        description="Make a running `fota-callbacks fake-server` POST a callback message of TYPE to the URL "
-        "registered for the account, and print the listener's answer. Exit 0 when it answered 2xx, 1 when it "
-        "answered anything else or did not answer, 4 when no fake-server answered.",
         epilog="--set KEY=VALUE sets a key of the message (repeat it). The upgradeScheduled keys (upgradeId, "
         "firmwareName, startDate) of upgrade messages and the firmware keys (firmwareName, toVersion, ...) of "
         "firmwareList go where they belong; a.b=c sets a nested key. VALUE is a string for the documented "
@@ -115,6 +111,12 @@ def _failure(response: httpx.Response, answer: Any, base_url: str) -> CliError:
 
 
 async def run(args: argparse.Namespace, output: Output) -> int:
+    """make a running fake-server deliver a callback message
+
+    Make a running `fota-callbacks fake-server` POST a callback message of TYPE to the URL registered for the
+    account, and print the listener's answer. Exit 0 when it answered 2xx, 1 when it answered anything else or did
+    not answer, 4 when no fake-server answered.
+    """
     account = check_account(args.account, "--account")
     message = message_fields(args.type, args.fields)
     base_url = resolve_root("production", args.base_url or os.environ.get("THINGSPACE_BASE_URL") or DEFAULT_BASE_URL)
