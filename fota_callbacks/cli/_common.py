@@ -1,5 +1,5 @@
 """What every `fota-callbacks` command shares: errors and their exit codes, output, `-v`, the "still waiting"
-notice, option types, and serving an ASGI app in the foreground on a socket bound here."""
+notice, option types. The server commands' share is in `_serving`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import inspect
 import json
 import logging
 import os
-import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -125,13 +124,6 @@ def _number(read: Callable[[str], Any], fits: Callable[[Any], bool], expected: s
 port = _number(int, lambda n: 0 <= n <= 65535, "a port number 0-65535 (0 picks a free one)")
 positive_seconds = _number(float, lambda n: 0 < n < float("inf"), "a positive number of seconds")
 retries = _number(int, lambda n: n >= 0, "a whole number >= 0")
-
-
-def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument(
-        "--port", type=port, default=default_port, help=f"port (default {default_port}; 0 picks a free one)"
-    )
 
 
 def add_command(
@@ -249,59 +241,6 @@ async def waiting_notice(progress: Progress, first: float = WAIT_NOTICE_AFTER) -
         raise failure
 
 
-# --- serving ------------------------------------------------------------------------------------------------------
-
-
-def need(module: str, extra: str, command: str) -> Any:
-    """Import an optional dependency, or end with a one-line error naming the extra to install."""
-    try:
-        return __import__(module)
-    except ImportError:
-        raise CliError(USAGE, f"{command} needs {module}: pip install 'fota-callbacks[{extra}]'") from None
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port (port 0: a free one), or a one-line `CliError` (exit 2)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise CliError(USAGE, f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        reason = "address already in use" if exc.errno == 98 else (exc.strerror or str(exc))
-        raise CliError(USAGE, f"cannot listen on {host}:{port}: {reason}") from None
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    host, bound = sock.getsockname()[:2]
-    return f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
-
-
-def serve_forever(app: Any, sock: socket.socket, output: Output, *, verbose: bool) -> None:
-    """Run `app` under uvicorn on `sock` until Ctrl-C (KeyboardInterrupt), SIGTERM, or stdout is closed."""
-    uvicorn = need("uvicorn", "server", "this command")
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="info" if verbose else "warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=2,
-    )
-    if verbose:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    server = uvicorn.Server(config)
-    output.on_closed = lambda: setattr(server, "should_exit", True)
-    with sock:
-        server.run(sockets=[sock])
-
-
 def api_error_code(exc: errors.FotaError) -> int:
     """The exit code for an SDK error."""
     if isinstance(exc, errors.MissingCredentialsError):
@@ -313,10 +252,3 @@ def api_error_code(exc: errors.FotaError) -> int:
     if isinstance(exc, errors.ResponseValidationError):
         return BAD_BODY
     return REFUSED
-
-
-async def respond_json(send: Any, status: int, data: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-    body = json.dumps(data).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -15,22 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import InvalidArgumentError
 from ..transport._common import ClientGone, read_asgi_body
-from ._common import (
-    OK,
-    USAGE,
-    CliError,
-    Output,
-    add_command,
-    add_server_options,
-    bind,
-    clock,
-    escape,
-    host_of,
-    need,
-    respond_json,
-    serve_forever,
-    url_of,
-)
+from ._common import USAGE, CliError, Output, add_command, clock, escape, host_of
+from ._serving import add_server_options, need, respond_json, serve
 
 if TYPE_CHECKING:
     from ..testing import Delivery, DeliveryVersion, FakeThingSpace
@@ -202,12 +188,7 @@ def _trigger_request(body: bytes) -> dict[str, Any]:
 
 
 def add_parser(commands: Any) -> None:
-    sub = add_command(
-        commands,
-        "fake-server",
-        run,
-        verbose="the server's own log (uvicorn) too",
-    )
+    sub = add_command(commands, "fake-server", run, verbose="the server's own log (uvicorn) too")
     add_server_options(sub, 8080)
     sub.add_argument(
         "--redirect",
@@ -238,16 +219,15 @@ def run(args: argparse.Namespace, output: Output) -> int:
             fake.redirect_deliveries(registered, to=target)
         except InvalidArgumentError as exc:
             raise CliError(USAGE, f"--redirect {rule!r}: {exc.problem}") from None
-    sock = bind(args.host, args.port)
-    url = url_of(sock)
-    output.line(f"# FakeThingSpace on {url}; it accepts any credentials. In another shell:")
-    output.line(f"export THINGSPACE_BASE_URL={url}")
-    for name, value in CREDENTIALS.items():
-        output.line(f"export {name}={value}")
-    output.line("unset THINGSPACE_M2M_TOKEN  # a session token would be used instead of the username/password")
-    for registered, target in fake.delivery_redirects.items():
-        output.line(f"# delivering messages for {_shown(registered)} to {_shown(target)}")
-    output.line("# then: fota-callbacks trigger upgradeProgress --account ACCOUNT   (Ctrl-C stops the server)")
-    server = DevServer(fake, log=None if args.quiet else output.log)
-    serve_forever(server, sock, output, verbose=args.verbose)
-    return OK
+
+    def announce(url: str) -> None:
+        output.line(f"# FakeThingSpace on {url}; it accepts any credentials. In another shell:")
+        output.line(f"export THINGSPACE_BASE_URL={url}")
+        for name, value in CREDENTIALS.items():
+            output.line(f"export {name}={value}")
+        output.line("unset THINGSPACE_M2M_TOKEN  # a session token would be used instead of the username/password")
+        for registered, target in fake.delivery_redirects.items():
+            output.line(f"# delivering messages for {_shown(registered)} to {_shown(target)}")
+        output.line("# then: fota-callbacks trigger upgradeProgress --account ACCOUNT   (Ctrl-C stops the server)")
+
+    return serve(DevServer(fake, log=None if args.quiet else output.log), args, output, announce)

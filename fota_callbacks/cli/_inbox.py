@@ -16,12 +16,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(commands: Any) -> None:
-    sub = add_command(
-        commands,
-        "inbox",
-        run,
-        verbose="the inbox's log",
-    )
+    sub = add_command(commands, "inbox", run, verbose="the inbox's log")
     sub.add_argument("action", choices=("stats", "dead", "retry"))
     store = sub.add_mutually_exclusive_group(required=True)
     store.add_argument("--sqlite", metavar="PATH", help="the SqliteInbox file")

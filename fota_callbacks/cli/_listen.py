@@ -12,32 +12,14 @@ from typing import Any
 from .._constants import MAX_REQUEST_BODY_BYTES
 from ..callbacks import CallbackParseError, _redacted, parse_callback_message
 from ..transport._common import ClientGone, read_asgi_body
-from ._common import (
-    OK,
-    USAGE,
-    CliError,
-    Output,
-    add_command,
-    add_server_options,
-    bind,
-    clock,
-    escape,
-    need,
-    respond_json,
-    serve_forever,
-    url_of,
-)
+from ._common import USAGE, CliError, Output, add_command, clock, escape
+from ._serving import add_server_options, need, respond_json, serve
 
 DEFAULT_PATH = "/fota/callbacks"
 
 
 def add_parser(commands: Any) -> None:
-    sub = add_command(
-        commands,
-        "listen",
-        run,
-        verbose="the server's own log (uvicorn) too",
-    )
+    sub = add_command(commands, "listen", run, verbose="the server's own log (uvicorn) too")
     add_server_options(sub, 8000)
     sub.add_argument("--path", default=DEFAULT_PATH, help=f"the callback path (default {DEFAULT_PATH})")
     sub.add_argument("--username", help="the username messages must echo (V1 registrations)")
@@ -143,9 +125,6 @@ def run(args: argparse.Namespace, output: Output) -> int:
         raise CliError(USAGE, "--username/--password: an empty value would accept messages without credentials")
     if not args.path.startswith("/"):
         raise CliError(USAGE, f"--path: expected a path starting with /, got {args.path!r}")
-    sock = bind(args.host, args.port)
     checking = " (checking the echoed username/password)" if args.username or args.password else ""
-    output.note(f"listening on {url_of(sock)}{args.path}{checking}; Ctrl-C to stop")
     app = Listener(output, path=args.path, username=args.username, password=args.password, as_json=args.json)
-    serve_forever(app, sock, output, verbose=args.verbose)
-    return OK
+    return serve(app, args, output, lambda url: output.note(f"listening on {url}{args.path}{checking}; Ctrl-C to stop"))
