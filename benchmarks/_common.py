@@ -23,6 +23,7 @@ __all__ = [
     "median",
     "pin_to_cpu",
     "profile_lines",
+    "quartiles",
     "render_table",
     "rss_bytes",
 ]
@@ -81,6 +82,14 @@ def rss_bytes() -> int:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float]:
+    """(p25, p75) of `values`: how much per-round ratios spread."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    cuts = statistics.quantiles(values, n=4, method="inclusive")
+    return cuts[0], cuts[2]
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> str:

@@ -25,7 +25,6 @@ import pstats
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._common import ACCOUNT, cpu_layout, cpu_seconds, median, pin_to_cpu, render_table
+from ._common import ACCOUNT, cpu_layout, cpu_seconds, median, pin_to_cpu, quartiles, render_table
 from .receiver_apps import APPS, CALLBACK_PASSWORD, CALLBACK_PATH, CALLBACK_USERNAME
 
 __all__ = ["RECEIVER_TARGET", "ReceiverResult", "format_receiver", "main", "measure", "upgrade_progress_body"]
@@ -347,11 +346,7 @@ class ReceiverResult:
         return median(self.ratios(app))
 
     def spread(self, app: str) -> tuple[float, float]:
-        values = sorted(self.ratios(app))
-        if len(values) < 2:
-            return (values[0], values[0]) if values else (float("nan"), float("nan"))
-        quartiles = statistics.quantiles(values, n=4, method="inclusive")
-        return quartiles[0], quartiles[2]
+        return quartiles(self.ratios(app))
 
     def summary(self) -> dict[str, Any]:
         return {
