@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import pstats
@@ -491,6 +492,11 @@ async def measure(
     """Serve each app, warm up, then `rounds` interleaved slices of load; optionally profile afterwards."""
     apps = list(dict.fromkeys([REFERENCE, *apps]))
     notes: list[str] = []
+    if importlib.util.find_spec("fota_callbacks.inbox") is None:
+        skipped = [app for app in apps if app.startswith(("sqlite", "redis"))]
+        if skipped:
+            notes.append(f"{', '.join(skipped)} skipped: this fota_callbacks has no inbox module")
+        apps = [app for app in apps if app not in skipped]
     with ExitStack() as stack:
         directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="fota-receiver-"))
         redis_url = None
