@@ -281,12 +281,12 @@ async def stage_split(iterations: int) -> list[Stage]:
     client = make_client(V2_LIST_BODY)
     pipeline: Any = client._pipeline
     endpoint = V2.list
-    auth = pipeline._auth
-    transport = pipeline._transport
-    root: str = pipeline._root
+    auth = pipeline.shared.auth
+    transport = pipeline.shared.transport
+    root: str = pipeline.shared.root
     timeout = pipeline.options.timeout
     base_headers: tuple[tuple[str, str], ...] = (("Accept", "application/json"), ("User-Agent", "x"))
-    snapshot = auth.static or await auth.current()
+    snapshot = auth.static or await auth.current(pipeline.exchange)
     merged = snapshot.request_headers(base_headers)
     url = root + endpoint.path((ACCOUNT,))
     request = fota.Request("GET", url, merged, b"", timeout)
@@ -302,7 +302,7 @@ async def stage_split(iterations: int) -> list[Stage]:
         return root + endpoint.path((ACCOUNT,))
 
     async def authenticate() -> object:
-        return auth.static or await auth.current()
+        return auth.static or await auth.current(pipeline.exchange)
 
     async def headers() -> object:
         return snapshot.request_headers(base_headers)

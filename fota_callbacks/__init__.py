@@ -3,7 +3,7 @@
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._auth import M2MSessionLogin, OAuthClientCredentials, StaticToken, TokenSource
+from ._auth import StaticToken, TokenSource
 from ._client import FotaCallbacksClient
 from ._environments import Environment
 from ._errors import (
@@ -29,6 +29,7 @@ from ._errors import (
     ServerError,
     SessionLoginError,
 )
+from ._models import EnsureResult
 from ._pipeline import ApiResponse, ClientClosedError, Middleware, SendNext
 from ._retry import RetryPolicy
 from ._version import __version__
@@ -82,6 +83,7 @@ __all__ = [
     "ClientClosedError",
     "ConflictError",
     "DeviceStatus",
+    "EnsureResult",
     "Environment",
     "ErrorCodeError",
     "Firmware",
@@ -107,11 +109,9 @@ __all__ = [
     "HttpxTransport",
     "InMemoryTransport",
     "InvalidArgumentError",
-    "M2MSessionLogin",
     "Middleware",
     "MissingCredentialsError",
     "NotFoundError",
-    "OAuthClientCredentials",
     "OAuthError",
     "PermissionDeniedError",
     "RateLimitError",
