@@ -97,11 +97,17 @@ def sdk_calls() -> tuple[dict[str, Call], list[fota.FotaCallbacksClient]]:
     async def v2_list_untimed() -> object:
         return await v2u.list_registered_callbacks(ACCOUNT)
 
+    v2_raw = v2.with_raw_response
+
+    async def v2_list_raw() -> object:
+        return await v2_raw.list_registered_callbacks(ACCOUNT)
+
     calls: dict[str, Call] = {
         "v2_list": v2_list,
         "v1_list": v1_list,
         "v2_register": v2_register,
         "v2_list_untimed": v2_list_untimed,
+        "v2_list_raw": v2_list_raw,
     }
     return calls, [v2_client, v1_client, register_client, untimed_client]
 
@@ -122,7 +128,13 @@ def floor_calls() -> dict[str, Call]:
         dumps({"url": CALLBACK_URL}, separators=(",", ":")).encode()
         return loads((await v2_handler(request)).content)
 
-    return {"v2_list": v2_list, "v1_list": v1_list, "v2_register": v2_register, "v2_list_untimed": v2_list}
+    return {
+        "v2_list": v2_list,
+        "v1_list": v1_list,
+        "v2_register": v2_register,
+        "v2_list_untimed": v2_list,
+        "v2_list_raw": v2_list,
+    }
 
 
 @attrs.frozen
@@ -191,7 +203,13 @@ def handwritten_calls() -> dict[str, Call]:
             raise RuntimeError(status)
         return _Url(url=loads(body).get("url"))
 
-    return {"v2_list": v2_list, "v1_list": v1_list, "v2_register": v2_register, "v2_list_untimed": v2_list}
+    return {
+        "v2_list": v2_list,
+        "v1_list": v1_list,
+        "v2_register": v2_register,
+        "v2_list_untimed": v2_list,
+        "v2_list_raw": v2_list,
+    }
 
 
 async def _timed_loop(call: Call, seconds: float) -> tuple[float, float]:
@@ -437,6 +455,7 @@ _LABELS = {
     "v1_list": "V1 list (array of 3)",
     "v2_register": "V2 register (enc+dec)",
     "v2_list_untimed": "V2 list, timeout=None",
+    "v2_list_raw": "V2 list, with_raw_response",
 }
 
 
