@@ -289,10 +289,9 @@ async def _per_iteration_ns(body: Callable[[], Awaitable[object]], iterations: i
 async def stage_split(iterations: int) -> list[Stage]:
     """Replay one V2 list call step by step with the package's own objects; µs per step.
 
-    Reaches into private modules (`_pipeline`, `_validation`, the client's pipeline): if they changed shape,
+    Reaches into private modules (`_validation`, the client's pipeline): if they changed shape,
     the caller reports the error instead of the split.
     """
-    from fota_callbacks._pipeline import ApiResponse, request_id_of
     from fota_callbacks._validation import check_account
     from fota_callbacks.v2.controller import V2
 
@@ -310,7 +309,6 @@ async def stage_split(iterations: int) -> list[Stage]:
     request = fota.Request("GET", url, merged, b"", timeout)
     untimed_request = fota.Request("GET", url, merged, b"", None)
     response = await transport.send(request)
-    data = endpoint.decode(response.content, 200)
     controller = client.v2
 
     async def validate() -> object:
@@ -337,9 +335,6 @@ async def stage_split(iterations: int) -> list[Stage]:
     async def decode() -> object:
         return endpoint.decode(response.content, 200)
 
-    async def wrap() -> object:
-        return ApiResponse(200, response.headers, data, request_id_of(response.headers), 0)
-
     async def nothing() -> object:
         return None
 
@@ -352,9 +347,8 @@ async def stage_split(iterations: int) -> list[Stage]:
         ("auth", "auth.static or Auth.current(): the credentials snapshot", authenticate),
         ("headers", "AuthSnapshot.request_headers: base + credential headers (cached per snapshot)", headers),
         ("request", "Request(...): attrs init, Headers converter", make_request),
-        ("send", "InMemoryTransport.send with a timeout: cancel scope + handler", send),
+        ("send", "InMemoryTransport.send with a timeout (timer armed only if the handler suspends)", send),
         ("decode", "Endpoint.decode: json.loads + cattrs structure hook", decode),
-        ("wrap", "ApiResponse(...) + request_id_of (Headers index, 4 lookups)", wrap),
     ]
     # Interleaved repetitions, medians: the machine's speed drifts within seconds.
     repetitions = 5
@@ -371,7 +365,7 @@ async def stage_split(iterations: int) -> list[Stage]:
     stages = [Stage(name, what, max(0.0, median(samples[name]))) for name, what, _ in steps]
     total_us = median(totals)
     rest = total_us - sum(stage.us for stage in stages)
-    stages.append(Stage("rest", "controller -> raw controller -> Pipeline.call -> exchange, logging check", rest))
+    stages.append(Stage("rest", "controller -> Pipeline.data -> _result -> exchange -> _build, logging check", rest))
     stages.append(Stage("total", "client.v2.list_registered_callbacks, measured whole", total_us))
     # Not part of the sum: what `send` costs without the timeout's cancel scope (timeout=None).
     stages.append(Stage("(send, timeout=None)", "the same send, no cancel scope", max(0.0, median(untimed))))
