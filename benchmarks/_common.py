@@ -7,8 +7,10 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ACCOUNT",
@@ -26,6 +28,7 @@ __all__ = [
     "quartiles",
     "render_table",
     "rss_bytes",
+    "stop_process",
 ]
 
 ACCOUNT = "0000123456-00001"
@@ -78,6 +81,16 @@ def rss_bytes() -> int:
         return resident_pages * os.sysconf("SC_PAGE_SIZE")
     except OSError:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 5) -> None:
+    """Ask a child process to end (the signal `Popen.terminate` sends), wait, kill it if it lingers."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def median(values: Sequence[float]) -> float:

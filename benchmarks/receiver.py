@@ -36,7 +36,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._common import ACCOUNT, cpu_layout, cpu_seconds, median, pin_to_cpu, quartiles, render_table
+from ._common import ACCOUNT, cpu_layout, cpu_seconds, median, pin_to_cpu, quartiles, render_table, stop_process
 from .receiver_apps import APPS, CALLBACK_PASSWORD, CALLBACK_PATH, CALLBACK_USERNAME
 
 __all__ = ["RECEIVER_TARGET", "ReceiverResult", "format_receiver", "main", "measure", "upgrade_progress_body"]
@@ -278,12 +278,7 @@ def redis_server(directory: str) -> Iterator[str]:
             time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 class AppProcess:

@@ -31,7 +31,7 @@ import json
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Literal
 
 from ._common import pin_to_cpu
 
@@ -73,14 +73,7 @@ def _credentials_ok(data: object) -> bool:
 
 
 async def _asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    # Served with lifespan="off": only http scopes come here.
     body = b""
     while True:
         message = await receive()
@@ -182,7 +175,7 @@ def _offline_client() -> Any:
     return fota.FotaCallbacksClient(access_token="unused", m2m_token="unused", base_url="http://127.0.0.1:9")
 
 
-def serve(app: Any, profile_path: str | None) -> None:
+def serve(app: Any, profile_path: str | None, *, lifespan: Literal["on", "off"] = "on") -> None:
     import uvicorn
 
     # proto IPPROTO_TCP, as `uvicorn --port` gets it from getaddrinfo: asyncio sets TCP_NODELAY on accepted
@@ -195,7 +188,7 @@ def serve(app: Any, profile_path: str | None) -> None:
         app,
         http="httptools",
         loop="asyncio",
-        lifespan="on",
+        lifespan=lifespan,
         access_log=False,
         log_level="warning",
         timeout_keep_alive=3600,
@@ -225,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     pin_to_cpu(args.cpu)
     app = build_app(args.app, sqlite_path=args.sqlite, redis_url=args.redis_url)
-    serve(app, args.profile)
+    serve(app, args.profile, lifespan="off" if args.app == "asgi" else "on")
     sys.stdout.flush()
 
 
