@@ -26,14 +26,18 @@ import argparse
 import contextlib
 import cProfile
 import hmac
-import importlib
 import json
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from fota_callbacks import FotaCallbacksClient
 
 from ._common import pin_to_cpu
+
+if TYPE_CHECKING:
+    from fota_callbacks.inbox import Inbox
 
 __all__ = ["APPS", "CALLBACK_PASSWORD", "CALLBACK_PATH", "CALLBACK_USERNAME", "build_app", "main"]
 
@@ -112,16 +116,16 @@ async def _ignore(message: object) -> None:
     return None
 
 
-def _inbox(app: str, sqlite_path: str | None, redis_url: str | None) -> Any:
-    # Imported by name: typed as Any, so this module type-checks whether or not the inbox exists yet.
-    inbox: Any = importlib.import_module("fota_callbacks.inbox")
+def _inbox(app: str, sqlite_path: str | None, redis_url: str | None) -> Inbox:
+    from fota_callbacks.inbox import RedisInbox, SqliteInbox
+
     if app.startswith("sqlite"):
         if sqlite_path is None:
             raise SystemExit(f"{app}: --sqlite PATH is required")
-        return inbox.SqliteInbox(sqlite_path)
+        return SqliteInbox(sqlite_path)
     if redis_url is None:
         raise SystemExit(f"{app}: --redis-url URL is required")
-    return inbox.RedisInbox(redis_url)
+    return RedisInbox(redis_url)
 
 
 def build_app(app: str, *, sqlite_path: str | None = None, redis_url: str | None = None) -> Any:
@@ -142,7 +146,6 @@ def build_app(app: str, *, sqlite_path: str | None = None, redis_url: str | None
 
     from fota_callbacks.integrations.fastapi import callback_router
 
-    credentials: dict[str, Any] = {"username": CALLBACK_USERNAME, "password": CALLBACK_PASSWORD}
     if app == "router":
         fastapi_app = FastAPI()
         fastapi_app.include_router(callback_router(_ignore, username=CALLBACK_USERNAME, password=CALLBACK_PASSWORD))
@@ -150,29 +153,26 @@ def build_app(app: str, *, sqlite_path: str | None = None, redis_url: str | None
     if app not in APPS:
         raise SystemExit(f"unknown app {app!r}; choose from {', '.join(APPS)}")
     store = _inbox(app, sqlite_path, redis_url)
+    lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[Any]]
     if app.endswith("_worker"):
         from fota_callbacks.integrations.fastapi import fota_lifespan
 
         # The worker needs no ThingSpace client; the factory is never asked for credentials it lacks.
-        make_lifespan: Any = fota_lifespan
-        lifespan: Any = make_lifespan(_offline_client, inbox=store, handler=_ignore)
+        lifespan = fota_lifespan(_offline_client, inbox=store, handler=_ignore)
     else:
 
         @contextlib.asynccontextmanager
-        async def lifespan(_: object) -> AsyncIterator[None]:
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             async with store:
                 yield
 
-    make_router: Any = callback_router
     fastapi_app = FastAPI(lifespan=lifespan)
-    fastapi_app.include_router(make_router(inbox=store, **credentials))
+    fastapi_app.include_router(callback_router(inbox=store, username=CALLBACK_USERNAME, password=CALLBACK_PASSWORD))
     return fastapi_app
 
 
-def _offline_client() -> Any:
-    import fota_callbacks as fota
-
-    return fota.FotaCallbacksClient(access_token="unused", m2m_token="unused", base_url="http://127.0.0.1:9")
+def _offline_client() -> FotaCallbacksClient:
+    return FotaCallbacksClient(access_token="unused", m2m_token="unused", base_url="http://127.0.0.1:9")
 
 
 def serve(app: Any, profile_path: str | None, *, lifespan: Literal["on", "off"] = "on") -> None:
