@@ -192,6 +192,11 @@ def _source_allowed(host: str | None, networks: tuple[_Network, ...]) -> bool:
     return any(address in network for network in networks)
 
 
+def _peer(host: str | None) -> str:
+    """The peer's address for a log line (only refusals are logged: nothing is spent on it otherwise)."""
+    return printable(host or "unknown")
+
+
 def _secret_bytes(value: str | None) -> bytes:
     # surrogatepass: a JSON "\ud800" escape is a valid str that strict UTF-8 cannot encode.
     return (value or "").encode("utf-8", "surrogatepass")
@@ -305,26 +310,25 @@ def callback_router(
 
     def refuse_source(host: str | None) -> Response | None:
         if networks is not None and not _source_allowed(host, networks):
-            logger.warning("refused a FOTA callback from %s: address not allowed", printable(host or "unknown"))
+            logger.warning("refused a FOTA callback from %s: address not allowed", _peer(host))
             return _error(403, "forbidden", "this address may not send callback messages")
         return None
 
     async def answer(host: str | None, body: bytes | None) -> Response | None:
         """The answer to a callback request with this body from this peer; None: 200 {"status": "ok"}."""
-        peer = printable(host or "unknown")
         if body is None:
             return _error(413, "too_large", f"callback bodies are limited to {max_body_size} bytes")
         try:
             message = parse_callback_message(body)
         except CallbackParseError as exc:
-            logger.warning("refused a FOTA callback from %s: %s", peer, printable(exc))
+            logger.warning("refused a FOTA callback from %s: %s", _peer(host), printable(exc))
             return _error(400, "malformed_callback", str(exc))
         if username is not None or password is not None:
             # Both configured comparisons always run: which one failed must not show in the timing.
             username_ok = username is None or hmac.compare_digest(_secret_bytes(message.username), expected_username)
             password_ok = password is None or hmac.compare_digest(_secret_bytes(message.password), expected_password)
             if not (username_ok and password_ok):
-                logger.warning("refused a FOTA callback from %s: wrong username or password", peer)
+                logger.warning("refused a FOTA callback from %s: wrong username or password", _peer(host))
                 return _error(401, "unauthorized", "wrong or missing username/password in the message")
         return await deliver(message, body)
 
