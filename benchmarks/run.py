@@ -1,9 +1,10 @@
 """Run every benchmark and print the tables: `python -m benchmarks.run [--quick] [--only ...] [--json PATH]`.
 
 Sections, in order: cold start (fresh subprocesses), memory (a fresh subprocess), in-memory (this process),
-loopback HTTP against `benchmarks.server` (another process). With two or more CPUs the server is pinned to
-the first and this process (and the subprocesses it starts) to the second. The default run takes about
-5-6 minutes on a 2-core machine; `--quick` (a smoke check, numbers indicative only) about a minute.
+FakeThingSpace (this process), receiver (uvicorn apps in other processes, loaded from this one), loopback
+HTTP against `benchmarks.server` (another process). With two or more CPUs the servers are pinned to the first
+and this process (and the subprocesses it starts) to the second. The default run takes about
+7 minutes on a 2-core machine; `--quick` (a smoke check, numbers indicative only) about 1.5 minutes.
 Nothing here asserts on timings: the verdict column only compares a number with its target.
 """
 
@@ -256,7 +257,7 @@ def _targets(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run in about a minute (indicative numbers)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run in about 1.5 minutes (indicative numbers)")
     parser.add_argument("--only", choices=SECTIONS, nargs="+", default=list(SECTIONS), help="sections to run")
     parser.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
     parser.add_argument("--rounds", type=int, help="loopback rounds (overrides the mode's)")
