@@ -446,7 +446,9 @@ def _profile_table(path: str, messages: int, top: int) -> tuple[list[list[str]],
 
 # What the brief asks to tell apart: the framework's route wrapper, the SDK's parsing, the credential check.
 _FOCUS = (
-    ("the endpoint function, whole", "", "receive_callback"),
+    ("the endpoint function, whole (FastAPI's path)", "", "receive_callback"),
+    ("callback_router's direct ASGI path, whole", "integrations/fastapi.py", "serve"),
+    ("request body read (ASGI receive)", "integrations/_route.py", "receive_body"),
     ("FastAPI dependency solving", "fastapi/dependencies", "solve_dependencies"),
     ("request body read", "starlette/requests.py", "body"),
     ("request body read (stream)", "fota_callbacks", "_read_body"),
