@@ -11,8 +11,9 @@ reading waits until the server has gone quiet, so the worker's draining of what 
 Ratios are taken per round against the reference app (`starlette`) and reported as the median with p25-p75:
 adjacent slices see the same machine speed.
 
-`python -m benchmarks.receiver [--apps starlette router ...] [--rounds N] [--slice S] [--profile]`.
-`--profile` runs the reference and `router` under cProfile and prints where the server's time goes.
+`python -m benchmarks.receiver [--apps starlette router ...] [--rounds N] [--slice S] [--profile [APP ...]]`.
+`--profile [APP ...]` runs those apps (default: the reference and `router`) under cProfile and prints where
+the server's time goes.
 """
 
 from __future__ import annotations
@@ -498,8 +499,10 @@ def _short(file: str) -> str:
     return file.rsplit("/", 2)[-1] if "/" in file else file
 
 
-async def _profile_one(app: str, cpu: int | None, path: str, seconds: float, concurrency: int) -> int:
-    server = AppProcess(app, cpu=cpu, profile=path)
+async def _profile_one(
+    app: str, cpu: int | None, path: str, seconds: float, concurrency: int, extra: Sequence[str]
+) -> int:
+    server = AppProcess(app, cpu=cpu, extra=extra, profile=path)
     try:
         load = _Load(server.port, concurrency)
         await load.open()
@@ -510,13 +513,23 @@ async def _profile_one(app: str, cpu: int | None, path: str, seconds: float, con
     return messages
 
 
-async def profile_apps(apps: Sequence[str], *, cpu: int | None, seconds: float, concurrency: int, top: int) -> str:
-    """cProfile each app's server under load (warm-up included): self time by package and the top functions."""
+async def profile_apps(
+    apps: Sequence[str],
+    *,
+    cpu: int | None,
+    seconds: float,
+    concurrency: int,
+    top: int,
+    extras: dict[str, list[str]] | None = None,
+) -> str:
+    """cProfile each app's server under load (warm-up included): self time by package and the top functions.
+    Its main thread only: work an app hands to threads (SqliteInbox's sqlite3 calls) shows as the waits."""
     parts = []
     with tempfile.TemporaryDirectory(prefix="fota-receiver-profile-") as directory:
         for app in apps:
             path = os.path.join(directory, f"{app}.prof")
-            messages = await _profile_one(app, cpu, path, seconds, concurrency)
+            extra = (extras or {}).get(app, [])
+            messages = await _profile_one(app, cpu, path, seconds, concurrency, extra)
             rows, total_us = _profile_table(path, messages, top)
             parts.append(
                 render_table(
@@ -537,11 +550,11 @@ async def measure(
     concurrency: int = 32,
     warmup_s: float = 1.0,
     server_cpu: int | None = None,
-    profile: bool = False,
+    profile: Sequence[str] = (),
     profile_seconds: float = 3.0,
     progress: Callable[[str], None] | None = None,
 ) -> ReceiverResult:
-    """Serve each app, warm up, then `rounds` interleaved slices of load; optionally profile afterwards."""
+    """Serve each app, warm up, then `rounds` interleaved slices of load; then cProfile the `profile` apps."""
     apps = list(dict.fromkeys([REFERENCE, *apps]))
     notes: list[str] = []
     if importlib.util.find_spec("fota_callbacks.inbox") is None:
@@ -558,15 +571,16 @@ async def measure(
             except RuntimeError as exc:
                 notes.append(f"redis apps skipped: {exc}")
                 apps = [app for app in apps if not app.startswith("redis")]
+        extras: dict[str, list[str]] = {}
+        for app in {*apps, *profile}:
+            if app.startswith("sqlite"):
+                extras[app] = ["--sqlite", os.path.join(directory, f"{app}.db")]
+            elif app.startswith("redis") and redis_url is not None:
+                extras[app] = ["--redis-url", redis_url]
         servers: dict[str, AppProcess] = {}
         for app in apps:
-            extra: list[str] = []
-            if app.startswith("sqlite"):
-                extra = ["--sqlite", os.path.join(directory, f"{app}.db")]
-            elif app.startswith("redis") and redis_url is not None:
-                extra = ["--redis-url", redis_url]
             try:
-                server = AppProcess(app, cpu=server_cpu, extra=extra)
+                server = AppProcess(app, cpu=server_cpu, extra=extras.get(app, []))
             except RuntimeError as exc:
                 notes.append(f"{app} skipped: {exc}")
                 continue
@@ -582,13 +596,16 @@ async def measure(
             warmup_s=warmup_s,
             side_pids={app: redis_pid for app in servers if app.startswith("redis")},
         )
-    result = ReceiverResult(list(servers), rounds, slice_s, concurrency, samples, notes)
-    if profile:
-        if progress is not None:
-            progress("receiver: profiling")
-        result.profile = await profile_apps(
-            [REFERENCE, "router"], cpu=server_cpu, seconds=profile_seconds, concurrency=concurrency, top=22
-        )
+        for server in servers.values():
+            server.stop()  # before profiling: the profiled server has the core to itself
+        result = ReceiverResult(list(servers), rounds, slice_s, concurrency, samples, notes)
+        profiled = [app for app in profile if app in extras or not app.startswith(("sqlite", "redis"))]
+        if profiled:
+            if progress is not None:
+                progress(f"receiver: profiling {', '.join(profiled)}")
+            result.profile = await profile_apps(
+                profiled, cpu=server_cpu, seconds=profile_seconds, concurrency=concurrency, top=22, extras=extras
+            )
     return result
 
 
@@ -630,7 +647,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--slice", type=float, default=1.0, help="seconds of load per app per round")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--profile", action="store_true", help="also cProfile the reference and router servers")
+    parser.add_argument(
+        "--profile",
+        nargs="*",
+        choices=sorted(APPS),
+        metavar="APP",
+        help="also cProfile these apps' servers (none named: the reference and router)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
     layout = cpu_layout()
@@ -647,7 +670,7 @@ def main(argv: list[str] | None = None) -> None:
             slice_s=args.slice,
             concurrency=args.concurrency,
             server_cpu=server_cpu,
-            profile=args.profile,
+            profile=() if args.profile is None else (args.profile or [REFERENCE, "router"]),
             progress=progress,
         )
     )

@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
                 slice_s=settings.receiver_slice_s,
                 warmup_s=1.0,
                 server_cpu=server_cpu,
-                profile=settings.receiver_profile,
+                profile=("starlette", "router") if settings.receiver_profile else (),
                 progress=progress,
             )
         )
