@@ -9,14 +9,15 @@
 - cProfile of V2 list calls: the top functions by self and by cumulative time (inflated by the profiler;
   read them as proportions).
 
-Standalone: `python -m benchmarks.inmemory [--seconds S] [--rounds N]`.
+Standalone: `python -m benchmarks.inmemory [--seconds S] [--rounds N] [--backend trio]` (`benchmarks.run` measures
+on asyncio).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
+import functools
 import gc
 import json
 import time
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import attrs
 
 import fota_callbacks as fota
@@ -529,17 +531,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=0.5, help="seconds per timed loop")
     parser.add_argument("--stage-iterations", type=int, default=20_000)
     parser.add_argument("--profile-calls", type=int, default=20_000)
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="the event loop")
     args = parser.parse_args(argv)
     layout = cpu_layout()
     pin_to_cpu(None if layout is None else layout[1])
-    result = asyncio.run(
-        measure(
-            rounds=args.rounds,
-            seconds=args.seconds,
-            stage_iterations=args.stage_iterations,
-            profile_calls=args.profile_calls,
-        )
+    run = functools.partial(
+        measure,
+        rounds=args.rounds,
+        seconds=args.seconds,
+        stage_iterations=args.stage_iterations,
+        profile_calls=args.profile_calls,
     )
+    result = anyio.run(run, backend=args.backend)
+    print(f"event loop: {args.backend}")
     print(format_inmemory(result))
 
 
