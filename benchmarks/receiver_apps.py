@@ -29,8 +29,10 @@ import hmac
 import json
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
+
+from starlette.types import Receive, Scope, Send
 
 from fota_callbacks import FotaCallbacksClient
 
@@ -56,10 +58,6 @@ APPS: dict[str, str] = {
     "redis_worker": "RedisInbox + its worker in the same process",
 }
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _USERNAME = CALLBACK_USERNAME.encode()
 _PASSWORD = CALLBACK_PASSWORD.encode()
