@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
 import anyio
-import sniffio
 
 from .._errors import ApiTimeoutError
 from .base import Request, Response
@@ -17,7 +16,15 @@ __all__ = ["Handler", "InMemoryTransport"]
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-_timeout_at = getattr(asyncio, "timeout_at", None)  # Python 3.11+
+_HAS_TIMEOUT_AT = sys.version_info >= (3, 11)  # asyncio.timeout_at
+
+
+def _on_asyncio() -> bool:
+    # Imported here, not with the module: asyncio alone takes ~25 ms to import, and `import fota_callbacks`
+    # must not pay for it (a caller on asyncio has it loaded already: then these imports are lookups).
+    import sniffio
+
+    return sniffio.current_async_library() == "asyncio"
 
 
 class InMemoryTransport:
@@ -35,7 +42,7 @@ class InMemoryTransport:
         timeout = request.timeout
         if timeout is None:
             return await self._handler(request)
-        if _timeout_at is not None and sniffio.current_async_library() == "asyncio":
+        if _HAS_TIMEOUT_AT and _on_asyncio():
             return await self._send_asyncio(request, timeout)
         # A bare cancel scope with a deadline: anyio.fail_after costs twice as much per call.
         with anyio.CancelScope(deadline=anyio.current_time() + timeout):
@@ -47,6 +54,8 @@ class InMemoryTransport:
         # FakeThingSpace) answer without suspending: the handler runs until it first suspends before any timer
         # is armed (about half the cost of a call otherwise). asyncio.timeout_at joins no cancel scope stack,
         # so arming it then is sound even when the handler entered a cancel scope of its own before suspending.
+        import asyncio
+
         deadline = asyncio.get_running_loop().time() + seconds
         awaitable = self._handler(request)
         coro = awaitable if isinstance(awaitable, types.CoroutineType) else _await(awaitable)
@@ -55,8 +64,9 @@ class InMemoryTransport:
         except StopIteration as done:
             response: Response = done.value
             return response
-        assert _timeout_at is not None
-        timer = _timeout_at(deadline)
+        if sys.version_info < (3, 11):  # pragma: no cover - _HAS_TIMEOUT_AT keeps 3.10 off this path
+            raise AssertionError("asyncio.timeout_at needs Python 3.11")
+        timer = asyncio.timeout_at(deadline)
         try:
             async with timer:
                 return await _resume(coro, yielded)
