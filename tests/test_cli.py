@@ -203,9 +203,10 @@ def test_json_output_of_a_real_process(env: dict[str, str]) -> None:
     assert json.loads(done.stdout) == {"url": "https://p.example.com"}
 
 
-def test_demo_verbose_shows_each_attempt() -> None:
+@pytest.mark.parametrize("arguments", [("demo", "-v"), ("-v", "demo")], ids=["after", "before"])
+def test_demo_verbose_shows_each_attempt(arguments: tuple[str, str]) -> None:
     demo = subprocess.run(
-        [sys.executable, "-m", "fota_callbacks", "demo", "-v"],
+        [sys.executable, "-m", "fota_callbacks", *arguments],
         capture_output=True,
         text=True,
         env={key: value for key, value in os.environ.items() if not key.startswith("THINGSPACE_")},

@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fota-callbacks {__version__}")
+    # `fota-callbacks -v v2 list ...` as well as `fota-callbacks v2 list ... -v`.
+    parser.add_argument("-v", "--verbose", action="store_true", dest="verbose_first", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     _demo_parser(commands)
     _api.add_parsers(commands)
@@ -110,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Parser.json_errors = output.json_errors
     try:
         args = _parser().parse_args(arguments)
+        args.verbose = args.verbose_first or getattr(args, "verbose", False)
         run = args.run
         if inspect.iscoroutinefunction(run):
             code: int = anyio.run(run, args, output)

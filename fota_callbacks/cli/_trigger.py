@@ -43,7 +43,7 @@ def add_parser(commands: Any) -> None:
         help="make a running fake-server deliver a callback message",
         description="Make a running `fota-callbacks fake-server` POST a callback message of TYPE to the URL "
         "registered for the account, and print the listener's answer. Exit 0 when it answered 2xx, 1 when it "
-        "answered anything else, 4 when it did not answer.",
+        "answered anything else or did not answer, 4 when no fake-server answered.",
         epilog="--set KEY=VALUE sets a key of the message (repeat it). The upgradeScheduled keys (upgradeId, "
         "firmwareName, startDate) of upgrade messages and the firmware keys (firmwareName, toVersion, ...) of "
         "firmwareList go where they belong; a.b=c sets a nested key. VALUE is a string for the documented "
@@ -107,7 +107,8 @@ def _failure(response: httpx.Response, answer: Any, base_url: str) -> CliError:
         return CliError(REFUSED, problem, host=host)
     detail = escape(str(answer.get("detail", answer["error"])))
     if answer["error"] == "no_answer":
-        return CliError(NO_RESPONSE, f"the listener did not answer: {detail}")
+        # API.md: exit 1 for any outcome but a 2xx from the listener; 4 stays for "no fake-server there".
+        return CliError(REFUSED, f"the listener did not answer: {detail}")
     if answer["error"] == "not_registered":
         detail += " (register one first: fota-callbacks v1|v2|v3 register)"
     return CliError(USAGE if status in (400, 409) else REFUSED, detail, host=host)
