@@ -268,7 +268,8 @@ def test_a_slow_answer_is_announced(scripted_server: ScriptedServer) -> None:
     done = cli("v2", "list", ACCOUNT, "--timeout", "4", "--max-retries", "0", env=env)
     notice, error = done.stderr.splitlines()
     assert notice.startswith(f"fota-callbacks: still waiting for an answer to POST /api/ts/v1/oauth2/token from {host}")
-    assert (done.returncode, error) == (4, f"fota-callbacks: error: timed out: ReadTimeout (host {host})")
+    expected = f"fota-callbacks: error: timed out ({host}): no complete response within timeout=4.0 s"
+    assert (done.returncode, error) == (4, expected)
 
 
 def test_errors_name_the_host_and_are_json_with_json() -> None:

@@ -390,15 +390,21 @@ async def test_broken_or_malformed_http_is_a_connection_error(
     assert len(heads) == 1
 
 
-async def test_tls_is_verified_by_default_and_a_ca_bundle_can_be_given(
-    http_kind: str, scripted_server: ScriptedServer, tmp_path: Path
-) -> None:
+def tls_for_127_0_0_1(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 from a new trustme CA, and the path of a bundle holding that CA."""
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
+    return server_context, bundle
+
+
+async def test_tls_is_verified_by_default_and_a_ca_bundle_can_be_given(
+    http_kind: str, scripted_server: ScriptedServer, tmp_path: Path
+) -> None:
+    server_context, bundle = tls_for_127_0_0_1(tmp_path)
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
         len(OK.content),
         OK.content,
@@ -475,10 +481,21 @@ async def test_owned_client_is_closed_by_aclose(http_kind: str, scripted_server:
         await transport.send(fota.Request("GET", scripted_server.base_url + "/"))
 
 
-async def test_owned_transport_never_used_closes(http_kind: str, scripted_server: ScriptedServer) -> None:
+async def test_owned_transport_never_used_closes_twice_and_refuses_to_send(
+    http_kind: str, scripted_server: ScriptedServer
+) -> None:
+    scripted_server.script(OK)
     transport = make_transport(http_kind, scripted_server)
     await transport.aclose()
     await transport.aclose()
+    if isinstance(transport, AiohttpTransport):
+        assert transport.session is None  # no session was ever opened
+    else:
+        assert isinstance(transport, fota.HttpxTransport | Httpx2Transport)
+        assert transport.client.is_closed
+    with pytest.raises(RuntimeError, match="closed"):
+        await transport.send(fota.Request("GET", scripted_server.base_url + "/"))
+    assert scripted_server.received == []  # nothing was sent after the close
 
 
 async def test_a_client_you_pass_is_not_closed(http_kind: str, scripted_server: ScriptedServer) -> None:
