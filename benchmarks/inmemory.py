@@ -229,6 +229,29 @@ async def _timed_loop(call: Call, seconds: float) -> tuple[float, float]:
     return cpu / calls * 1e6, calls / wall
 
 
+async def _paired(sdk_call: Call, reference: Call, seconds: float, parts: int = 10) -> tuple[float, float, float]:
+    """(SDK CPU µs/call, SDK calls/s, reference CPU µs/call) from `parts` short slices of each, alternating:
+    the two see the same machine speed even when it drifts within the round (a ratio of one SDK slice and one
+    reference slice moved by ±20% here)."""
+    gc.collect()
+    piece = seconds / parts
+    cpu, wall, calls = [0.0, 0.0], [0.0, 0.0], [0, 0]
+    for part in range(parts):
+        for which in (0, 1) if part % 2 == 0 else (1, 0):
+            call = sdk_call if which == 0 else reference
+            count = 0
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            stop_at = t0 + piece
+            while time.perf_counter() < stop_at:
+                for _ in range(50):
+                    await call()
+                count += 50
+            cpu[which] += time.process_time() - cpu0
+            wall[which] += time.perf_counter() - t0
+            calls[which] += count
+    return cpu[0] / calls[0] * 1e6, calls[0] / wall[0], cpu[1] / calls[1] * 1e6
+
+
 @dataclass
 class Stage:
     name: str
@@ -407,14 +430,9 @@ async def measure(
     handwritten_samples: dict[str, list[float]] = {op: [] for op in sdk}
     ratios: dict[str, list[float]] = {op: [] for op in sdk}
     for round_index in range(rounds):
-        for op in sdk:
-            # SDK and hand-written slices adjacent, their order alternating: the ratio sees one machine speed.
-            if round_index % 2 == 0:
-                sdk_sample = await _timed_loop(sdk[op], seconds)
-                handwritten_us = (await _timed_loop(handwritten[op], seconds / 2))[0]
-            else:
-                handwritten_us = (await _timed_loop(handwritten[op], seconds / 2))[0]
-                sdk_sample = await _timed_loop(sdk[op], seconds)
+        for op in sdk if round_index % 2 == 0 else list(sdk)[::-1]:
+            sdk_us, sdk_rate, handwritten_us = await _paired(sdk[op], handwritten[op], seconds)
+            sdk_sample = (sdk_us, sdk_rate)
             sdk_samples[op].append(sdk_sample)
             handwritten_samples[op].append(handwritten_us)
             ratios[op].append(sdk_sample[0] / handwritten_us)
@@ -484,9 +502,10 @@ def format_inmemory(result: InMemoryResult) -> str:
                 "floor µs",
             ],
             rows,
-            f"In-memory (InMemoryTransport, canned bytes, 1 task, 1 core): medians of {result.rounds} interleaved "
-            f"rounds of {result.seconds:g} s; hand-written = quote + URL + headers dict + await handler + status "
-            "check + json.loads + attrs object; floor = await handler + json.loads (+ json.dumps for register)",
+            f"In-memory (InMemoryTransport, canned bytes, 1 task, 1 core): medians of {result.rounds} rounds; in "
+            f"each, {result.seconds:g} s of the SDK and as much of the hand-written client in 10 alternating slices "
+            "each; hand-written = quote + URL + headers dict + await handler + status check + json.loads + attrs "
+            "object; floor = await handler + json.loads (+ json.dumps for register)",
         )
     ]
     if result.stage_error is not None:
