@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fota_callbacks as fota
+from tests.harness import RecordingSleep
 from tests.stress import figures
 from tests.stress.operations import OPERATIONS, Operation
 from tests.stress.raw_server import (
@@ -529,15 +530,6 @@ def test_any_token_or_login_response_ends_in_a_documented_error(
 
     anyio.run(run, backend="asyncio")
     figures.add("hostile: any token/login response (in process)", inputs=1)
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await anyio.lowlevel.checkpoint()
 
 
 retry_after_values = st.one_of(

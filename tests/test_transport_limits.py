@@ -29,8 +29,7 @@ import pytest
 
 import fota_callbacks as fota
 from fota_callbacks.transport import AiohttpTransport, Httpx2Transport
-from tests.auth_server import resource_warnings
-from tests.scripted_server import ScriptedServer
+from tests.harness import Scripted, resource_warnings
 from tests.stress.raw_server import (
     Connection,
     answer,
@@ -253,14 +252,14 @@ async def test_a_refused_connection_says_why_and_which_host(http_kind: str) -> N
 # --- cancellation leaves nothing to finalize --------------------------------------------------------------------
 
 
-async def test_cancelled_posts_leave_no_async_generator_behind(http_kind: str, scripted_server: ScriptedServer) -> None:
+async def test_cancelled_posts_leave_no_async_generator_behind(http_kind: str, served_script: Scripted) -> None:
     """Cancelled at random points, many while the body is being written: trio warns about any async generator
     of the HTTP stack left suspended for the garbage collector (httpx's `ByteStream` used to be one)."""
-    scripted_server.default = scripted_server.json(200, b'{"url":"https://listener.example.com/fota"}')
+    served_script.script.respond(json={"url": "https://listener.example.com/fota"}, times=None)
     rng = random.Random(13)
     registration = fota.FotaV2CallbackRegistrationRequest(url="https://listener.example.com/fota")
     transport = transport_of(http_kind)
-    async with resource_warnings() as found, make_client(transport, scripted_server.base_url) as client:
+    async with resource_warnings() as found, make_client(transport, served_script.base_url) as client:
         await client.v2.register_callback(ACCOUNT, registration)  # connected: the rest reuse it
         for _ in range(300):
             with anyio.move_on_after(rng.uniform(0, 0.002)):
