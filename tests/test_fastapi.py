@@ -282,14 +282,22 @@ async def test_source_addresses_are_checked(listener: Listener, path: str, statu
         assert answer.json()["error"] == "forbidden"
 
 
-def test_bad_router_options_are_refused_early() -> None:
-    inbox = Inbox()
-    with pytest.raises(ValueError, match="allowed_ips"):
-        callback_router(inbox, allowed_ips="127.0.0.1")
-    with pytest.raises(ValueError, match="allowed_ips"):
-        callback_router(inbox, allowed_ips=["not-an-address"])
-    with pytest.raises(ValueError, match="empty"):
-        callback_router(inbox, password="")
+@pytest.mark.parametrize(
+    ("options", "parameter"),
+    [
+        ({"allowed_ips": "127.0.0.1"}, "allowed_ips"),
+        ({"allowed_ips": ["not-an-address"]}, "allowed_ips"),
+        ({"password": ""}, "password"),
+        ({"username": ""}, "username"),
+        ({"max_body_size": 0}, "max_body_size"),
+        ({"max_body_size": True}, "max_body_size"),
+    ],
+)
+def test_bad_router_options_are_refused_early(options: dict[str, Any], parameter: str) -> None:
+    with pytest.raises(fota.InvalidArgumentError) as caught:
+        callback_router(Inbox(), **options)
+    assert caught.value.parameter == parameter
+    assert isinstance(caught.value, ValueError)
 
 
 async def test_a_failing_handler_gives_500_without_details(

@@ -14,36 +14,14 @@ from collections.abc import Awaitable, Callable
 
 import fastapi.routing
 from fastapi.routing import APIRoute
-from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["ASGI_ATTRIBUTE", "CallbackRoute", "receive_body"]
+__all__ = ["ASGI_ATTRIBUTE", "CallbackRoute"]
 
 ASGI_ATTRIBUTE = "fota_serve_asgi"
 """The endpoint function's attribute holding `async def serve(scope, receive, send)`: the direct path."""
 
 _Serve = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The request body from ASGI `receive`, or None as soon as it is known to exceed `limit` bytes."""
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            if value.isdigit() and int(value) > limit:
-                return None
-            break
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()  # as Request.stream() does: the client went away mid-body
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            body = body + chunk if body else chunk
-            if len(body) > limit:
-                return None
-        if not message.get("more_body", False):
-            return body
 
 
 def _has_dependencies(route: APIRoute, scope: Scope) -> bool:

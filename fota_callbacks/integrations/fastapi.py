@@ -36,7 +36,7 @@ try:
     from fastapi import APIRouter, Depends
     from starlette.applications import Starlette
     from starlette.background import BackgroundTask
-    from starlette.requests import HTTPConnection, Request
+    from starlette.requests import ClientDisconnect, HTTPConnection, Request
     from starlette.responses import JSONResponse, Response
     from starlette.types import Receive, Scope, Send
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
@@ -45,11 +45,13 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 from .._client import FotaCallbacksClient
+from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import InvalidArgumentError
 from .._logsafe import printable
 from ..callbacks import VERIZON_CALLBACK_SOURCE_IPS, CallbackMessage, CallbackParseError, parse_callback_message
 from ..inbox import Inbox
-from ._route import ASGI_ATTRIBUTE, CallbackRoute, receive_body
+from ..transport._common import BodyTooLarge, ClientGone, read_asgi_body, read_body
+from ._route import ASGI_ATTRIBUTE, CallbackRoute
 
 __all__ = [
     "DEFAULT_CALLBACK_PATH",
@@ -69,7 +71,7 @@ STATE_KEY: Final = "fota_client"
 """The `app.state` attribute that holds the shared client while the app runs."""
 
 DEFAULT_CALLBACK_PATH: Final = "/fota/callbacks"
-DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
+DEFAULT_MAX_BODY_SIZE: Final = MAX_REQUEST_BODY_BYTES
 """Larger callback bodies are refused with 413 (the documented messages are a few KiB)."""
 
 AppT = TypeVar("AppT", bound=Starlette)
@@ -172,12 +174,14 @@ def _networks(allowed_ips: Literal["verizon"] | Iterable[str] | None) -> tuple[_
         return None
     if isinstance(allowed_ips, str):
         if allowed_ips != "verizon":
-            raise ValueError(f"allowed_ips: expected 'verizon' or an iterable of addresses, got {allowed_ips!r}")
+            raise InvalidArgumentError(
+                "allowed_ips", f"expected 'verizon' or an iterable of addresses, got {allowed_ips!r}"
+            )
         allowed_ips = sorted(VERIZON_CALLBACK_SOURCE_IPS)
     try:
         return tuple(ipaddress.ip_network(entry, strict=False) for entry in allowed_ips)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"allowed_ips: {exc}") from None
+        raise InvalidArgumentError("allowed_ips", str(exc)) from None
 
 
 def _source_allowed(host: str | None, networks: tuple[_Network, ...]) -> bool:
@@ -203,16 +207,24 @@ def _secret_bytes(value: str | None) -> bytes:
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    """The request body (FastAPI's path), or None as soon as it is known to exceed `limit` bytes."""
+    try:
+        return await read_body(request.stream(), limit, declared=request.headers.get("content-length"))
+    except BodyTooLarge:
         return None
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            return None
-    return bytes(chunks)
+
+
+async def _receive_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The request body (the direct path), or None as soon as it is known to exceed `limit` bytes."""
+    declared = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = value
+            break
+    try:
+        return await read_asgi_body(receive, limit, declared=declared)
+    except ClientGone:
+        raise ClientDisconnect() from None  # as Request.stream() does: the client went away mid-body
 
 
 def _error(status_code: int, error: str, detail: str) -> JSONResponse:
@@ -273,11 +285,12 @@ def callback_router(
     if inbox is not None and not isinstance(inbox, Inbox):
         raise InvalidArgumentError("inbox", f"expected an Inbox (MemoryInbox, SqliteInbox, RedisInbox), got {inbox!r}")
     networks = _networks(allowed_ips)
-    if username == "" or password == "":
-        raise ValueError("username/password: an empty value would accept messages without credentials")
+    for name, value in (("username", username), ("password", password)):
+        if value == "":
+            raise InvalidArgumentError(name, "an empty value would accept messages without credentials")
     expected_username, expected_password = _secret_bytes(username), _secret_bytes(password)
     if isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size < 1:
-        raise ValueError(f"max_body_size: expected a positive int, got {max_body_size!r}")
+        raise InvalidArgumentError("max_body_size", f"expected a positive int, got {max_body_size!r}")
 
     async def run_handler(message: CallbackMessage) -> None:
         assert handler is not None
@@ -341,7 +354,7 @@ def callback_router(
         # The direct path (see CallbackRoute): the same checks and answers, read straight from ASGI.
         client = scope.get("client")
         host = client[0] if client else None
-        response = refuse_source(host) or await answer(host, await receive_body(scope, receive, max_body_size))
+        response = refuse_source(host) or await answer(host, await _receive_body(scope, receive, max_body_size))
         if response is None:
             await _send_ok(send)
         else:

@@ -264,22 +264,25 @@ class ClientGone(Exception):
     """The client disconnected before sending its whole request."""
 
 
-async def _asgi_chunks(receive: Callable[[], Awaitable[Mapping[str, Any]]]) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
-
-
-async def read_asgi_body(receive: Callable[[], Awaitable[Mapping[str, Any]]], limit: int) -> bytes | None:
-    """An ASGI request's body, or None as soon as it exceeds `limit` bytes; `ClientGone` when the client left."""
-    try:
-        return await read_body(_asgi_chunks(receive), limit)
-    except BodyTooLarge:
+async def read_asgi_body(
+    receive: Callable[[], Awaitable[Mapping[str, Any]]], limit: int, *, declared: bytes | str | None = None
+) -> bytes | None:
+    """An ASGI request's body, or None as soon as it is known to exceed `limit` bytes (also when its Content-Length,
+    `declared`, says so: then nothing is read); `ClientGone` when the client left before sending all of it."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         return None
+    body = b""
+    while True:  # a plain loop, no async generator: this runs once per callback a server receives
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientGone
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            body = body + chunk if body else chunk  # one chunk, the common case, is kept without a copy
+            if len(body) > limit:
+                return None
+        if not message.get("more_body", False):
+            return body
 
 
 async def read_response_body(
