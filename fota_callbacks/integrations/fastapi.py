@@ -214,19 +214,6 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
         return None
 
 
-async def _receive_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The request body (the direct path), or None as soon as it is known to exceed `limit` bytes."""
-    declared = None
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            declared = value
-            break
-    try:
-        return await read_asgi_body(receive, limit, declared=declared)
-    except ClientGone:
-        raise ClientDisconnect() from None  # as Request.stream() does: the client went away mid-body
-
-
 def _error(status_code: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status_code)
 
@@ -354,7 +341,13 @@ def callback_router(
         # The direct path (see CallbackRoute): the same checks and answers, read straight from ASGI.
         client = scope.get("client")
         host = client[0] if client else None
-        response = refuse_source(host) or await answer(host, await _receive_body(scope, receive, max_body_size))
+        response = refuse_source(host)
+        if response is None:
+            try:
+                body = await read_asgi_body(receive, max_body_size, scope["headers"])
+            except ClientGone:
+                raise ClientDisconnect() from None  # as Request.stream() does: the client went away mid-body
+            response = await answer(host, body)
         if response is None:
             await _send_ok(send)
         else:

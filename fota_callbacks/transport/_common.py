@@ -10,7 +10,7 @@ import ssl
 import sys
 import urllib.request
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -265,12 +265,15 @@ class ClientGone(Exception):
 
 
 async def read_asgi_body(
-    receive: Callable[[], Awaitable[Mapping[str, Any]]], limit: int, *, declared: bytes | str | None = None
+    receive: Callable[[], Awaitable[Mapping[str, Any]]], limit: int, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> bytes | None:
-    """An ASGI request's body, or None as soon as it is known to exceed `limit` bytes (also when its Content-Length,
-    `declared`, says so: then nothing is read); `ClientGone` when the client left before sending all of it."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
+    """An ASGI request's body, or None as soon as it is known to exceed `limit` bytes (also when a Content-Length
+    among its `headers`, the scope's, says so: then nothing is read); `ClientGone` when the client left first."""
+    for name, value in headers:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                return None
+            break
     body = b""
     while True:  # a plain loop, no async generator: this runs once per callback a server receives
         message = await receive()
