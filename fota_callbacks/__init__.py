@@ -152,27 +152,14 @@ if TYPE_CHECKING:  # at run time, `__getattr__` below loads them
     from .callbacks import *
     from .inbox import *
 
-_INBOX_NAMES = frozenset(
-    {
-        "Inbox",
-        "InboxEntry",
-        "InboxHandler",
-        "InboxStats",
-        "InboxUnavailableError",
-        "MemoryInbox",
-        "RedisInbox",
-        "SqliteInbox",
-    }
-)
 
-
-# The callback-message models and the inbox are for listeners, not for every caller: loaded on first use
-# (PEP 562), which keeps `import fota_callbacks` cheaper.
+# The callback-message models and the inbox are for listeners, not for every caller: the names of theirs that
+# `__all__` lists are loaded on first use (PEP 562), which keeps `import fota_callbacks` cheaper.
 def __getattr__(name: str) -> Any:
-    # import_module, not `from . import callbacks`: that form looks the name up here first, and recurses.
-    if name in _INBOX_NAMES:
-        return getattr(importlib.import_module(f"{__name__}.inbox"), name)
-    callbacks = importlib.import_module(f"{__name__}.callbacks")
-    if name in callbacks.__all__:
-        return getattr(callbacks, name)
+    if name in __all__:
+        for module in ("callbacks", "inbox"):
+            # import_module, not `from . import callbacks`: that form looks the name up here first, and recurses.
+            loaded = importlib.import_module(f"{__name__}.{module}")
+            if name in loaded.__all__:
+                return getattr(loaded, name)
     raise AttributeError(f"module 'fota_callbacks' has no attribute {name!r}")

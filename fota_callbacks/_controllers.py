@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -134,6 +135,13 @@ class UrlCallbacksController(Generic[SummaryT, RequestT, ResultT, SuccessT]):
 
     api: ClassVar[UrlCallbacksApi[Any, Any, Any, Any]]
     __slots__ = ("with_raw_response",)
+
+    def __init_subclass__(cls, *, version: ApiVersion, **kwargs: Any) -> None:
+        """Declare the subclass's API from `version` and the models it names as type arguments, in the order
+        `UrlCallbacksController[summary, request, result, success]`: each is written once, where mypy reads it."""
+        super().__init_subclass__(**kwargs)
+        summary, request, result, success = typing.get_args(cls.__orig_bases__[0])  # type: ignore[attr-defined]
+        cls.api = UrlCallbacksApi.declare(version, request=request, summary=summary, result=result, success=success)
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.with_raw_response: UrlCallbacksRawController[SummaryT, RequestT, ResultT, SuccessT] = (

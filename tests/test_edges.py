@@ -325,6 +325,11 @@ def test_the_inbox_is_importable_from_the_top_level_without_loading_it_on_import
         "        assert getattr(fota, name) is getattr(inbox, name), name\n"
         "        assert name in fota.__all__, name\n"
     )
-    lazy = "import sys, fota_callbacks\nassert 'fota_callbacks.inbox' not in sys.modules\n"
+    lazy = (
+        "import sys, fota_callbacks\n"
+        "assert not hasattr(fota_callbacks, 'NoSuchName')\n"
+        "assert 'fota_callbacks.inbox' not in sys.modules\n"
+        "assert 'fota_callbacks.callbacks' not in sys.modules\n"
+    )
     for script in (code, lazy):
         subprocess.run([sys.executable, "-c", script], check=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._controllers import UrlCallbacksApi, UrlCallbacksController
+from .._controllers import UrlCallbacksController
 from .._errors import FotaV2ResultException
 from .._pipeline import ApiVersion
 from .models import (
@@ -14,14 +14,6 @@ from .models import (
 
 __all__ = ["V2", "SoftwareManagementCallbacksV2Controller"]
 
-V2 = UrlCallbacksApi.declare(
-    ApiVersion("v2", "/api/fota/v2", FotaV2ResultException, callback_url_schemes=("https",)),
-    request=FotaV2CallbackRegistrationRequest,
-    summary=CallbackSummary,
-    result=FotaV2CallbackRegistrationResult,
-    success=FotaV2SuccessResult,
-)
-
 
 class SoftwareManagementCallbacksV2Controller(
     UrlCallbacksController[
@@ -29,9 +21,12 @@ class SoftwareManagementCallbacksV2Controller(
         FotaV2CallbackRegistrationRequest,
         FotaV2CallbackRegistrationResult,
         FotaV2SuccessResult,
-    ]
+    ],
+    version=ApiVersion("v2", "/api/fota/v2", FotaV2ResultException, callback_url_schemes=("https",)),
 ):
     """Software Management Callbacks V2 (`client.v2`): one HTTPS callback URL per account."""
 
-    api = V2
     __slots__ = ()
+
+
+V2 = SoftwareManagementCallbacksV2Controller.api

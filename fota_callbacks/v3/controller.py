@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._controllers import UrlCallbacksApi, UrlCallbacksController
+from .._controllers import UrlCallbacksController
 from .._errors import FotaV3ResultException
 from .._pipeline import ApiVersion
 from .models import (
@@ -14,14 +14,6 @@ from .models import (
 
 __all__ = ["V3", "SoftwareManagementCallbacksV3Controller"]
 
-V3 = UrlCallbacksApi.declare(
-    ApiVersion("v3", "/api/fota/v3", FotaV3ResultException, callback_url_schemes=("https",)),
-    request=FotaV3CallbackRegistrationRequest,
-    summary=FotaV3CallbackSummary,
-    result=FotaV3CallbackRegistrationResult,
-    success=FotaV3SuccessResult,
-)
-
 
 class SoftwareManagementCallbacksV3Controller(
     UrlCallbacksController[
@@ -29,12 +21,15 @@ class SoftwareManagementCallbacksV3Controller(
         FotaV3CallbackRegistrationRequest,
         FotaV3CallbackRegistrationResult,
         FotaV3SuccessResult,
-    ]
+    ],
+    version=ApiVersion("v3", "/api/fota/v3", FotaV3ResultException, callback_url_schemes=("https",)),
 ):
     """Software Management Callbacks V3 (`client.v3`): one HTTPS callback URL per account.
 
     Verizon's V3 SDK names the account parameter `acc`; on the wire it is the same path segment.
     """
 
-    api = V3
     __slots__ = ()
+
+
+V3 = SoftwareManagementCallbacksV3Controller.api
