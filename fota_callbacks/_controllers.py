@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import typing
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
 
 import attrs
 
@@ -140,7 +139,7 @@ class UrlCallbacksController(Generic[SummaryT, RequestT, ResultT, SuccessT]):
         """Declare the subclass's API from `version` and the models it names as type arguments, in the order
         `UrlCallbacksController[summary, request, result, success]`: each is written once, where mypy reads it."""
         super().__init_subclass__(**kwargs)
-        summary, request, result, success = typing.get_args(cls.__orig_bases__[0])  # type: ignore[attr-defined]
+        summary, request, result, success = get_args(cls.__orig_bases__[0])  # type: ignore[attr-defined]
         cls.api = UrlCallbacksApi.declare(version, request=request, summary=summary, result=result, success=success)
 
     def __init__(self, pipeline: Pipeline) -> None:
