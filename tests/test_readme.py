@@ -131,7 +131,7 @@ def _extras_named(text: str) -> set[str]:
     return {extra for group in named for extra in group.split(",")}
 
 
-@pytest.mark.parametrize("document", ["README.md", "examples/fastapi_app.py", "docs/index.md"])
+@pytest.mark.parametrize("document", ["README.md", "examples/fastapi_app.py"])
 def test_every_extra_named_exists(document: str) -> None:
     named = _extras_named((ROOT / document).read_text(encoding="utf-8"))
     assert named
