@@ -130,7 +130,9 @@ def test_the_example_app_registers_itself_and_accepts_only_its_credentials(fake_
     try:
         # Startup registered this listener, with its credentials, on the fake ThingSpace.
         async def registered() -> list[fota.RegisteredCallbacks]:
-            async with fota.FotaCallbacksClient(**_client_arguments(fake_server)) as client:
+            async with fota.FotaCallbacksClient(
+                base_url=fake_server, client_id="test", client_secret="test", username="test", password="test"
+            ) as client:
                 return await client.v1.list_registered_callbacks(ACCOUNT)
 
         [callback] = anyio.run(registered)
@@ -150,16 +152,6 @@ def test_the_example_app_registers_itself_and_accepts_only_its_credentials(fake_
     finally:
         _stop(app)
     assert PASSWORD not in log.read_text()
-
-
-def _client_arguments(base_url: str) -> dict[str, str]:
-    return {
-        "base_url": base_url,
-        "client_id": "test-client",
-        "client_secret": "test-secret",
-        "username": "test-user",
-        "password": "test-password",
-    }
 
 
 def test_the_example_app_refuses_to_start_without_credentials(tmp_path: Path) -> None:
