@@ -154,16 +154,13 @@ def test_the_example_app_registers_itself_and_accepts_only_its_credentials(fake_
     assert PASSWORD not in log.read_text()
 
 
+def _run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
 def test_the_example_app_refuses_to_start_without_credentials(tmp_path: Path) -> None:
     env = _environment(**_thingspace("http://127.0.0.1:9"), FOTA_INBOX=str(tmp_path / "inbox.db"))
-    outcome = subprocess.run(
-        [sys.executable, "-c", "import examples.fastapi_app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    outcome = _run_python("import examples.fastapi_app", env)
     assert outcome.returncode == 1
     assert "set FOTA_LISTENER_USERNAME and FOTA_LISTENER_PASSWORD" in outcome.stderr
     assert "Traceback" not in outcome.stderr
@@ -172,13 +169,6 @@ def test_the_example_app_refuses_to_start_without_credentials(tmp_path: Path) ->
 
 def test_the_example_app_starts_without_credentials_only_when_told_it_is_insecure(tmp_path: Path) -> None:
     env = _environment(FOTA_LISTENER_INSECURE="1", FOTA_INBOX=str(tmp_path / "inbox.db"))
-    outcome = subprocess.run(
-        [sys.executable, "-c", "import examples.fastapi_app as example; print(example.USERNAME, example.PASSWORD)"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    outcome = _run_python("import examples.fastapi_app as example; print(example.USERNAME, example.PASSWORD)", env)
     assert outcome.returncode == 0, outcome.stderr
     assert outcome.stdout.split() == ["None", "None"]
