@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import anyio
-import anyio.lowlevel
 import pytest
 
 import fota_callbacks as fota
@@ -160,27 +159,39 @@ async def test_earliest_matching_fault_goes_first() -> None:
     assert statuses == [500, 501, 501, 404]
 
 
-async def test_concurrent_requests_consume_a_fault_exactly_times() -> None:
+async def test_concurrent_requests_consume_each_fault_exactly_times() -> None:
+    # Twenty requests in flight at once: five take the delay fault (an hour: still waiting at the end), five the
+    # 503, ten are answered. A fault counted when its request ends instead of when it is taken, counted twice,
+    # or handed to a request it does not match, changes these numbers (or leaves fewer than 15 answered).
     fake = FakeThingSpace()
     fake.seed(ACCOUNT, v2="https://l.example")
     access_token, session = fake.issue_tokens()
-    fake.inject(Fault.status(503), times=10)
-    results: list[int] = []
+    fake.inject(Fault.delay(3600), times=5, version="v2")
+    fake.inject(Fault.status(503), times=5, operation="list_registered_callbacks")
+    fake.inject(Fault.status(500), times=5, version="v3")
     request = fota.Request(
         "GET",
         f"https://h/api/fota/v2/callbacks/{ACCOUNT}",
         {"Authorization": f"Bearer {access_token}", "VZ-M2M-Token": session},
     )
+    answered: list[int] = []
+    fifteen_answered = anyio.Event()
 
     async def call() -> None:
-        await anyio.lowlevel.checkpoint()
-        results.append((await fake.handle(request)).status_code)
+        answered.append((await fake.handle(request)).status_code)
+        if len(answered) == 15:
+            fifteen_answered.set()
 
-    async with anyio.create_task_group() as tasks:
-        for _ in range(100):
-            tasks.start_soon(call)
-    assert results.count(503) == 10
-    assert results.count(200) == 90
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            for _ in range(20):
+                tasks.start_soon(call)
+            await fifteen_answered.wait()
+            await anyio.wait_all_tasks_blocked()
+            assert sorted(answered) == [200] * 10 + [503] * 5
+            assert [(fault.kind, left) for fault, left in fake.pending_faults()] == [("status", 5)]  # the v3 one
+            tasks.cancel_scope.cancel()
+    assert len(fake.requests) == 20
 
 
 async def test_drop_in_process_raises_connection_error_from_handle() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
@@ -270,12 +271,32 @@ async def test_changing_nothing_is_callback_not_found(wire: Wire, method: str, p
 
 
 @pytest.mark.parametrize("path", [V1, V2, LOGIN])
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "*/*"])
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "*/json"])
 async def test_json_endpoints_need_a_json_content_type(wire: Wire, path: str, content_type: str | None) -> None:
     headers = {} if content_type is None else {"Content-Type": content_type}
     body = b'{"name":"Fota","url":"https://l.example","username":"u","password":"p"}'
     response = await wire.send("POST", path, headers=headers, content=body)
     assert error_of(response) == (415, "UnsupportedMediaType")
+
+
+@pytest.mark.parametrize("content_type", ["*/*", "application/json; charset=utf-8"])
+async def test_json_labelled_as_verizons_sdk_does_is_accepted(wire: Wire, content_type: str) -> None:
+    # wire.md "Fake fidelity": Verizon's generated SDK labels V2 bodies */*, and ThingSpace takes them.
+    headers = {"Content-Type": content_type}
+    body = b'{"name":"Fota","url":"https://l.example/1","username":"u","password":"p"}'
+    assert body_of(await wire.send("POST", V1, headers=headers, content=body)) == {
+        "accountName": ACCOUNT,
+        "serviceName": "Fota",
+    }
+    for path in (V2, V3):
+        for method, url in (("POST", "https://l.example/2"), ("PUT", "https://l.example/3")):
+            content = json.dumps({"url": url}).encode()
+            assert body_of(await wire.send(method, path, headers=headers, content=content)) == {"url": url}
+    login = await wire.send("POST", LOGIN, headers=headers, content=b'{"username":"u","password":"p"}')
+    assert set(body_of(login)) == {"sessionToken"}
+    callbacks = wire.fake.callbacks(ACCOUNT)
+    assert callbacks.v1["Fota"].url == "https://l.example/1"
+    assert callbacks.v2 == callbacks.v3 == "https://l.example/3"
 
 
 # -- routing -------------------------------------------------------------------------------------------------
@@ -415,6 +436,25 @@ async def test_token_for_credentials_not_accepted(wire: Wire) -> None:
     assert (await token_request(wire, b"grant_type=client_credentials&scope=read", good)).status_code == 200
     refused = await token_request(wire, b"grant_type=client_credentials&scope=read+write", good)
     assert oauth_error_of(refused) == (400, "invalid_scope")
+
+
+@pytest.mark.parametrize(
+    ("client_id", "client_secret"), [("id:with:colons", "p@ss w:rd"), ("ünï+cödé", "100%&=/"), ("plain", "")]
+)
+async def test_basic_credentials_are_form_decoded(wire: Wire, client_id: str, client_secret: str) -> None:
+    # RFC 6749, 2.3.1: id and secret are each form-urlencoded, then joined by ":" and base64-encoded.
+    wire.fake.accept_only(client_id=client_id, client_secret=client_secret)
+    encoded = {"Authorization": basic(quote_plus(client_id), quote_plus(client_secret))}
+    assert (await token_request(wire, headers=encoded)).status_code == 200
+    if client_id != "plain":  # sent without the encoding, they decode to other credentials
+        unencoded = {"Authorization": basic(client_id, client_secret)}
+        assert oauth_error_of(await token_request(wire, headers=unencoded)) == (401, "invalid_client")
+
+
+async def test_basic_credentials_with_a_bad_percent_escape_are_garbled(wire: Wire) -> None:
+    response = await token_request(wire, headers={"Authorization": basic("id", "%ff")})
+    assert oauth_error_of(response) == (401, "invalid_client")
+    assert "garbled" in body_of(response)["error_description"]
 
 
 # -- M2M session ---------------------------------------------------------------------------------------------

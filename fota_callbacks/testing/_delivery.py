@@ -1,14 +1,23 @@
-"""Callback delivery: `FakeThingSpace` POSTs callback messages to the URL registered for an account, as ThingSpace
-does (wire.md, "Callback messages"), over real HTTP with httpx.
+"""Callback delivery (ThingSpace -> the registered URL, wire.md "Callback messages"), over real HTTP with httpx.
+
+- `await emit(account, message, version=...)`, `emit_firmware_list(...)` and `emit_upgrade_event(...)` POST a
+  callback message (JSON, `Content-Type: application/json`) to the URL registered for the account: for V1 the
+  registration of `service` ("Fota"), for V2/V3 the account's URL of that version. Nothing registered:
+  `CallbackNotRegisteredError`, nothing sent. Messages have the documented shape (wire.md): `accountName`,
+  `participantName`, `type`, `username` and `password` (V1: the registration's, echoed; else ""),
+  `firmwareList` and `upgradeScheduled`, the elements not relevant to the type empty (`[]`, `{}`).
+- Only to the registered URL, or where `redirect_deliveries(registered_url, to=...)` says (exactly that
+  registered URL; e.g. to an `http://127.0.0.1` listener in tests, as V2/V3 register only https:// URLs).
+  No redirects followed, no retries, no proxies; each delivery has a timeout (`delivery_timeout`).
+- The listener's answer, whatever its status, is returned as a `Delivery` and recorded in `deliveries`; no
+  answer (connection refused, timeout) raises `CallbackDeliveryError`, recorded too.
 
 The `emit*` methods of `FakeThingSpace` build the message; `Deliverer` here sends it, applies the redirects
-(registered URL -> where a test's listener really is) and records every `Delivery`.
+and records every `Delivery`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import ssl
 import threading
 from collections.abc import Iterable, Mapping
@@ -20,7 +29,6 @@ import httpx
 
 from .._errors import FotaError, InvalidArgumentError
 from .._serde import to_camel
-from .._validation import check_callback_url
 from ..callbacks import (
     CallbackMessage,
     CallbackMessageType,
@@ -33,6 +41,7 @@ from ..callbacks import (
     UpgradeScheduledMessage,
 )
 from ..v1.models import CallbackService
+from ._wire import checked_url, json_or_none, shown
 
 __all__ = [
     "DEFAULT_DELIVERY_TIMEOUT",
@@ -62,13 +71,7 @@ _MESSAGE_MODELS = (
     UpgradeFinishedMessage,
     UnknownCallbackMessage,
 )
-_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
 _HEADERS = {"Content-Type": "application/json", "User-Agent": "FakeThingSpace"}
-
-
-def _shown(url: str) -> str:
-    """`url` with any user:password@ part hidden."""
-    return _USERINFO.sub("***@", url, count=1)
 
 
 class CallbackNotRegisteredError(FotaError, LookupError):
@@ -122,16 +125,13 @@ class Delivery:
     @property
     def json(self) -> Any:
         """The message sent, parsed as JSON; None when it is not JSON (a verbatim `bytes` message)."""
-        try:
-            return json.loads(self.content)
-        except (ValueError, RecursionError):
-            return None
+        return json_or_none(self.content)
 
     def __repr__(self) -> str:
         data = self.json
         kind = data.get("type") if isinstance(data, dict) else None
         outcome = self.status_code if self.status_code is not None else f"failed ({self.error})"
-        return f"<Delivery {self.version} {self.account} {kind} -> {_shown(self.url)}: {outcome}>"
+        return f"<Delivery {self.version} {self.account} {kind} -> {shown(self.url)}: {outcome}>"
 
 
 # --- building messages --------------------------------------------------------------------------------------------
@@ -277,12 +277,12 @@ class Deliverer:
     # -- redirects -------------------------------------------------------------------------------------------
 
     def redirect(self, registered_url: str, to: str | None) -> None:
-        registered_url = check_callback_url(registered_url, ("http", "https"), "registered_url")
+        registered_url = checked_url(registered_url, ("http", "https"), "registered_url")
         with self._lock:
             if to is None:
                 self._redirects.pop(registered_url, None)
             else:
-                self._redirects[registered_url] = check_callback_url(to, ("http", "https"), "to")
+                self._redirects[registered_url] = checked_url(to, ("http", "https"), "to")
 
     @property
     def redirects(self) -> dict[str, str]:
@@ -341,7 +341,7 @@ class Deliverer:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             delivery = record(None, error=reason)
             raise CallbackDeliveryError(
-                f"delivering the {version} callback message for {account} to {_shown(url)} failed: {reason}",
+                f"delivering the {version} callback message for {account} to {shown(url)} failed: {reason}",
                 delivery,
             ) from exc
         return record(response.status_code, response.content)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl
 
 import attrs
 
 from ..transport.base import Headers
+from ._wire import json_or_none
 
 __all__ = ["OPERATIONS", "VERSIONS", "Operation", "RecordedRequest", "Version", "check_filter"]
 
@@ -60,12 +60,7 @@ class RecordedRequest:
     @property
     def json(self) -> Any:
         """The body parsed as JSON; None when it is empty or not JSON."""
-        if not self.content:
-            return None
-        try:
-            return json.loads(self.content)
-        except (ValueError, RecursionError):
-            return None
+        return json_or_none(self.content)
 
     @property
     def form(self) -> dict[str, str] | None:
