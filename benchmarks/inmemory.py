@@ -195,12 +195,12 @@ async def stage_split(iterations: int) -> list[Stage]:
     client = make_client(V2_LIST_BODY)
     pipeline: Any = client._pipeline
     endpoint = V2.list
-    auth = pipeline._auth
-    transport = pipeline._transport
-    root: str = pipeline._root
+    auth = pipeline.shared.auth
+    transport = pipeline.shared.transport
+    root: str = pipeline.shared.root
     timeout = pipeline.options.timeout
     base_headers: tuple[tuple[str, str], ...] = (("Accept", "application/json"), ("User-Agent", "x"))
-    snapshot = await auth.current()
+    snapshot = await auth.current(pipeline.exchange)
     url = root + endpoint.path((ACCOUNT,))
     request = fota.Request("GET", url, base_headers + snapshot.headers, b"", timeout)
     response = await transport.send(request)
@@ -214,7 +214,7 @@ async def stage_split(iterations: int) -> list[Stage]:
         return root + endpoint.path((ACCOUNT,))
 
     async def authenticate() -> object:
-        return await auth.current()
+        return await auth.current(pipeline.exchange)
 
     async def make_request() -> object:
         return fota.Request("GET", url, base_headers + snapshot.headers, b"", timeout)

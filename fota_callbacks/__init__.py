@@ -3,7 +3,7 @@
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._auth import M2MSessionLogin, OAuthClientCredentials, StaticToken, TokenSource
+from ._auth import StaticToken, TokenSource
 from ._client import FotaCallbacksClient
 from ._environments import Environment
 from ._errors import (
@@ -29,6 +29,7 @@ from ._errors import (
     ServerError,
     SessionLoginError,
 )
+from ._models import EnsureResult
 from ._pipeline import ApiResponse, ClientClosedError, Middleware, SendNext
 from ._retry import RetryPolicy
 from ._version import __version__
@@ -82,6 +83,7 @@ __all__ = [
     "ClientClosedError",
     "ConflictError",
     "DeviceStatus",
+    "EnsureResult",
     "Environment",
     "ErrorCodeError",
     "Firmware",
@@ -106,15 +108,20 @@ __all__ = [
     "Httpx2Transport",
     "HttpxTransport",
     "InMemoryTransport",
+    "Inbox",
+    "InboxEntry",
+    "InboxHandler",
+    "InboxStats",
+    "InboxUnavailableError",
     "InvalidArgumentError",
-    "M2MSessionLogin",
+    "MemoryInbox",
     "Middleware",
     "MissingCredentialsError",
     "NotFoundError",
-    "OAuthClientCredentials",
     "OAuthError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RedisInbox",
     "RegisteredCallbacks",
     "Request",
     "Response",
@@ -126,6 +133,7 @@ __all__ = [
     "SoftwareManagementCallbacksV1Controller",
     "SoftwareManagementCallbacksV2Controller",
     "SoftwareManagementCallbacksV3Controller",
+    "SqliteInbox",
     "StaticToken",
     "TokenSource",
     "Transport",
@@ -158,12 +166,37 @@ if TYPE_CHECKING:
         UpgradeStatus,
         parse_callback_message,
     )
+    from .inbox import (
+        Inbox,
+        InboxEntry,
+        InboxHandler,
+        InboxStats,
+        InboxUnavailableError,
+        MemoryInbox,
+        RedisInbox,
+        SqliteInbox,
+    )
+
+_INBOX_NAMES = frozenset(
+    {
+        "Inbox",
+        "InboxEntry",
+        "InboxHandler",
+        "InboxStats",
+        "InboxUnavailableError",
+        "MemoryInbox",
+        "RedisInbox",
+        "SqliteInbox",
+    }
+)
 
 
-# The callback-message models are for listeners, not for every caller: loaded on first use (PEP 562), which
-# keeps `import fota_callbacks` cheaper.
+# The callback-message models and the inbox are for listeners, not for every caller: loaded on first use
+# (PEP 562), which keeps `import fota_callbacks` cheaper.
 def __getattr__(name: str) -> Any:
     # import_module, not `from . import callbacks`: that form looks the name up here first, and recurses.
+    if name in _INBOX_NAMES:
+        return getattr(importlib.import_module(f"{__name__}.inbox"), name)
     callbacks = importlib.import_module(f"{__name__}.callbacks")
     if name in callbacks.__all__:
         return getattr(callbacks, name)

@@ -1,9 +1,10 @@
 """Where the `Authorization: Bearer` and `VZ-M2M-Token` values come from, cached and renewed.
 
-A `TokenSource` hands out a token and is told when the API refused one. The bundled sources:
-`StaticToken` (a token obtained elsewhere), `OAuthClientCredentials` (the OAuth 2 token endpoint) and
-`M2MSessionLogin` (the M2M session login). Renewals are single-flight: however many tasks need a new token
-at once, one request is made and its outcome, success or failure, is handed to all of them.
+A `TokenSource` hands out a token and is told when the API refused one. `StaticToken` is a token obtained
+elsewhere; the client makes its own private sources for OAuth client credentials and the M2M session login.
+Those send their requests through the pipeline of the call that needed the token (`Send`), so that call's
+options (timeout, retries, deadline) apply to them too. Renewals are single-flight: however many tasks need a
+new token at once, one request is made and its outcome, success or failure, is handed to all of them.
 """
 
 from __future__ import annotations
@@ -15,32 +16,69 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from urllib.parse import quote_plus
 
 import anyio
 import attrs
 
+from ._checks import is_positive_number, json_or_none
 from ._constants import TOKEN_EXPIRY_MARGIN, USER_AGENT
-from ._errors import InvalidArgumentError, OAuthError, ResponseValidationError, SessionLoginError
+from ._errors import (
+    ApiError,
+    InvalidArgumentError,
+    OAuthError,
+    ResponseValidationError,
+    SessionLoginError,
+    error_from_response,
+    request_id_of,
+)
 from .transport.base import Headers, Request, Response
 
-__all__ = [
-    "Auth",
-    "AuthSnapshot",
-    "Exchange",
-    "M2MSessionLogin",
-    "OAuthClientCredentials",
-    "StaticToken",
-    "TokenSource",
-]
+__all__ = ["Auth", "AuthSnapshot", "Outcome", "Send", "StaticToken", "Call", "TokenSource"]
 
 T = TypeVar("T")
 log = logging.getLogger("fota_callbacks")
 
 # Header values we send must be visible ASCII (and spaces): anything else breaks or smuggles headers.
 _HEADER_UNSAFE = re.compile(r"[^\x20-\x7e]")
+HeaderPairs = tuple[tuple[str, str], ...]
 
-Exchange = Callable[..., Awaitable[tuple[Request, Response, int]]]
-"""The pipeline's retrying send, without API error mapping: `(method, url, headers, content, auth=...)`."""
+
+@attrs.frozen
+class Call:
+    """One request to send through the pipeline, before credentials and timeout are added: an API operation,
+    or one the SDK makes for itself (token, session login, logout)."""
+
+    method: str
+    url: str
+    headers: HeaderPairs
+    content: bytes = b""
+    auth: Auth | None = None
+    secret_body: bool = False
+
+
+@attrs.frozen
+class Outcome:
+    """What one call came to after its retries: the last request, its response (any status), the retries.
+
+    `maybe_processed` is True when an earlier attempt failed after it may have reached the server.
+    """
+
+    request: Request
+    response: Response
+    retries: int
+    maybe_processed: bool = False
+    secret_body: bool = False
+
+    def error(self, where: str, **kinds: Any) -> ApiError:
+        """The error for this (non-2xx) outcome; `kinds` as in `error_from_response`."""
+        return error_from_response(
+            where, self.request, self.response, self.retries, secret_body=self.secret_body, **kinds
+        )
+
+
+Send = Callable[[Call], Awaitable[Outcome]]
+"""The pipeline's retrying send for the SDK's own requests, with the options of the call that needs them."""
 
 
 @runtime_checkable
@@ -61,14 +99,17 @@ class TokenSource(Protocol):
         ...
 
 
-def check_header_value(value: object, parameter: str) -> str:
+def check_header_value(value: object, parameter: str, source: str = "") -> str:
+    """A non-empty str of visible ASCII, fit for a header; `source` says where a refused value came from."""
     if not isinstance(value, str):
-        raise InvalidArgumentError(parameter, f"expected a str, got {type(value).__name__}")
-    if not value:
-        raise InvalidArgumentError(parameter, "is empty")
-    if _HEADER_UNSAFE.search(value):
-        raise InvalidArgumentError(parameter, "must be visible ASCII: contains control or non-ASCII characters")
-    return value
+        problem = f"expected a str, got {type(value).__name__}"
+    elif not value:
+        problem = "is empty"
+    elif _HEADER_UNSAFE.search(value):
+        problem = "must be visible ASCII: contains control or non-ASCII characters"
+    else:
+        return value
+    raise InvalidArgumentError(parameter, f"{source}: {problem}" if source else problem)
 
 
 class StaticToken:
@@ -148,24 +189,33 @@ class _Cached:
 
 
 class _RenewableToken:
-    """A token fetched on demand, cached until it expires or is refused, renewed single-flight."""
+    """A token fetched on demand through `Send`, cached until it expires or is refused, renewed single-flight.
+
+    The renewal runs with the options of the call that started it; calls arriving meanwhile share its outcome.
+    """
 
     def __init__(self, *, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._cached: _Cached | None = None
         self._flight: SingleFlight[str] = SingleFlight()
 
-    async def get_token(self) -> str:
+    def _fresh(self) -> str | None:
         cached = self._cached
         if cached is not None and (cached.expires_at is None or self._clock() < cached.expires_at):
             return cached.value
-        return await self._flight.run(self._renew)
+        return None
 
-    async def _renew(self) -> str:
-        cached = self._cached
-        if cached is not None and (cached.expires_at is None or self._clock() < cached.expires_at):
-            return cached.value  # renewed by the flight that just ended
-        value, lifetime = await self._fetch()
+    async def get_token(self, send: Send) -> str:
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh
+        return await self._flight.run(lambda: self._renew(send))
+
+    async def _renew(self, send: Send) -> str:
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh  # renewed by the flight that just ended
+        value, lifetime = await self._fetch(send)
         expires_at = None if lifetime is None else self._clock() + lifetime
         self._cached = _Cached(value, expires_at)
         return value
@@ -176,7 +226,7 @@ class _RenewableToken:
             self._cached = None
         return True
 
-    async def _fetch(self) -> tuple[str, float | None]:
+    async def _fetch(self, send: Send) -> tuple[str, float | None]:
         raise NotImplementedError
 
     def _lifetime(self, expires_in: float | None, margin: float) -> float | None:
@@ -186,44 +236,23 @@ class _RenewableToken:
         return max(expires_in - margin, expires_in / 2)
 
 
-def _json_object(response: Response) -> dict[str, Any] | None:
-    try:
-        data = json.loads(response.content)
-    except (ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _str_or_none(data: dict[str, Any] | None, key: str) -> str | None:
-    value = None if data is None else data.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _usable_token(data: dict[str, Any] | None, key: str, status_code: int) -> str:
+def _usable_token(outcome: Outcome, data: Any, key: str) -> str:
     """The token under `key` of a 2xx body, which must be a non-empty header-safe string.
 
     The body is withheld from the error: it may hold a token after all.
     """
-    token = _str_or_none(data, key)
-    if not token or _HEADER_UNSAFE.search(token):
+    token = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token or _HEADER_UNSAFE.search(token):
         raise ResponseValidationError(
-            status_code=status_code,
+            status_code=outcome.response.status_code,
             body=b"<withheld: may hold a token>",
             errors=[f"{key} missing or not a usable string @ $.{key}"],
+            request_id=request_id_of(outcome.response.headers),
         )
     return token
 
 
-def _error_kwargs(request: Request, response: Response) -> dict[str, Any]:
-    return {
-        "status_code": response.status_code,
-        "headers": response.headers,
-        "body": response.content,
-        "request": request,
-    }
-
-
-class OAuthClientCredentials(_RenewableToken):
+class _OAuthToken(_RenewableToken):
     """OAuth 2 client credentials grant against ThingSpace's token endpoint; the token is cached until
     `margin` seconds before it expires and renewed on demand."""
 
@@ -233,7 +262,6 @@ class OAuthClientCredentials(_RenewableToken):
         client_secret: str,
         *,
         token_url: str,
-        exchange: Exchange,
         scopes: Sequence[str] = (),
         margin: float = TOKEN_EXPIRY_MARGIN,
         clock: Callable[[], float] = time.monotonic,
@@ -246,42 +274,36 @@ class OAuthClientCredentials(_RenewableToken):
         for scope in scopes:
             if not isinstance(scope, str) or not scope or any(ch.isspace() for ch in scope):
                 raise InvalidArgumentError("scopes", f"{scope!r} is not a scope name")
-        basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+        # RFC 6749 2.3.1: each half is form-encoded before joining, so a ':' in the id cannot move the split.
+        pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
         form = "grant_type=client_credentials"
         if scopes:
             form += "&scope=" + "+".join(scopes)
-        self._headers = (
-            ("Authorization", f"Basic {basic}"),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Accept", "application/json"),
-            ("User-Agent", USER_AGENT),
+        self._call = Call(
+            "POST",
+            token_url,
+            (
+                ("Authorization", "Basic " + base64.b64encode(pair.encode()).decode("ascii")),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Accept", "application/json"),
+                ("User-Agent", USER_AGENT),
+            ),
+            form.encode(),
         )
-        self._form = form.encode()
-        self._token_url = token_url
-        self._exchange = exchange
         self._margin = margin
         self._client_id = client_id
 
-    async def _fetch(self) -> tuple[str, float | None]:
-        request, response, retries = await self._exchange("POST", self._token_url, self._headers, self._form)
-        data = _json_object(response)
+    async def _fetch(self, send: Send) -> tuple[str, float | None]:
+        outcome = await send(self._call)
+        response = outcome.response
         if not 200 <= response.status_code < 300:
-            error = _str_or_none(data, "error")
-            description = _str_or_none(data, "error_description")
-            detail = ": ".join(part for part in (error, description) if part) or "no OAuth error in the body"
-            exc = OAuthError(
-                f"OAuth token request refused (HTTP {response.status_code}): {detail}",
-                error=error,
-                error_description=description,
-                **_error_kwargs(request, response),
-            )
-            exc.retries_taken = retries
-            raise exc
-        token = _usable_token(data, "access_token", response.status_code)
-        expires_in = None if data is None else data.get("expires_in")
+            raise outcome.error("OAuth token request refused", refusal=OAuthError)
+        data = json_or_none(response.content)
+        token = _usable_token(outcome, data, "access_token")
+        expires_in = data.get("expires_in")
         if isinstance(expires_in, str) and expires_in.isdigit():
             expires_in = int(expires_in)
-        if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or expires_in <= 0:
+        if not is_positive_number(expires_in):
             expires_in = None
         log.debug("obtained an OAuth access token", extra={"expires_in": expires_in})
         return token, self._lifetime(expires_in, self._margin)
@@ -290,7 +312,10 @@ class OAuthClientCredentials(_RenewableToken):
         return f"OAuthClientCredentials(client_id={self._client_id!r}, client_secret=<redacted>)"
 
 
-class M2MSessionLogin(_RenewableToken):
+_JSON_POST = (("Content-Type", "application/json"), ("Accept", "application/json"), ("User-Agent", USER_AGENT))
+
+
+class _SessionLogin(_RenewableToken):
     """An M2M session token obtained by logging in with a ThingSpace username and password.
 
     The session is kept until the API refuses it (401), then renewed by logging in again.
@@ -301,47 +326,41 @@ class M2MSessionLogin(_RenewableToken):
         username: str,
         password: str,
         *,
-        bearer: TokenSource,
+        bearer: TokenSource | _RenewableToken,
         login_url: str,
         logout_url: str,
-        exchange: Exchange,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(clock=clock)
         check_header_value(username, "username")
         check_header_value(password, "password")
-        self._body = json.dumps({"username": username, "password": password}, separators=(",", ":")).encode()
+        body = json.dumps({"username": username, "password": password}, separators=(",", ":")).encode()
         self._auth = Auth(bearer, None)
-        self._login_url = login_url
+        self._call = Call("POST", login_url, _JSON_POST, body, self._auth, secret_body=True)
         self._logout_url = logout_url
-        self._exchange = exchange
         self._username = username
 
-    async def _fetch(self) -> tuple[str, float | None]:
-        headers = (("Content-Type", "application/json"), ("Accept", "application/json"), ("User-Agent", USER_AGENT))
-        request, response, retries = await self._exchange("POST", self._login_url, headers, self._body, auth=self._auth)
-        if not 200 <= response.status_code < 300:
-            where = f"M2M session login refused (HTTP {response.status_code})"
-            exc = SessionLoginError.from_response(where, **_error_kwargs(request, response))
-            exc.retries_taken = retries
-            raise exc
-        token = _usable_token(_json_object(response), "sessionToken", response.status_code)
+    async def _fetch(self, send: Send) -> tuple[str, float | None]:
+        outcome = await send(self._call)
+        if not 200 <= outcome.response.status_code < 300:
+            raise outcome.error("M2M session login refused", refusal=SessionLoginError)
+        token = _usable_token(outcome, json_or_none(outcome.response.content), "sessionToken")
         log.debug("logged in an M2M session")
         return token, None
 
-    async def logout(self) -> None:
+    async def logout(self, send: Send) -> None:
         """End the current session, if any. Failures are logged, not raised: the session expires anyway."""
         cached, self._cached = self._cached, None
         if cached is None:
             return
         headers = (("Accept", "application/json"), ("User-Agent", USER_AGENT), ("VZ-M2M-Token", cached.value))
         try:
-            _, response, _ = await self._exchange("POST", self._logout_url, headers, b"", auth=self._auth)
+            outcome = await send(Call("POST", self._logout_url, headers, b"", self._auth))
         except Exception as exc:  # a failed logout must not break closing the client
             log.warning("M2M session logout failed: %s", type(exc).__name__)
             return
-        if not 200 <= response.status_code < 300:
-            log.warning("M2M session logout answered HTTP %d", response.status_code)
+        if not 200 <= outcome.response.status_code < 300:
+            log.warning("M2M session logout answered HTTP %d", outcome.response.status_code)
 
     def __repr__(self) -> str:
         return f"M2MSessionLogin(username={self._username!r}, password=<redacted>)"
@@ -368,10 +387,13 @@ def _snapshot(bearer: str, m2m: str | None) -> AuthSnapshot:
     pairs = [("Authorization", f"Bearer {bearer}")]
     if m2m is not None:
         pairs.append(("VZ-M2M-Token", m2m))
-    for _, value in pairs:
-        if _HEADER_UNSAFE.search(value):
-            raise InvalidArgumentError("token", "a token source returned a value that is not visible ASCII")
     return AuthSnapshot(bearer, m2m, tuple(pairs))
+
+
+async def _token(source: TokenSource | _RenewableToken, send: Send, parameter: str) -> str:
+    token = await (source.get_token(send) if isinstance(source, _RenewableToken) else source.get_token())
+    # A token source is user code: what it returns is checked like an argument, before anything is sent.
+    return check_header_value(token, parameter, "the value its token source returned")
 
 
 class Auth:
@@ -379,7 +401,7 @@ class Auth:
 
     __slots__ = ("bearer", "m2m", "static")
 
-    def __init__(self, bearer: TokenSource, m2m: TokenSource | None) -> None:
+    def __init__(self, bearer: TokenSource | _RenewableToken, m2m: TokenSource | _RenewableToken | None) -> None:
         self.bearer = bearer
         self.m2m = m2m
         # Tokens that never change make one snapshot for the client's life: no per-call token lookups.
@@ -387,11 +409,17 @@ class Auth:
         if isinstance(bearer, StaticToken) and (m2m is None or isinstance(m2m, StaticToken)):
             self.static = _snapshot(bearer.value, None if m2m is None else m2m.value)
 
-    async def current(self) -> AuthSnapshot:
+    @property
+    def session(self) -> _SessionLogin | None:
+        """The M2M session login, when the client logs in itself."""
+        return self.m2m if isinstance(self.m2m, _SessionLogin) else None
+
+    async def current(self, send: Send) -> AuthSnapshot:
+        """The tokens to send now; sources that must fetch one send through `send`."""
         if self.static is not None:
             return self.static
-        bearer = await self.bearer.get_token()
-        m2m = None if self.m2m is None else await self.m2m.get_token()
+        bearer = await _token(self.bearer, send, "access_token")
+        m2m = None if self.m2m is None else await _token(self.m2m, send, "m2m_token")
         return _snapshot(bearer, m2m)
 
     async def invalidate(self, snapshot: AuthSnapshot) -> bool:

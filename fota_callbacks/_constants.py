@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._version import __version__
 
 DEFAULT_TIMEOUT = 30.0
-"""Seconds allowed for each attempt (connect, write, read and pool wait each get this much)."""
+"""Seconds allowed for each attempt as a whole, from sending the request to the last byte of the body."""
 
 DEFAULT_MAX_RETRIES = 2
 INITIAL_RETRY_DELAY = 0.5
@@ -31,3 +31,9 @@ SECRET_HEADERS = frozenset({"authorization", "vz-m2m-token", "cookie", "set-cook
 """Header names whose values are never shown in a repr, an error or a log line."""
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "vz-request-id")
+
+ENSURE_ROUNDS = 4
+"""`ensure_callback` looks and writes at most this many times when other callers keep changing the registration."""
+
+PATH_SEGMENT_CACHE = 1024
+"""Percent-encoded path segments (account identifiers) remembered, so a busy account is encoded once."""

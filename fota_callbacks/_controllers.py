@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, TypeVar
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import attrs
 
-from ._errors import InvalidArgumentError
-from ._models import CallbackUrlRequest
+from ._constants import ENSURE_ROUNDS
+from ._errors import FotaResultException, InvalidArgumentError
+from ._models import CallbackUrl, CallbackUrlRequest, EnsureResult, SuccessResult
 from ._pipeline import ApiResponse, ApiVersion, Endpoint, Pipeline
 from ._validation import check_account, check_callback_url
 
-__all__ = ["UrlCallbacksApi", "UrlCallbacksController", "UrlCallbacksRawController", "check_body"]
+__all__ = ["UrlCallbacksApi", "UrlCallbacksController", "UrlCallbacksRawController", "check_body", "converge"]
 
-SummaryT = TypeVar("SummaryT")
+State = Literal["same", "other", "none"]
+"""What is registered, compared with what should be: the same, something else, or nothing."""
+
+SummaryT = TypeVar("SummaryT", bound=CallbackUrl)
 RequestT = TypeVar("RequestT", bound=CallbackUrlRequest)
 ResultT = TypeVar("ResultT")
-SuccessT = TypeVar("SuccessT")
+SuccessT = TypeVar("SuccessT", bound=SuccessResult)
 M = TypeVar("M")
 
 
@@ -24,6 +30,36 @@ def check_body(body: object, expected: type[M]) -> M:
     if not isinstance(body, expected):
         raise InvalidArgumentError("body", f"expected a {expected.__name__}, got {type(body).__name__}")
     return body
+
+
+async def converge(
+    url: str,
+    *,
+    current: Callable[[], Awaitable[State]],
+    register: Callable[[], Awaitable[object]],
+    update: Callable[[], Awaitable[object]],
+    refused: type[FotaResultException],
+) -> EnsureResult:
+    """Make the registration read `url`: look, then register (nothing there) or update (something else).
+
+    A write refused with the version's 400 while the registration changed under us (another caller registered
+    or removed it meanwhile) is followed by another look; a refusal with nothing changed is raised.
+    """
+    last: tuple[State, FotaResultException] | None = None
+    for _ in range(ENSURE_ROUNDS):
+        state = await current()
+        if last is not None and last[0] == state:
+            raise last[1]
+        if state == "same":
+            return EnsureResult("unchanged", url)
+        try:
+            await (register() if state == "none" else update())
+        except refused as exc:
+            last = (state, exc)
+            continue
+        return EnsureResult("registered" if state == "none" else "updated", url)
+    assert last is not None
+    raise last[1]
 
 
 @attrs.frozen
@@ -55,7 +91,9 @@ class UrlCallbacksApi(Generic[SummaryT, RequestT, ResultT, SuccessT]):
             Endpoint(version, "list_registered_callbacks", "GET", path, summary),
             Endpoint(version, "update_callback", "PUT", path, result),
             Endpoint(version, "register_callback", "POST", path, result),
-            Endpoint(version, "deregister_callback", "DELETE", path, success),
+            Endpoint(
+                version, "deregister_callback", "DELETE", path, success, gone=functools.partial(success, success=True)
+            ),
         )
 
 
@@ -117,3 +155,24 @@ class UrlCallbacksController(Generic[SummaryT, RequestT, ResultT, SuccessT]):
     async def deregister_callback(self, account: str) -> SuccessT:
         """Remove the callback registered for `account`."""
         return (await self.with_raw_response.deregister_callback(account)).data
+
+    async def ensure_callback(self, account: str, body: RequestT) -> EnsureResult:
+        """Make `account`'s callback URL the one in `body`, whatever other callers do meanwhile.
+
+        Lists first: the same URL is left alone (`"unchanged"`), none is registered (`"registered"`), another
+        is updated (`"updated"`). Input checks and errors are those of register/update.
+        """
+        raw = self.with_raw_response
+        account, checked = check_account(account), raw._body(body)
+
+        async def current() -> State:
+            listed = (await raw.list_registered_callbacks(account)).data.url
+            return "none" if listed is None else "same" if listed == checked.url else "other"
+
+        return await converge(
+            checked.url,
+            current=current,
+            register=lambda: raw.register_callback(account, checked),
+            update=lambda: raw.update_callback(account, checked),
+            refused=raw._api.version.error,
+        )

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._checks import json_or_none
+from ._constants import REQUEST_ID_HEADERS, SECRET_HEADERS
+from ._retry import parse_retry_after
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from .transport.base import Headers, Request
+    from .transport.base import Headers, Request, Response
 
 __all__ = [
     "ApiConnectionError",
@@ -33,6 +38,9 @@ __all__ = [
     "ResponseValidationError",
     "ServerError",
     "SessionLoginError",
+    "error_from_response",
+    "redacted",
+    "request_id_of",
 ]
 
 
@@ -74,11 +82,12 @@ class ApiTimeoutError(ApiConnectionError):
 class ResponseValidationError(FotaError):
     """A 2xx response whose body is not JSON, or not the documented model. `errors` says where it failed."""
 
-    def __init__(self, *, status_code: int, body: bytes, errors: list[str]) -> None:
+    def __init__(self, *, status_code: int, body: bytes, errors: list[str], request_id: str | None = None) -> None:
         super().__init__(f"unexpected response body (HTTP {status_code}): {'; '.join(errors)}")
         self.status_code = status_code
         self.body = body
         self.errors = errors
+        self.request_id = request_id
 
 
 class ApiError(FotaError):
@@ -102,12 +111,14 @@ class ApiError(FotaError):
         self.request = request
         self.retries_taken = 0
 
+    @classmethod
+    def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> Self:
+        """The error for a response; subclasses read what their body or headers add."""
+        return cls(where, body=body, **kwargs)
+
     def json(self) -> Any:
         """The body parsed as JSON, or None when it is not JSON."""
-        try:
-            return json.loads(self.body)
-        except (ValueError, RecursionError):
-            return None
+        return json_or_none(self.body)
 
 
 class BadRequestError(ApiError):
@@ -137,6 +148,11 @@ class RateLimitError(ApiError):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
+    @classmethod
+    def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> Self:
+        """Read the wait the server asked for from `Retry-After` / `retry-after-ms`."""
+        return cls(where, retry_after=parse_retry_after(kwargs["headers"]), body=body, **kwargs)
+
 
 class ServerError(ApiError):
     """HTTP 5xx."""
@@ -158,14 +174,8 @@ class ErrorCodeError(ApiError):
     @classmethod
     def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> Self:
         """Read the documented `{"errorCode", "errorMessage"}` body; any other body leaves both None."""
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            data = None
-        code = message = None
-        if isinstance(data, dict):
-            code = data.get("errorCode") if isinstance(data.get("errorCode"), str) else None
-            message = data.get("errorMessage") if isinstance(data.get("errorMessage"), str) else None
+        data = json_or_none(body)
+        code, message = _str_at(data, "errorCode"), _str_at(data, "errorMessage")
         detail = ": ".join(part for part in (code, message) if part) or "body is not the documented error JSON"
         return cls(f"{where}: {detail}", error_code=code, error_message=message, body=body, **kwargs)
 
@@ -176,8 +186,6 @@ class FotaResultException(ErrorCodeError, BadRequestError):
     `error_code` and `error_message` are None when the body is not the documented JSON.
     """
 
-    version: ClassVar[str] = ""
-
 
 class SessionLoginError(ErrorCodeError, AuthenticationError):
     """The M2M session login was refused. `error_code`/`error_message` come from the documented 400 body."""
@@ -186,19 +194,13 @@ class SessionLoginError(ErrorCodeError, AuthenticationError):
 class FotaV1ResultException(FotaResultException):
     """A 400 from Software Management Callbacks V1."""
 
-    version = "v1"
-
 
 class FotaV2ResultException(FotaResultException):
     """A 400 from Software Management Callbacks V2."""
 
-    version = "v2"
-
 
 class FotaV3ResultException(FotaResultException):
     """A 400 from Software Management Callbacks V3."""
-
-    version = "v3"
 
 
 class OAuthError(ApiError):
@@ -209,6 +211,19 @@ class OAuthError(ApiError):
         self.error = error
         self.error_description = error_description
 
+    @classmethod
+    def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> Self:
+        """Read the RFC 6749 `{"error", "error_description"}` body."""
+        data = json_or_none(body)
+        error, description = (_str_at(data, key) for key in ("error", "error_description"))
+        detail = ": ".join(part for part in (error, description) if part) or "no OAuth error in the body"
+        return cls(f"{where}: {detail}", error=error, error_description=description, body=body, **kwargs)
+
+
+def _str_at(data: object, key: str) -> str | None:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
 
 _STATUS_CLASSES: Mapping[int, type[ApiError]] = {
     400: BadRequestError,
@@ -218,10 +233,54 @@ _STATUS_CLASSES: Mapping[int, type[ApiError]] = {
     409: ConflictError,
     429: RateLimitError,
 }
+_REDACTED = "<redacted>"
 
 
-def error_class_for_status(status_code: int) -> type[ApiError]:
-    """The `ApiError` subclass for a non-2xx status (the 400 of an API version is chosen by the caller)."""
-    if status_code >= 500:
-        return ServerError
-    return _STATUS_CLASSES.get(status_code, ApiError)
+def request_id_of(headers: Headers) -> str | None:
+    """The request id a response carries, under any of the names ThingSpace and its gateways use."""
+    return headers.first(REQUEST_ID_HEADERS)
+
+
+def redacted(request: Request, *, secret_body: bool = False) -> Request:
+    """`request` as errors keep it: credential header values (and a body holding a secret) replaced."""
+    pairs = request.headers.raw()
+    if any(name.lower() in SECRET_HEADERS for name, _ in pairs):
+        pairs = tuple((name, _REDACTED if name.lower() in SECRET_HEADERS else value) for name, value in pairs)
+        request = attrs.evolve(request, headers=type(request.headers)(pairs))
+    if secret_body and request.content:
+        request = attrs.evolve(request, content=_REDACTED.encode())
+    return request
+
+
+def error_from_response(
+    where: str,
+    request: Request,
+    response: Response,
+    retries: int,
+    *,
+    refusal: type[ApiError] | None = None,
+    bad_request: type[ApiError] = BadRequestError,
+    secret_body: bool = False,
+) -> ApiError:
+    """The one place an error class is chosen for a non-2xx response.
+
+    `refusal` is used for every status (the token endpoint, the session login); otherwise a 400 is
+    `bad_request` (the API version's exception) and the rest map by status.
+    """
+    status = response.status_code
+    if refusal is not None:
+        cls = refusal
+    elif status == 400:
+        cls = bad_request
+    else:
+        cls = ServerError if status >= 500 else _STATUS_CLASSES.get(status, ApiError)
+    error = cls.from_response(
+        f"{where} (HTTP {status})" if refusal is not None else f"HTTP {status} from {where}",
+        status_code=status,
+        headers=response.headers,
+        body=response.content,
+        request_id=request_id_of(response.headers),
+        request=redacted(request, secret_body=secret_body),
+    )
+    error.retries_taken = retries
+    return error

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
@@ -15,7 +15,7 @@ else:
         return lambda decorated: decorated
 
 
-__all__ = ["CallbackUrl", "CallbackUrlRequest", "SuccessResult", "WireEnum", "model", "secret_field"]
+__all__ = ["CallbackUrl", "CallbackUrlRequest", "EnsureResult", "SuccessResult", "WireEnum", "model", "secret_field"]
 
 C = TypeVar("C", bound=type[Any])
 
@@ -61,3 +61,11 @@ class SuccessResult:
     """Base of the V2/V3 deregistration results."""
 
     success: bool
+
+
+@attrs.frozen
+class EnsureResult:
+    """What `ensure_callback` did: `action` is "registered", "updated" or "unchanged"; `url` is now registered."""
+
+    action: Literal["registered", "updated", "unchanged"]
+    url: str

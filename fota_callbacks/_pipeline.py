@@ -1,4 +1,4 @@
-"""The one choke point every request goes through: build -> authenticate -> send -> retry -> decode -> error."""
+"""The one choke point every request goes through: build -> send -> decide -> wait, then decode or raise."""
 
 from __future__ import annotations
 
@@ -12,22 +12,34 @@ from urllib.parse import quote, urlsplit
 import anyio
 import attrs
 
-from ._auth import Auth, AuthSnapshot
-from ._constants import REQUEST_ID_HEADERS, USER_AGENT
+from ._auth import Auth, AuthSnapshot, Call, Outcome
+from ._constants import PATH_SEGMENT_CACHE, USER_AGENT
 from ._errors import (
     ApiConnectionError,
-    ApiError,
     ApiTimeoutError,
     FotaError,
     FotaResultException,
-    RateLimitError,
-    error_class_for_status,
+    ResponseValidationError,
+    redacted,
+    request_id_of,
 )
-from ._retry import RetryPolicy, parse_retry_after
+from ._retry import RetryPolicy
 from ._serde import decoder, encode
 from .transport.base import Headers, Request, Response, Transport
 
-__all__ = ["ApiResponse", "ApiVersion", "CallOptions", "Endpoint", "Middleware", "Pipeline", "SendNext"]
+__all__ = [
+    "ApiResponse",
+    "ApiVersion",
+    "CallOptions",
+    "ClientClosedError",
+    "Endpoint",
+    "Middleware",
+    "Pipeline",
+    "SendNext",
+    "Shared",
+    "request_id_of",
+    "stack",
+]
 
 T = TypeVar("T")
 log = logging.getLogger("fota_callbacks")
@@ -63,7 +75,18 @@ class ApiVersion:
 class Endpoint(Generic[T]):
     """One operation: method, path template under the version's base path, and how its 2xx body decodes."""
 
-    __slots__ = ("_decode", "_empty", "_prefix", "_response", "_single", "_template", "method", "name", "version")
+    __slots__ = (
+        "_decode",
+        "_empty",
+        "_prefix",
+        "_response",
+        "_single",
+        "_template",
+        "gone",
+        "method",
+        "name",
+        "version",
+    )
 
     def __init__(
         self,
@@ -74,8 +97,11 @@ class Endpoint(Generic[T]):
         response: Any,
         *,
         empty: Callable[[], T] | None = None,
+        gone: Callable[[], T] | None = None,
     ) -> None:
         self.version = version
+        # A deregister's result when a retry finds nothing left to remove (see `Pipeline.call`).
+        self.gone = gone
         self.name = name
         self.method = method
         # "callbacks/{account}" -> ("/api/fota/v2/callbacks/", None): None marks a parameter slot.
@@ -109,14 +135,18 @@ class Endpoint(Generic[T]):
         return f"<Endpoint {self.version.name}.{self.name}>"
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=PATH_SEGMENT_CACHE)
 def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
 @attrs.frozen(kw_only=True)
 class CallOptions:
-    """Per-client call settings; `with_options` makes a client with other ones."""
+    """Per-client call settings; `with_options` makes a client with other ones.
+
+    `timeout` bounds each attempt as a whole, from sending to the last body byte (the transport enforces it);
+    `deadline` bounds the whole call, retries and waits included.
+    """
 
     timeout: float | None
     retry: RetryPolicy
@@ -125,10 +155,6 @@ class CallOptions:
 
 _BASE_HEADERS = (("Accept", "application/json"), ("User-Agent", USER_AGENT))
 _JSON_BODY_HEADERS = (*_BASE_HEADERS, ("Content-Type", "application/json"))
-
-
-def request_id_of(headers: Headers) -> str | None:
-    return headers.first(REQUEST_ID_HEADERS)
 
 
 class _Progress:
@@ -146,202 +172,138 @@ class ClientClosedError(FotaError, RuntimeError):
     """The client was closed with `aclose()`; make a new one."""
 
 
+@attrs.define(kw_only=True)
+class Shared:
+    """What a client and all its `with_options` clones share: the root, the transport and the stack of
+    middleware around it (`send`), the credentials, the clock and sleep, and whether the client was closed."""
+
+    root: str
+    transport: Transport
+    send: SendNext
+    auth: Auth
+    sleep: Sleep = anyio.sleep
+    clock: Callable[[], float] = time.monotonic
+    closed: bool = False
+
+
+def stack(transport: Transport, middleware: Sequence[Middleware]) -> SendNext:
+    """`transport.send` wrapped in each middleware, the first given outermost."""
+    send: SendNext = transport.send
+    for layer in reversed(middleware):
+        send = _around(layer, send)
+    return send
+
+
 class Pipeline:
-    """Sends calls for one client configuration. `with_options` shares everything but the options."""
+    """Sends calls with one set of options over a `Shared` stack."""
 
-    __slots__ = ("_auth", "_clock", "_closed", "_options", "_root", "_send", "_sleep")
+    __slots__ = ("options", "shared")
 
-    def __init__(
-        self,
-        *,
-        root: str,
-        transport: Transport,
-        auth: Auth | None,
-        options: CallOptions,
-        middleware: Sequence[Middleware] = (),
-        sleep: Sleep = anyio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._root = root
-        self._auth = auth
-        self._options = options
-        self._sleep = sleep
-        self._clock = clock
-        self._closed = [False]  # one flag shared with every with_options clone
-        send: SendNext = transport.send
-        for layer in reversed(middleware):
-            send = _around(layer, send)
-        self._send = send
-
-    @property
-    def root(self) -> str:
-        return self._root
-
-    @property
-    def options(self) -> CallOptions:
-        return self._options
-
-    def set_auth(self, auth: Auth) -> None:
-        self._auth = auth
-
-    @property
-    def closed(self) -> bool:
-        return self._closed[0]
-
-    def mark_closed(self) -> None:
-        self._closed[0] = True
+    def __init__(self, shared: Shared, options: CallOptions) -> None:
+        self.shared = shared
+        self.options = options
 
     def with_options(self, options: CallOptions) -> Pipeline:
-        clone = object.__new__(Pipeline)
-        clone._root, clone._auth = self._root, self._auth
-        clone._sleep, clone._clock, clone._closed, clone._send = (
-            self._sleep,
-            self._clock,
-            self._closed,
-            self._send,
-        )
-        clone._options = options
-        return clone
+        """The same stack with other options."""
+        return Pipeline(self.shared, options)
 
     async def call(self, endpoint: Endpoint[T], params: Sequence[str], body: object = None) -> ApiResponse[T]:
-        """Send one API operation with retries and return its decoded result, or raise its error."""
-        if self._closed[0]:
-            raise ClientClosedError("this client is closed")
-        url = self._root + endpoint.path(params)
-        headers: tuple[tuple[str, str], ...]
-        if body is None:
-            headers, content = _BASE_HEADERS, b""
-        else:
-            headers, content = _JSON_BODY_HEADERS, encode(body)
-        deadline = self._options.deadline
-        if deadline is None:
-            request, response, retries = await self.exchange(endpoint.method, url, headers, content, self._auth)
-        else:
-            request, response, retries = await self._exchange_before(deadline, endpoint.method, url, headers, content)
-        status = response.status_code
-        if 200 <= status < 300:
-            return ApiResponse(
-                status,
-                response.headers,
-                endpoint.decode(response.content, status),
-                request_id_of(response.headers),
-                retries,
-            )
-        raise self._api_error(endpoint.version, request, response, retries)
+        """Send one API operation with retries and return its decoded result, or raise its error.
 
-    async def _exchange_before(
-        self, deadline: float, method: str, url: str, headers: tuple[tuple[str, str], ...], content: bytes
-    ) -> tuple[Request, Response, int]:
-        progress = _Progress(self._clock() + deadline)
+        A deregister retried after an attempt that may have been processed, and then refused with the
+        version's 400, succeeds: the first attempt removed the registration (the status stays the 400's).
+        """
+        if self.shared.closed:
+            raise ClientClosedError("this client is closed")
+        url = self.shared.root + endpoint.path(params)
+        if body is None:
+            call = Call(endpoint.method, url, _BASE_HEADERS, b"", self.shared.auth)
+        else:
+            # A body holding a password (V1 registration) is withheld from the request errors carry.
+            secret = getattr(body, "password", None) is not None
+            call = Call(endpoint.method, url, _JSON_BODY_HEADERS, encode(body), self.shared.auth, secret)
+        deadline = self.options.deadline
+        outcome = await (self.exchange(call) if deadline is None else self._exchange_before(deadline, call))
+        response = outcome.response
+        status, headers = response.status_code, response.headers
+        if 200 <= status < 300:
+            try:
+                data = endpoint.decode(response.content, status)
+            except ResponseValidationError as exc:
+                exc.request_id = request_id_of(headers)
+                raise
+            return ApiResponse(status, headers, data, request_id_of(headers), outcome.retries)
+        if status == 400 and outcome.maybe_processed and endpoint.gone is not None:
+            return ApiResponse(status, headers, endpoint.gone(), request_id_of(headers), outcome.retries)
+        raise outcome.error(f"{endpoint.method} {_path(url)}", bad_request=endpoint.version.error)
+
+    async def _exchange_before(self, deadline: float, call: Call) -> Outcome:
+        progress = _Progress(self.shared.clock() + deadline)
         try:
             with anyio.fail_after(deadline):
-                return await self.exchange(method, url, headers, content, self._auth, progress)
+                return await self.exchange(call, progress)
         except TimeoutError:
-            error = ApiTimeoutError(
-                f"{method} {urlsplit(url).path}: deadline of {deadline} s exceeded", request=progress.request
-            )
+            sent = None if progress.request is None else redacted(progress.request, secret_body=call.secret_body)
+            error = ApiTimeoutError(f"{call.method} {_path(call.url)}: deadline of {deadline} s exceeded", request=sent)
             error.retries_taken = progress.retries
             raise error from None
 
-    async def exchange(
-        self,
-        method: str,
-        url: str,
-        headers: tuple[tuple[str, str], ...],
-        content: bytes,
-        auth: Auth | None = None,
-        progress: _Progress | None = None,
-    ) -> tuple[Request, Response, int]:
-        """Send with retries; return the final request, its response (any status) and the retries taken.
+    async def exchange(self, call: Call, progress: _Progress | None = None) -> Outcome:
+        """Send with retries: build -> send -> decide -> wait. Returns the last response (any status) with
+        its request and the retries taken; raises the connection failure left after the retries.
 
-        A 401 with renewable credentials is retried once with fresh tokens. A retryable status is retried
-        until `max_retries` is spent, or returned at once when its Retry-After is beyond the cap.
-        A connection failure left after the retries is raised.
+        A 401 with renewable credentials is retried once with fresh tokens; that retry counts in
+        `retries_taken` but not against `max_retries`.
         """
-        policy = self._options.retry
-        timeout = self._options.timeout
-        deadline_at = None if progress is None else progress.deadline_at
-        retries = 0
-        reauthenticated = False
+        policy = self.options.retry
+        retries = 0  # retries the policy granted
+        renewed = 0  # 1 once a 401 made us renew the credentials
+        maybe_processed = False
         while True:
-            snapshot: AuthSnapshot | None = None
-            if auth is None:
-                request = Request(method, url, headers, content, timeout)
-            else:
-                snapshot = auth.static or await auth.current()
-                request = Request(method, url, snapshot.request_headers(headers), content, timeout)
+            request, snapshot = await self._build(call)
             if progress is not None:
-                progress.request, progress.retries = request, retries
+                progress.request, progress.retries = request, retries + renewed
             try:
-                response = await self._send(request)
+                outcome: Response | ApiConnectionError = await self.shared.send(request)
             except ApiConnectionError as exc:
-                exc.retries_taken = retries
-                if log.isEnabledFor(logging.DEBUG):
-                    self._log_attempt(request, None, retries, type(exc).__name__)
-                if retries >= policy.max_retries or not policy.should_retry_failure(exc):
-                    raise
-                delay = policy.backoff(retries)
-                if deadline_at is not None and self._clock() + delay >= deadline_at:
-                    raise
-                self._log_retry(request, type(exc).__name__, retries, delay)
-                await self._sleep(delay)
-                retries += 1
-                continue
-
-            status = response.status_code
+                exc.request = redacted(exc.request or request, secret_body=call.secret_body)
+                exc.retries_taken = retries + renewed
+                maybe_processed = maybe_processed or exc.request_sent
+                outcome = exc
             if log.isEnabledFor(logging.DEBUG):
-                self._log_attempt(request, response, retries)
-            if status < 400:
-                return request, response, retries
-            if (
-                status == 401
-                and not reauthenticated
-                and auth is not None
-                and snapshot is not None
-                and await auth.invalidate(snapshot)
-            ):
-                reauthenticated = True
-                log.info("HTTP 401 from %s %s: renewing credentials and retrying once", method, _path(url))
-                continue
-            if retries >= policy.max_retries or not policy.should_retry_status(status):
-                return request, response, retries
-            retry_after = parse_retry_after(response.headers)
-            if retry_after is None:
-                delay = policy.backoff(retries)
-            elif retry_after <= policy.max_retry_after:
-                delay = retry_after
-            else:
-                return request, response, retries  # the server asks for longer than we wait: raise now
-            if deadline_at is not None and self._clock() + delay >= deadline_at:
-                return request, response, retries
-            self._log_retry(request, f"HTTP {status}", retries, delay)
-            await self._sleep(delay)
+                self._log_attempt(request, outcome, retries + renewed)
+            if isinstance(outcome, Response) and outcome.status_code == 401 and not renewed and snapshot is not None:
+                assert call.auth is not None  # a snapshot comes from it
+                if await call.auth.invalidate(snapshot):
+                    renewed = 1
+                    log.info(
+                        "HTTP 401 from %s %s: renewing credentials and retrying once", call.method, _path(call.url)
+                    )
+                    continue
+            delay = policy.next_delay(retries, outcome, self._remaining(progress))
+            if delay is None:
+                if isinstance(outcome, ApiConnectionError):
+                    raise outcome
+                return Outcome(request, outcome, retries + renewed, maybe_processed, call.secret_body)
+            self._log_retry(request, outcome, retries, delay)
+            await self.shared.sleep(delay)
             retries += 1
 
-    def _api_error(self, version: ApiVersion, request: Request, response: Response, retries: int) -> ApiError:
-        status = response.status_code
-        kwargs: dict[str, Any] = {
-            "status_code": status,
-            "headers": response.headers,
-            "body": response.content,
-            "request_id": request_id_of(response.headers),
-            "request": request,
-        }
-        where = f"HTTP {status} from {request.method} {_path(request.url)}"
-        error: ApiError
-        if status == 400:
-            error = version.error.from_response(where, **kwargs)
-        elif status == 429:
-            retry_after = parse_retry_after(response.headers)
-            error = RateLimitError(where, retry_after=retry_after, **kwargs)
-        else:
-            error = error_class_for_status(status)(where, **kwargs)
-        error.retries_taken = retries
-        return error
+    async def _build(self, call: Call) -> tuple[Request, AuthSnapshot | None]:
+        """One attempt's request: the call's headers plus the current credentials, and the attempt's timeout."""
+        auth = call.auth
+        if auth is None:
+            return Request(call.method, call.url, call.headers, call.content, self.options.timeout), None
+        snapshot = auth.static or await auth.current(self.exchange)
+        headers = snapshot.request_headers(call.headers)
+        return Request(call.method, call.url, headers, call.content, self.options.timeout), snapshot
 
-    def _log_attempt(
-        self, request: Request, response: Response | None, retries: int, failure: str | None = None
-    ) -> None:
+    def _remaining(self, progress: _Progress | None) -> float | None:
+        return None if progress is None else progress.deadline_at - self.shared.clock()
+
+    def _log_attempt(self, request: Request, outcome: Response | ApiConnectionError, retries: int) -> None:
+        response = outcome if isinstance(outcome, Response) else None
+        failure = None if response is not None else type(outcome).__name__
         request_id = None if response is None else request_id_of(response.headers)
         status = None if response is None else response.status_code
         log.debug(
@@ -361,14 +323,15 @@ class Pipeline:
             },
         )
 
-    def _log_retry(self, request: Request, reason: str, retries: int, delay: float) -> None:
+    def _log_retry(self, request: Request, outcome: Response | ApiConnectionError, retries: int, delay: float) -> None:
+        reason = f"HTTP {outcome.status_code}" if isinstance(outcome, Response) else type(outcome).__name__
         log.info(
             "%s %s failed (%s); retry %d of %d in %.2f s",
             request.method,
             _path(request.url),
             reason,
             retries + 1,
-            self._options.retry.max_retries,
+            self.options.retry.max_retries,
             delay,
             extra={
                 "method": request.method,

@@ -7,7 +7,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -19,8 +19,10 @@ from ._constants import (
     RETRY_JITTER,
     RETRY_STATUSES,
 )
-from ._errors import ApiConnectionError
-from .transport.base import Headers
+
+if TYPE_CHECKING:  # only annotations: _errors imports this module
+    from ._errors import ApiConnectionError
+    from .transport.base import Headers, Response
 
 __all__ = ["RetryPolicy", "parse_retry_after"]
 
@@ -59,6 +61,36 @@ class RetryPolicy:
         """Whether a failure without a response is retried (every one, unless `retry_maybe_processed` is off
         and the request may have reached the server)."""
         return self.retry_maybe_processed or not error.request_sent
+
+    def next_delay(
+        self, retries_taken: int, outcome: Response | ApiConnectionError, remaining: float | None = None
+    ) -> float | None:
+        """Seconds to wait before retrying after `outcome` (a response with any status, or a failure with
+        none), or None to give up and return or raise it.
+
+        `retries_taken` counts the retries already made; `remaining` is what is left of the call's deadline.
+        A response that is not retried is returned, as is one whose Retry-After exceeds `max_retry_after`,
+        and a wait that would end past the deadline is not started.
+        """
+        if retries_taken >= self.max_retries:
+            return None
+        if isinstance(outcome, BaseException):
+            if not self.should_retry_failure(outcome):
+                return None
+            delay = self.backoff(retries_taken)
+        elif outcome.status_code < 400 or not self.should_retry_status(outcome.status_code):
+            return None
+        else:
+            retry_after = parse_retry_after(outcome.headers)
+            if retry_after is None:
+                delay = self.backoff(retries_taken)
+            elif retry_after <= self.max_retry_after:
+                delay = retry_after
+            else:
+                return None  # the server asks for longer than we wait: give up now
+        if remaining is not None and delay >= remaining:
+            return None
+        return delay
 
     def backoff(self, retries_taken: int, rand: Callable[[], float] = random.random) -> float:
         """The wait before retry number `retries_taken` (0-based), when the server did not say."""

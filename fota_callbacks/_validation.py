@@ -9,16 +9,25 @@ from enum import Enum
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from ._checks import is_positive_number
 from ._errors import InvalidArgumentError
 
-__all__ = ["check_account", "check_callback_url", "check_enum", "check_optional_str"]
+__all__ = [
+    "check_account",
+    "check_callback_url",
+    "check_enum",
+    "check_optional_str",
+    "mask_userinfo",
+    "non_negative_int",
+    "positive_seconds",
+]
 
 E = TypeVar("E", bound=Enum)
 
 _ACCOUNT = re.compile(r"[0-9]{10}-[0-9]{5}")
 # C0 and C1 controls, DEL, and every kind of Unicode space: none may stand in a URL we pass on.
 _FORBIDDEN_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
-_USERINFO = re.compile(r"(?<=//).*@")
+_AUTHORITY_END = re.compile(r"[/?#]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -30,9 +39,31 @@ def _unsafe_in_url(value: str) -> bool:
     return not value.isascii() and any(unicodedata.category(ch)[0] in "CZ" for ch in value)
 
 
+def mask_userinfo(url: str) -> str:
+    """`url` with the user:password@ part of its authority replaced by `***@`; host, path and query kept.
+
+    The authority ends at the first "/", "?" or "#". One that reads `user:not-a-port` with an "@" later in the
+    URL is taken as a password holding one of those characters, and masked up to the last "@".
+    """
+    start = url.find("//") + 2
+    if start < 2:
+        return url
+    found = _AUTHORITY_END.search(url, start)
+    end = found.start() if found else len(url)
+    authority = url[start:end]
+    if "@" in authority:
+        cut = start + authority.rindex("@")
+    elif ":" in authority and not authority.startswith("[") and not authority.rpartition(":")[2].isdigit():
+        cut = url.rfind("@")
+        if cut < end:
+            return url
+    else:
+        return url
+    return url[:start] + "***" + url[cut:]
+
+
 def _shown(url: str) -> str:
-    """The URL for an error message, with any user:password@ part hidden."""
-    return repr(_USERINFO.sub("***@", url, count=1))
+    return repr(mask_userinfo(url))
 
 
 def check_account(value: object, parameter: str = "account") -> str:
@@ -85,3 +116,19 @@ def check_enum(value: object, enum: type[E], parameter: str) -> E:
     except (ValueError, TypeError):
         allowed = ", ".join(repr(member.value) for member in enum)
         raise InvalidArgumentError(parameter, f"{value!r} is not one of {allowed}") from None
+
+
+def positive_seconds(value: object, parameter: str) -> float | None:
+    """A positive number of seconds, or None (no limit)."""
+    if value is None:
+        return None
+    if not is_positive_number(value):
+        raise InvalidArgumentError(parameter, f"expected a positive number of seconds or None, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def non_negative_int(value: object, parameter: str) -> int:
+    """An int >= 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(parameter, f"expected an int >= 0, got {value!r}")
+    return value

@@ -254,7 +254,7 @@ async def test_401_after_renewal_raises_authentication_error(serve: Serve) -> No
             await list_once(client)
 
     assert excinfo.value.status_code == 401
-    assert excinfo.value.retries_taken == 0
+    assert excinfo.value.retries_taken == 1  # the retry with renewed credentials counts
     assert len(server.api_requests) == 2
     assert len(server.token_requests) == 2
     assert served.sleep.delays == []

@@ -305,6 +305,22 @@ async def test_a_failing_handler_gives_500_without_details(
     assert "s3cret-echo" not in caplog.text
 
 
+@pytest.mark.parametrize("forged", ["upgradeProgress\nCRITICAL root: forged", "x\r\x1b[2Kforged\u2028"])
+async def test_sender_controlled_text_cannot_forge_log_lines(
+    listener: Listener, caplog: pytest.LogCaptureFixture, forged: str
+) -> None:
+    # The type is the sender's; the failing handler makes the router log it.
+    with caplog.at_level(logging.DEBUG):
+        answer = await listener.post("/failing", firmware_list_message(type=forged))
+
+    assert answer.status_code == 500
+    [record] = [record for record in caplog.records if record.name == "fota_callbacks.integrations.fastapi"]
+    text = record.getMessage()
+    assert "forged" in text
+    assert text.isascii()
+    assert text.isprintable()  # no line break, carriage return or escape sequence
+
+
 class ErrorLogged(logging.Handler):
     """Sets `logged` when an error is logged (from any thread)."""
 

@@ -146,7 +146,7 @@ async def test_no_retry_after_a_401_that_follows_a_token_renewal(harness: Harnes
     async with harness.client(client_id="id", client_secret="secret", max_retries=5, sleep=sleep) as client:
         with pytest.raises(fota.AuthenticationError) as excinfo:
             await list_raw(client)
-    assert excinfo.value.retries_taken == 0
+    assert excinfo.value.retries_taken == 1  # the retry with renewed credentials counts
     assert harness.paths() == [TOKEN_PATH, API_PATH, TOKEN_PATH, API_PATH]
     assert harness.header(1, "authorization") == "Bearer t1"
     assert harness.header(3, "authorization") == "Bearer t2"
@@ -438,3 +438,22 @@ async def test_cancelled_sleep_is_not_swallowed(harness: Harness) -> None:
             await list_raw(client)
         assert scope.cancelled_caught
         assert harness.attempts == 1
+
+
+def test_the_policy_decides_each_next_delay_in_one_place() -> None:
+    """`RetryPolicy.next_delay`: the wait before the next attempt, or None to give up, from the retries taken,
+    the response or failure, and what is left of the deadline."""
+    policy = fota.RetryPolicy(max_retries=2, initial_delay=1.0, jitter=0.0, max_retry_after=5.0)
+    dropped = fota.ApiConnectionError("reset", request_sent=True)
+    assert policy.next_delay(0, fota.Response(503)) == 1.0
+    assert policy.next_delay(1, dropped) == 2.0
+    assert policy.next_delay(2, fota.Response(503)) is None  # max_retries spent
+    assert policy.next_delay(0, fota.Response(404)) is None  # never retried
+    assert policy.next_delay(0, fota.Response(200)) is None
+    assert policy.next_delay(0, fota.Response(429, {"Retry-After": "4"})) == 4.0
+    assert policy.next_delay(0, fota.Response(429, {"Retry-After": "6"})) is None  # beyond the cap: give up now
+    assert policy.next_delay(0, fota.Response(503), remaining=0.5) is None  # would end past the deadline
+    assert policy.next_delay(0, fota.Response(503), remaining=1.5) == 1.0
+    cautious = fota.RetryPolicy(retry_maybe_processed=False)
+    assert cautious.next_delay(0, dropped) is None
+    assert cautious.next_delay(0, fota.ApiConnectionError("refused", request_sent=False)) is not None

@@ -3,13 +3,15 @@
 ```python
 from fastapi import FastAPI
 import fota_callbacks as fota
+from fota_callbacks.inbox import SqliteInbox
 from fota_callbacks.integrations.fastapi import FotaClient, callback_router, fota_lifespan
 
 async def on_message(message: fota.CallbackMessage) -> None:
     ...
 
-app = FastAPI(lifespan=fota_lifespan())            # a FotaCallbacksClient from the THINGSPACE_* variables
-app.include_router(callback_router(on_message, username="listener", password="s3cret", allowed_ips="verizon"))
+inbox = SqliteInbox("fota-inbox.db")               # each message stored before it is acknowledged
+app = FastAPI(lifespan=fota_lifespan(inbox=inbox, handler=on_message))  # + a client from THINGSPACE_*
+app.include_router(callback_router(inbox=inbox, username="listener", password="s3cret", allowed_ips="verizon"))
 
 @app.get("/callback-url")
 async def callback_url(client: FotaClient) -> str | None:
@@ -20,12 +22,15 @@ async def callback_url(client: FotaClient) -> str | None:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, Final, Literal, TypeVar
+
+import anyio
 
 try:
     from fastapi import APIRouter, Depends
@@ -39,7 +44,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 from .._client import FotaCallbacksClient
+from .._errors import InvalidArgumentError
+from .._logsafe import printable
 from ..callbacks import VERIZON_CALLBACK_SOURCE_IPS, CallbackMessage, CallbackParseError, parse_callback_message
+from ..inbox import Inbox
 
 __all__ = [
     "DEFAULT_CALLBACK_PATH",
@@ -74,6 +82,9 @@ def fota_lifespan(
     client_factory: Callable[[], FotaCallbacksClient] = FotaCallbacksClient,
     *,
     lifespan: Callable[[AppT], AbstractAsyncContextManager[Any]] | None = None,
+    inbox: Inbox | None = None,
+    handler: CallbackHandler | None = None,
+    workers: int = 1,
 ) -> Callable[[AppT], AbstractAsyncContextManager[Any]]:
     """A lifespan for `FastAPI(lifespan=...)` that makes one client at startup and closes it at shutdown.
 
@@ -81,11 +92,26 @@ def fota_lifespan(
     variables). It is stored as `app.state.fota_client` and handed to endpoints by `get_client` / `FotaClient`.
     The app's own `lifespan` runs inside: after the client exists (so its startup can already call ThingSpace,
     e.g. to register the callback URL) and before the client is closed; what it yields is passed on.
+
+    With `inbox` and `handler`: `inbox.run(handler, concurrency=workers)` runs for the app's lifetime, with the
+    client open; at shutdown it is cancelled and awaited (what was being handled goes back to the inbox and is
+    handled again after the restart), then the inbox is closed. With `inbox` alone the app only stores (another
+    process runs the worker) and the inbox is closed at shutdown.
     """
+    if handler is not None and inbox is None:
+        raise InvalidArgumentError("handler", "a handler here runs an inbox's worker: pass inbox= too")
+    if inbox is not None and not isinstance(inbox, Inbox):
+        raise InvalidArgumentError("inbox", f"expected an Inbox (MemoryInbox, SqliteInbox, RedisInbox), got {inbox!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidArgumentError("workers", f"expected a positive int, got {workers!r}")
 
     @contextlib.asynccontextmanager
     async def run(app: AppT) -> AsyncIterator[Any]:
-        async with client_factory() as client:
+        async with client_factory() as client, contextlib.AsyncExitStack() as stack:
+            if inbox is not None:
+                stack.push_async_callback(inbox.aclose)
+                if handler is not None:
+                    await stack.enter_async_context(_worker(inbox, handler, workers))
             setattr(app.state, STATE_KEY, client)
             try:
                 if lifespan is None:
@@ -97,6 +123,21 @@ def fota_lifespan(
                 delattr(app.state, STATE_KEY)
 
     return run
+
+
+@contextlib.asynccontextmanager
+async def _worker(inbox: Inbox, handler: CallbackHandler, workers: int) -> AsyncIterator[None]:
+    """Runs the inbox's worker while the block runs; cancels and awaits it after."""
+    failure: BaseException | None = None
+    async with anyio.create_task_group() as worker:
+        worker.start_soon(functools.partial(inbox.run, handler, concurrency=workers))
+        try:
+            yield
+        except BaseException as exc:  # the app's own error, re-raised as it is once the worker stopped
+            failure = exc
+        worker.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
 
 def get_app_client(app: Starlette) -> FotaCallbacksClient:
@@ -172,8 +213,9 @@ def _error(status_code: int, error: str, detail: str) -> JSONResponse:
 
 
 def callback_router(
-    handler: CallbackHandler,
+    handler: CallbackHandler | None = None,
     *,
+    inbox: Inbox | None = None,
     path: str = DEFAULT_CALLBACK_PATH,
     username: str | None = None,
     password: str | None = None,
@@ -183,22 +225,32 @@ def callback_router(
 ) -> APIRouter:
     """An `APIRouter` with one `POST path` endpoint that receives ThingSpace callback messages.
 
-    For each request, in this order:
+    Pass exactly one of `handler` (handled inline) and `inbox` (stored, handled by the inbox's worker: see
+    `fota_lifespan`). For each request, in this order:
     - `allowed_ips`: when given, the peer address must be in it, else 403. `"verizon"` is the published list
       (`VERIZON_CALLBACK_SOURCE_IPS`); or pass addresses and CIDR networks. The peer is the ASGI client
       address: behind a reverse proxy, let the server rewrite it from trusted headers
       (uvicorn `--proxy-headers --forwarded-allow-ips=...`); `X-Forwarded-For` is never read here.
     - a body larger than `max_body_size` bytes: 413.
-    - `parse_callback_message`: a body that is not a JSON object gives 400 with a JSON error; the handler is
-      not called.
+    - `parse_callback_message`: a body that is not a JSON object gives 400 with a JSON error; nothing is
+      handled or stored.
     - `username` / `password`: each one given must equal the value echoed in the message (V1 registration
       credentials), compared in constant time, else 401.
-    - `await handler(message)`, then 200 `{"status": "ok"}`. If the handler raises, 500
-      `{"error": "internal_error"}` (the exception is logged, never sent). With `background=True` the answer
-      is 202 at once and the handler runs after it is sent (its failures are only logged): use it when the
-      handler is slow.
-    The password is never logged.
+    - with `inbox`: `await inbox.put(body)`, then 200 `{"status": "ok"}` (also for a duplicate the inbox
+      already holds); 503 `{"error": "unavailable"}` when it cannot store the body, so the sender retries.
+      Nothing acknowledged is lost.
+    - with `handler`: `await handler(message)`, then 200 `{"status": "ok"}`. If the handler raises, 500
+      `{"error": "internal_error"}` (the exception is logged, never sent). `background=True` answers 202 at
+      once and runs the handler after the answer is sent: at-most-once, since a failure, a restart or a crash
+      loses the message (it is only logged). Prefer an inbox for slow handlers.
+    The password is never logged, and what the sender controls is logged escaped.
     """
+    if (handler is None) == (inbox is None):
+        raise InvalidArgumentError("handler", "pass exactly one of handler (inline) and inbox= (stored first)")
+    if inbox is not None and background:
+        raise InvalidArgumentError("background", "an inbox already answers at once; background=True is for handler")
+    if inbox is not None and not isinstance(inbox, Inbox):
+        raise InvalidArgumentError("inbox", f"expected an Inbox (MemoryInbox, SqliteInbox, RedisInbox), got {inbox!r}")
     networks = _networks(allowed_ips)
     if username == "" or password == "":
         raise ValueError("username/password: an empty value would accept messages without credentials")
@@ -207,13 +259,36 @@ def callback_router(
         raise ValueError(f"max_body_size: expected a positive int, got {max_body_size!r}")
 
     async def run_handler(message: CallbackMessage) -> None:
+        assert handler is not None
         try:
             await handler(message)
         except Exception:
-            logger.exception("the FOTA callback handler failed on a %s message", message.type)
+            logger.exception("the FOTA callback handler failed on a %s message", printable(message.type))
+
+    async def deliver(message: CallbackMessage, body: bytes) -> Response:
+        if inbox is not None:
+            try:
+                await inbox.put(body)
+            except Exception as exc:
+                logger.error(
+                    "could not store a FOTA callback, answered 503: %s", printable(f"{type(exc).__name__}: {exc}")
+                )
+                return _error(503, "unavailable", "the callback could not be stored; retry later")
+            return JSONResponse({"status": "ok"})
+        if background:
+            return JSONResponse(
+                {"status": "accepted"}, status_code=202, background=BackgroundTask(run_handler, message)
+            )
+        assert handler is not None
+        try:
+            await handler(message)
+        except Exception:
+            logger.exception("the FOTA callback handler failed on a %s message", printable(message.type))
+            return _error(500, "internal_error", "the callback could not be processed")
+        return JSONResponse({"status": "ok"})
 
     async def receive_callback(request: Request) -> Response:
-        peer = request.client.host if request.client is not None else "unknown"
+        peer = printable(request.client.host if request.client is not None else "unknown")
         if networks is not None and not _source_allowed(request, networks):
             logger.warning("refused a FOTA callback from %s: address not allowed", peer)
             return _error(403, "forbidden", "this address may not send callback messages")
@@ -223,7 +298,7 @@ def callback_router(
         try:
             message = parse_callback_message(body)
         except CallbackParseError as exc:
-            logger.warning("refused a FOTA callback from %s: %s", peer, exc)
+            logger.warning("refused a FOTA callback from %s: %s", peer, printable(exc))
             return _error(400, "malformed_callback", str(exc))
         if username is not None or password is not None:
             # Both configured comparisons always run: which one failed must not show in the timing.
@@ -232,16 +307,7 @@ def callback_router(
             if not (username_ok and password_ok):
                 logger.warning("refused a FOTA callback from %s: wrong username or password", peer)
                 return _error(401, "unauthorized", "wrong or missing username/password in the message")
-        if background:
-            return JSONResponse(
-                {"status": "accepted"}, status_code=202, background=BackgroundTask(run_handler, message)
-            )
-        try:
-            await handler(message)
-        except Exception:
-            logger.exception("the FOTA callback handler failed on a %s message", message.type)
-            return _error(500, "internal_error", "the callback could not be processed")
-        return JSONResponse({"status": "ok"})
+        return await deliver(message, body)
 
     router = APIRouter()
     router.add_api_route(
@@ -256,6 +322,7 @@ def callback_router(
             403: {"description": "The source address is not allowed"},
             413: {"description": "The body is too large"},
             500: {"description": "The handler failed"},
+            503: {"description": "The inbox could not store the message: retry later"},
         },
     )
     return router

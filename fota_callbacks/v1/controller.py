@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .._controllers import check_body
+from .._controllers import State, check_body, converge
 from .._errors import FotaV1ResultException
+from .._models import EnsureResult
 from .._pipeline import ApiResponse, ApiVersion, Endpoint, Pipeline
 from .._validation import check_account, check_callback_url, check_enum, check_optional_str
 from .models import (
@@ -25,7 +26,12 @@ REGISTER: Endpoint[FotaV1CallbackRegistrationResult] = Endpoint(
     V1, "register_callback", "POST", "callbacks/{account}", FotaV1CallbackRegistrationResult
 )
 DEREGISTER: Endpoint[FotaV1SuccessResult] = Endpoint(
-    V1, "deregister_callback", "DELETE", "callbacks/{account}/name/{service}", FotaV1SuccessResult
+    V1,
+    "deregister_callback",
+    "DELETE",
+    "callbacks/{account}/name/{service}",
+    FotaV1SuccessResult,
+    gone=lambda: FotaV1SuccessResult(success=True),
 )
 
 
@@ -88,3 +94,34 @@ class SoftwareManagementCallbacksV1Controller:
     ) -> FotaV1SuccessResult:
         """Remove the callback registered for `account` and `service`."""
         return (await self.with_raw_response.deregister_callback(account, service)).data
+
+    async def ensure_callback(
+        self, account: str, body: FotaV1CallbackRegistrationRequest, *, force: bool = False
+    ) -> EnsureResult:
+        """Make `account`'s callback for `body.name` the one in `body`, whatever other callers do meanwhile.
+
+        Registers when the service is not listed (`"registered"`) or is listed with another URL or username
+        (`"updated"`); leaves it alone otherwise (`"unchanged"`). The password is not listed back: `force=True`
+        registers regardless, without listing. Input checks and errors are those of `register_callback`.
+        """
+        raw = self.with_raw_response
+        account, checked = check_account(account), _check_registration(body)
+        service = check_enum(checked.name, CallbackService, "body.name").value
+        if force:
+            await raw.register_callback(account, checked)
+            return EnsureResult("registered", checked.url)
+
+        async def current() -> State:
+            listed = (await raw.list_registered_callbacks(account)).data
+            found = [entry for entry in listed if entry.name == service]
+            if not found:
+                return "none"
+            same = any(entry.url == checked.url and entry.username == checked.username for entry in found)
+            return "same" if same else "other"
+
+        async def register() -> object:
+            return await raw.register_callback(account, checked)
+
+        return await converge(
+            checked.url, current=current, register=register, update=register, refused=FotaV1ResultException
+        )

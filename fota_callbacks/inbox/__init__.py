@@ -1,0 +1,35 @@
+"""Receive callbacks durably: store each body before acknowledging it, handle it later, retry, keep dead letters.
+
+```python
+from fota_callbacks.inbox import SqliteInbox
+from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan
+
+inbox = SqliteInbox("fota-inbox.db")
+app = FastAPI(lifespan=fota_lifespan(inbox=inbox, handler=on_message))
+app.include_router(callback_router(inbox=inbox, username="listener", password="s3cret"))
+```
+
+`MemoryInbox` (tests), `SqliteInbox` (one machine, one file), `RedisInbox` (extra `redis`: Redis Streams with a
+consumer group, for many replicas; asyncio only). Each implements `Inbox`, and each takes these keyword options:
+`dedup_window=300` (seconds an identical body is stored once; 0: off), `retry_base=1.0` and `retry_max=300`
+(the backoff after a handler failure doubles from one to the other), `claim_idle=60` (seconds after which an
+entry held by a stopped worker is handled by another; not used by `MemoryInbox`), `poll_interval=0.5`
+(how often idle workers look for entries stored by other processes), `clock=time.time`.
+"""
+
+from ._base import Inbox, InboxEntry, InboxHandler, InboxOptions, InboxStats, InboxUnavailableError
+from .memory import MemoryInbox
+from .redis import RedisInbox
+from .sqlite import SqliteInbox
+
+__all__ = [
+    "Inbox",
+    "InboxEntry",
+    "InboxHandler",
+    "InboxOptions",
+    "InboxStats",
+    "InboxUnavailableError",
+    "MemoryInbox",
+    "RedisInbox",
+    "SqliteInbox",
+]

@@ -1,0 +1,129 @@
+"""Against the real thing: receivers under uvicorn in their own processes, killed with `kill -9` mid-work.
+
+Every message answered 2xx must be handled at least once after a restart (or by the surviving replica), and
+handled twice at most when it was in flight at the kill. The handler (tests/inbox_app.py) appends one line per
+handling to a file, so what was handled survives the kill too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from fota_callbacks.inbox import RedisInbox, SqliteInbox
+from tests.inbox_support import AppServer, RedisServer, app_servers, redis_server
+
+pytestmark = pytest.mark.anyio
+
+__all__ = ["app_servers", "redis_server"]  # fixtures, used below
+
+MESSAGES = 200
+WORKERS = 4
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the servers are processes; the test only sends requests and RedisInbox is asyncio-only
+
+
+def handled(record: Path) -> Counter[int]:
+    return Counter(int(line) for line in record.read_text().split())
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    with anyio.fail_after(30):
+        while not condition():  # noqa: ASYNC110 - the condition is a file other processes write
+            await anyio.sleep(0.02)
+
+
+class Sender:
+    """Plays ThingSpace: posts distinct messages and notes which ones were answered 2xx."""
+
+    def __init__(self) -> None:
+        self.acknowledged: set[int] = set()
+
+    async def send(self, numbers: Iterator[int], base_urls: list[str]) -> None:
+        async with httpx.AsyncClient(timeout=5) as http:
+            for n in numbers:
+                body = json.dumps({"type": "upgradeProgress", "accountName": "0000123456-00001", "n": n})
+                try:
+                    answer = await http.post(f"{base_urls[n % len(base_urls)]}/fota/callbacks", content=body)
+                except httpx.TransportError:
+                    continue  # the server was killed: not acknowledged, the sender will retry
+                if answer.is_success:
+                    self.acknowledged.add(n)
+
+    async def send_all(self, numbers: list[int], base_urls: list[str], concurrency: int = 8) -> None:
+        queue = iter(numbers)
+        async with anyio.create_task_group() as senders:
+            for _ in range(concurrency):
+                senders.start_soon(self.send, queue, base_urls)
+
+
+async def kill_mid_work(server: AppServer, record: Path, sender: Sender, base_urls: list[str]) -> None:
+    """Send every message while `server` handles them; `kill -9` it once a sixth were handled."""
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(sender.send_all, list(range(MESSAGES)), base_urls)
+        await wait_until(lambda: sum(handled(record).values()) >= MESSAGES // 6)
+        server.kill()
+    assert len(sender.acknowledged) >= MESSAGES // 6
+
+
+async def resend_and_check(server: AppServer, record: Path, sender: Sender) -> None:
+    """The sender retries what was not acknowledged, through `server`; every acknowledged message is handled,
+    and no more were handled twice than were in flight at the kill."""
+    await sender.send_all(sorted(set(range(MESSAGES)) - sender.acknowledged), [server.base_url])
+    assert sender.acknowledged == set(range(MESSAGES))
+    await wait_until(lambda: set(handled(record)) >= sender.acknowledged)
+    server.stop()
+    counts = handled(record)
+    duplicates = sum(counts.values()) - len(counts)
+    assert duplicates <= WORKERS, f"{duplicates} handled twice, but only {WORKERS} were in flight"
+
+
+async def test_sqlite_inbox_loses_nothing_acknowledged_when_the_receiver_is_killed(
+    app_servers: Callable[..., AppServer], tmp_path: Path
+) -> None:
+    database, record = tmp_path / "inbox.db", tmp_path / "handled.txt"
+    settings = {"inbox": f"sqlite:{database}", "record": str(record), "delay": "0.01", "workers": str(WORKERS)}
+    sender = Sender()
+    first = app_servers(**settings).ready()
+    await kill_mid_work(first, record, sender, [first.base_url])
+    handled_before_restart = handled(record)
+
+    # Restarted on the same file: what was in flight at the kill is handled again once its claim lapsed.
+    await resend_and_check(app_servers(**settings).ready(), record, sender)
+    assert sum(handled_before_restart.values()) < MESSAGES  # the kill really came mid-work
+    async with SqliteInbox(database) as inbox:
+        stats = await inbox.stats()
+    assert (stats.pending, stats.dead) == (0, 0)
+    assert stats.done >= MESSAGES
+
+
+async def test_redis_inbox_shared_by_two_receivers_loses_nothing_when_one_is_killed(
+    redis_server: RedisServer, app_servers: Callable[..., AppServer], tmp_path: Path
+) -> None:
+    record = tmp_path / "handled.txt"
+    settings = {
+        "inbox": f"redis:{redis_server.url}",
+        "stream": f"process-test:{tmp_path.name}",
+        "record": str(record),
+        "delay": "0.01",
+        "workers": str(WORKERS),
+    }
+    doomed, survivor = app_servers(**settings), app_servers(**settings)
+    doomed.ready(), survivor.ready()
+    sender = Sender()
+    await kill_mid_work(doomed, record, sender, [doomed.base_url, survivor.base_url])
+    # What the killed replica had claimed is taken over by the survivor after claim_idle (1 s here).
+    await resend_and_check(survivor, record, sender)
+    async with RedisInbox(redis_server.url, stream=settings["stream"]) as inbox:
+        stats = await inbox.stats()
+    assert (stats.pending, stats.dead) == (0, 0)
+    assert stats.done >= MESSAGES

@@ -1,0 +1,130 @@
+"""What only one store does: SQLite's shared commits and read-only files, Redis going away and refusing trio."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+from pathlib import Path
+
+import anyio
+import pytest
+
+from fota_callbacks.inbox import InboxUnavailableError, RedisInbox, SqliteInbox
+from tests.inbox_support import RedisServer, redis_server, stats_reach
+
+pytestmark = pytest.mark.anyio
+
+__all__ = ["redis_server"]  # a fixture, used below
+
+
+def message(n: int) -> bytes:
+    return json.dumps({"type": "upgradeProgress", "n": n}).encode()
+
+
+# --- SQLite ---------------------------------------------------------------------------------------------------------
+
+
+async def test_sqlite_puts_arriving_together_each_get_their_own_answer(tmp_path: Path) -> None:
+    # Concurrent puts share one transaction; duplicates among them must still be told apart.
+    answers: dict[int, bool] = {}
+    async with SqliteInbox(tmp_path / "inbox.db") as inbox:
+
+        async def put(n: int) -> None:
+            answers[n] = await inbox.put(message(n % 150))
+
+        async with anyio.create_task_group() as tasks:
+            for n in range(300):
+                tasks.start_soon(put, n)
+    assert all(answers[n] != answers[n + 150] for n in range(150))  # exactly one of each pair was stored
+    async with SqliteInbox(tmp_path / "inbox.db") as reopened:
+        assert (await reopened.stats()).pending == 150
+
+
+async def test_sqlite_a_read_only_file_refuses_puts_and_keeps_what_it_has(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    async with SqliteInbox(path) as inbox:
+        await inbox.put(message(1))
+    os.chmod(path, stat.S_IRUSR | stat.S_IRGRP)  # even root, who could write it, is refused: the file says so
+    try:
+        async with SqliteInbox(path) as read_only:
+            with pytest.raises(InboxUnavailableError, match=r"inbox\.db failed: attempt to write a readonly"):
+                await read_only.put(message(2))
+            assert (await read_only.stats()).pending == 1
+    finally:
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    async with SqliteInbox(path) as writable:
+        assert await writable.put(message(2)) is True
+        assert (await writable.stats()).pending == 2
+
+
+async def test_sqlite_a_closed_inbox_says_so(tmp_path: Path) -> None:
+    inbox = SqliteInbox(tmp_path / "inbox.db")
+    await inbox.put(message(1))
+    await inbox.aclose()
+    with pytest.raises(InboxUnavailableError, match="is closed"):
+        await inbox.put(message(2))
+
+
+# --- Redis ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_redis_inbox_on_trio_says_it_needs_asyncio(redis_server: RedisServer) -> None:
+    inbox = RedisInbox(redis_server.url, stream="trio-refused")
+    with pytest.raises(RuntimeError, match="RedisInbox runs on asyncio only"):
+        await inbox.put(message(1))
+    with pytest.raises(RuntimeError, match="asyncio only"):
+        await inbox.run(lambda message: anyio.sleep(1))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_redis_that_went_away_refuses_puts_and_keeps_what_it_acknowledged(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    try:
+        async with RedisInbox(server.url, stream="outage", socket_timeout=2) as inbox:
+            assert [await inbox.put(message(n)) for n in range(5)] == [True] * 5
+            server.stop(signal.SIGKILL)  # appendfsync always: what was acknowledged is on disk
+            with pytest.raises(InboxUnavailableError, match="the Redis inbox 'outage' failed: ConnectionError"):
+                await inbox.put(message(5))
+            server.start()  # same port, same directory
+            assert await inbox.put(message(5)) is True
+            assert await inbox.put(message(0)) is False  # the dedup keys survived too
+            assert (await inbox.stats()).pending == 6
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_redis_a_closed_inbox_says_so(redis_server: RedisServer) -> None:
+    inbox = RedisInbox(redis_server.url, stream="closed")
+    await inbox.aclose()
+    with pytest.raises(InboxUnavailableError, match="is closed"):
+        await inbox.put(message(2))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_redis_a_closed_worker_leaves_the_consumer_group(redis_server: RedisServer) -> None:
+    import redis.asyncio
+
+    observer = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        async with RedisInbox(redis_server.url, stream="leaving", poll_interval=0.01) as inbox:
+            await inbox.put(message(1))
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(inbox.run, lambda message: anyio.sleep(0.01))
+                await stats_reach(inbox, done=1)
+                tasks.cancel_scope.cancel()
+            [consumer] = await observer.xinfo_consumers("leaving", "fota-callbacks")
+            assert consumer["name"].decode() == inbox.consumer
+        assert await observer.xinfo_consumers("leaving", "fota-callbacks") == []
+    finally:
+        await observer.aclose()
+
+
+def test_redis_inbox_refuses_bad_arguments(redis_server: RedisServer) -> None:
+    with pytest.raises(ValueError, match="stream"):
+        RedisInbox(redis_server.url, stream="")
+    with pytest.raises(ValueError, match="url"):
+        RedisInbox("http://not-redis")
