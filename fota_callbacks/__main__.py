@@ -1,3 +1,5 @@
+"""`python -m fota_callbacks`: the `fota-callbacks` command line."""
+
 import sys
 
 from .cli import main

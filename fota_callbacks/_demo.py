@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 from ._controllers import UrlCallbacksController
 from ._models import CallbackUrl, CallbackUrlRequest, SuccessResult
+from ._pipeline import Middleware
 from .testing import FakeThingSpace
 from .v1.models import CallbackService, FotaV1CallbackRegistrationRequest
 from .v2.models import FotaV2CallbackRegistrationRequest
@@ -35,10 +37,11 @@ async def _url_lifecycle(
     print(f"  list                -> {(await controller.list_registered_callbacks(ACCOUNT)).url}")
 
 
-async def run_demo() -> int:
+async def run_demo(middleware: Sequence[Middleware] = ()) -> int:
+    """Print the lifecycle of a callback registration on each version, against an in-process fake."""
     fake = FakeThingSpace()
     print(f"FakeThingSpace in-process; account {ACCOUNT}\n")
-    async with fake.client() as client:
+    async with fake.client(middleware=middleware) as client:
         print("V1")
         body = FotaV1CallbackRegistrationRequest(
             name=CallbackService.FOTA,

@@ -201,3 +201,21 @@ def test_json_output_of_a_real_process(env: dict[str, str]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"url": "https://p.example.com"}
+
+
+@pytest.mark.parametrize("arguments", [("demo", "-v"), ("-v", "demo")], ids=["after", "before"])
+def test_demo_verbose_shows_each_attempt(arguments: tuple[str, str]) -> None:
+    demo = subprocess.run(
+        [sys.executable, "-m", "fota_callbacks", *arguments],
+        capture_output=True,
+        text=True,
+        env={key: value for key, value in os.environ.items() if not key.startswith("THINGSPACE_")},
+        timeout=60,
+    )
+    assert demo.returncode == 0, demo.stderr
+    attempts = demo.stderr.splitlines()
+    assert attempts[0] == "fota-callbacks: POST /api/ts/v1/oauth2/token on thingspace.fake.invalid -> 200 (attempt 1)"
+    assert (
+        "fota-callbacks: GET /api/fota/v3/callbacks/0000123456-00001 on thingspace.fake.invalid -> 200 (attempt 1)"
+        in attempts
+    )

@@ -1,0 +1,325 @@
+"""What every `fota-callbacks` command shares: errors and their exit codes, output, `-v`, the "still waiting"
+notice, option types, and serving an ASGI app in the foreground on a socket bound here."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import anyio
+
+from .. import _errors as errors
+from .._pipeline import SendNext
+from ..transport.base import Request, Response
+
+# Exit codes (the module docstring of fota_callbacks.cli lists them).
+OK, REFUSED, USAGE, CREDENTIALS, NO_RESPONSE, BAD_BODY, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+
+WAIT_NOTICE_AFTER = 3.0
+"""Seconds without an answer before the CLI says on stderr what it is waiting for (then every 10 s)."""
+
+_PROG = "fota-callbacks"
+
+
+class CliError(Exception):
+    """Ends the command with one error line (`message`, naming `host` when there is one) and `code`."""
+
+    def __init__(self, code: int, message: str, *, host: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.host = host
+
+
+class Output:
+    """Where a command writes: results on stdout, errors and progress on stderr; `--json` makes both JSON.
+    Every line is flushed at once, since users pipe the output."""
+
+    def __init__(self, *, json_errors: bool = False) -> None:
+        self.json_errors = json_errors
+        self.on_closed: Callable[[], None] | None = None
+        """Called once when stdout's reader went away (`listen | head -1`): a server then stops."""
+
+    def line(self, text: str) -> None:
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            # Nothing more can be shown: later writes go nowhere, and a server is asked to stop quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if self.on_closed is not None:
+                self.on_closed()
+                self.on_closed = None
+
+    def note(self, text: str) -> None:
+        print(f"{_PROG}: {text}", file=sys.stderr, flush=True)
+
+    def log(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def error(self, code: int, message: str, host: str | None = None) -> int:
+        if host and host not in message:
+            message = f"{message} (host {host})"
+        if self.json_errors:
+            data = {"error": message, "exit_code": code, **({"host": host} if host else {})}
+            print(json.dumps(data), file=sys.stderr, flush=True)
+        else:
+            print(f"{_PROG}: error: {message}", file=sys.stderr, flush=True)
+        return code
+
+
+def escape(text: str) -> str:
+    """`text` from a remote party, safe on one terminal line: control and non-printable characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def host_of(url: str) -> str:
+    """The host[:port] of `url`, without any user:password@."""
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
+def clock() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+# --- option types -------------------------------------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line (and JSON with `--json`), exit status 2."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        Output(json_errors=self.json_errors).error(USAGE, f"{message} (see {self.prog} --help)")
+        sys.exit(USAGE)
+
+
+def _number(read: Callable[[str], Any], fits: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    """An argparse type: `read` the text, then check that it `fits`, else "expected ..., got ..."."""
+
+    def convert(value: str) -> Any:
+        try:
+            number = read(value)
+        except ValueError:
+            number = None
+        if number is None or not fits(number):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
+        return number
+
+    return convert
+
+
+port = _number(int, lambda n: 0 <= n <= 65535, "a port number 0-65535 (0 picks a free one)")
+positive_seconds = _number(float, lambda n: 0 < n < float("inf"), "a positive number of seconds")
+retries = _number(int, lambda n: n >= 0, "a whole number >= 0")
+
+
+def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=port, default=default_port, help=f"port (default {default_port}; 0 picks a free one)"
+    )
+
+
+def add_verbose(parser: argparse.ArgumentParser, what: str = "each HTTP attempt and retry") -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help=f"show {what} on stderr")
+
+
+# --- -v and "still waiting" ---------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Follows a client's requests (as middleware) and its retries (from the `fota_callbacks` logger), for `-v`
+    and for the notice shown when an answer is slow to come."""
+
+    def __init__(self, output: Output, *, verbose: bool) -> None:
+        self.output = output
+        self.verbose = verbose
+        self.host: str | None = None
+        self.waiting_for: str | None = None
+        self.since = time.monotonic()
+
+    def waiting(self, what: str | None) -> None:
+        self.waiting_for = what
+        self.since = time.monotonic()
+
+    async def middleware(self, request: Request, call_next: SendNext) -> Response:
+        self.host = host_of(request.url)
+        self.waiting(f"an answer to {request.method} {urlsplit(request.url).path} from {self.host}")
+        try:
+            return await call_next(request)
+        finally:
+            self.waiting(None)
+
+    def describe(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = record.__dict__
+        if "method" not in fields:
+            return escape(record.getMessage())
+        request = f"{fields['method']} {escape(str(fields['path']))}"
+        where = f"{request} on {self.host}" if self.host else request
+        if "delay" in fields:  # a retry
+            delay, reason = float(fields["delay"]), escape(str(fields["reason"]))
+            self.waiting(f"{delay:.1f} s before retrying {request} ({reason})")
+            return f"{where} failed ({reason}); retry {fields['attempt']} in {delay:.2f} s"
+        outcome = fields["status_code"] if fields["status_code"] is not None else fields.get("error")
+        request_id = f", request id {escape(fields['request_id'])}" if fields.get("request_id") else ""
+        return f"{where} -> {escape(str(outcome))} (attempt {fields['attempt']}{request_id})"
+
+    @contextlib.contextmanager
+    def logging(self) -> Any:
+        handler = _Handler(self)
+        logger = logging.getLogger("fota_callbacks")
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if self.verbose else logging.INFO)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+class _Handler(logging.Handler):
+    def __init__(self, progress: Progress) -> None:
+        super().__init__(logging.DEBUG)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.progress.describe(record)  # also notes a retry's delay for the waiting notice
+        if self.progress.verbose:
+            self.progress.output.note(text)
+
+
+@contextlib.asynccontextmanager
+async def waiting_notice(progress: Progress, first: float = WAIT_NOTICE_AFTER) -> AsyncIterator[None]:
+    """While the block runs, say on stderr what it waits for when that lasts `first` seconds (then every 10 s)."""
+
+    async def watch() -> None:
+        current: tuple[str, float] | None = None  # the wait being timed: what, since when
+        notice_at = first
+        while True:
+            await anyio.sleep(0.25)
+            what, since = progress.waiting_for, progress.since
+            if what is None:
+                continue
+            if current != (what, since):
+                current, notice_at = (what, since), first
+            waited = time.monotonic() - since
+            if waited >= notice_at:
+                progress.output.note(f"still waiting for {what} ({waited:.0f} s so far; Ctrl-C to give up)")
+                notice_at += 10.0
+
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch)
+        try:
+            yield
+        except Exception as exc:  # raised below as it is, not inside the task group's ExceptionGroup
+            failure = exc
+        finally:
+            tasks.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+
+
+# --- serving ------------------------------------------------------------------------------------------------------
+
+
+def need(module: str, extra: str, command: str) -> Any:
+    """Import an optional dependency, or end with a one-line error naming the extra to install."""
+    try:
+        return __import__(module)
+    except ImportError:
+        raise CliError(USAGE, f"{command} needs {module}: pip install 'fota-callbacks[{extra}]'") from None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (port 0: a free one), or a one-line `CliError` (exit 2)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CliError(USAGE, f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = "address already in use" if exc.errno == 98 else (exc.strerror or str(exc))
+        raise CliError(USAGE, f"cannot listen on {host}:{port}: {reason}") from None
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, bound = sock.getsockname()[:2]
+    return f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+
+
+def serve_forever(app: Any, sock: socket.socket, output: Output, *, verbose: bool) -> None:
+    """Run `app` under uvicorn on `sock` until Ctrl-C (KeyboardInterrupt), SIGTERM, or stdout is closed."""
+    uvicorn = need("uvicorn", "server", "this command")
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level="info" if verbose else "warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    server = uvicorn.Server(config)
+    output.on_closed = lambda: setattr(server, "should_exit", True)
+    with sock:
+        server.run(sockets=[sock])
+
+
+def api_error_code(exc: errors.FotaError) -> int:
+    """The exit code for an SDK error."""
+    if isinstance(exc, errors.MissingCredentialsError):
+        return CREDENTIALS
+    if isinstance(exc, errors.InvalidArgumentError):
+        return USAGE
+    if isinstance(exc, errors.ApiConnectionError):
+        return NO_RESPONSE
+    if isinstance(exc, errors.ResponseValidationError):
+        return BAD_BODY
+    return REFUSED
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending its whole request."""
+
+
+async def read_body(receive: Any, limit: int) -> bytes | None:
+    """An ASGI request's body, or None when it exceeds `limit` bytes."""
+    chunks = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunks += message.get("body", b"")
+        if len(chunks) > limit:
+            return None
+        if not message.get("more_body", False):
+            return bytes(chunks)
+
+
+async def respond_json(send: Any, status: int, data: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps(data).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
