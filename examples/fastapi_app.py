@@ -7,12 +7,16 @@ tell ThingSpace's callbacks from anyone else's POST. Every accepted body goes to
 was answered is not lost by a failing handler, a restart or a killed process.
 
 Install (from a clone): `pip install -e '.[fastapi,server]'` (FastAPI, and uvicorn to serve it). Against the
-local fake, in three shells:
+local fake, from the root of the clone, in three shells:
 
-    fota-callbacks fake-server --port 8080     # prints the THINGSPACE_* variables to export
-    export FOTA_LISTENER_USERNAME=listener FOTA_LISTENER_PASSWORD='a long random secret'  # + those variables
+    # 1: the fake ThingSpace; it prints the THINGSPACE_* lines to export (it accepts any credentials)
+    fota-callbacks fake-server --port 8080
+    # 2: this app, with those lines exported and its own credentials; at startup it registers
+    #    http://127.0.0.1:8000/fota/callbacks (V1) with the fake
+    export FOTA_LISTENER_USERNAME=listener FOTA_LISTENER_PASSWORD='a long random secret'
     uvicorn examples.fastapi_app:app --port 8000
-    fota-callbacks trigger upgradeProgress --account 0000123456-00001 --version 1
+    # 3: the fake POSTs an upgradeProgress message to the registered URL; the app logs it
+    fota-callbacks trigger upgradeProgress --account 0000123456-00001 --base-url http://127.0.0.1:8080
 
 Settings (environment variables):
 - `FOTA_LISTENER_USERNAME`, `FOTA_LISTENER_PASSWORD`: the credentials ThingSpace echoes; required. Without them

@@ -149,6 +149,19 @@ def test_the_example_app_registers_itself_and_accepts_only_its_credentials(fake_
             _wait_for_line(log, f"upgradeProgress message for account {ACCOUNT}")
 
             assert http.get("/registration").json() == {"account": ACCOUNT, "urls": [listener_url]}
+
+        # The newcomer's loop: the fake delivers to the URL registered at startup, echoing its credentials.
+        trigger = subprocess.run(
+            [sys.executable, "-m", "fota_callbacks", "trigger", "upgradeFinished", "--account", ACCOUNT],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert trigger.returncode == 0, trigger.stdout + trigger.stderr
+        assert "listener answered 200" in trigger.stdout
+        _wait_for_line(log, f"upgradeFinished message for account {ACCOUNT}")
     finally:
         _stop(app)
     assert PASSWORD not in log.read_text()
