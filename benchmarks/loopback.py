@@ -118,12 +118,12 @@ def make_http_client(concurrency: int, module: ModuleType = httpx) -> Any:
 
 def make_aiohttp_session(concurrency: int) -> Any:
     """The aiohttp equivalent (inside the running loop): a connector of at most C connections, kept alive,
-    no cookies, the read/connect timeouts `AiohttpTransport` itself would set."""
+    no cookies, the whole-exchange timeout `AiohttpTransport` itself sets."""
     import aiohttp
 
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=KEEPALIVE_EXPIRY),
-        timeout=aiohttp.ClientTimeout(total=None, connect=30.0, sock_read=30.0),
+        timeout=aiohttp.ClientTimeout(total=30.0),
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
     )
@@ -328,17 +328,18 @@ def session_pool_size(session: Any) -> int | None:
 
 
 def make_pair(transport: str, base_url: str, concurrency: int) -> tuple[Driver, Driver]:
-    """(SDK driver, raw driver) on `transport`, each with its own identically configured client."""
-    if transport == "httpx":
-        return SdkDriver(base_url, make_http_client(concurrency)), RawDriver(base_url, make_http_client(concurrency))
-    if transport == "httpx2":
-        import httpx2
+    """(SDK driver, raw driver) on `transport`, each with its own identically configured client. The SDK's
+    httpx-family transports own their pool, as by default (they then skip the client layer); `client` is the
+    client on that pool, used to fill it."""
+    if transport in ("httpx", "httpx2"):
+        module: ModuleType = httpx
+        sdk_transport: Any = fota.HttpxTransport
+        if transport == "httpx2":
+            import httpx2
 
-        http = make_http_client(concurrency, httpx2)
-        return (
-            SdkDriver(base_url, http, fota.Httpx2Transport(http)),
-            RawDriver(base_url, make_http_client(concurrency, httpx2)),
-        )
+            module, sdk_transport = httpx2, fota.Httpx2Transport
+        owned = sdk_transport(max_connections=concurrency, keepalive_expiry=KEEPALIVE_EXPIRY)
+        return SdkDriver(base_url, owned.client, owned), RawDriver(base_url, make_http_client(concurrency, module))
     if transport == "aiohttp":
         return (
             AiohttpSdkDriver(base_url, make_aiohttp_session(concurrency)),

@@ -37,3 +37,12 @@ ENSURE_ROUNDS = 4
 
 PATH_SEGMENT_CACHE = 1024
 """Percent-encoded path segments (account identifiers) remembered, so a busy account is encoded once."""
+
+MAX_CONNECTIONS = 100
+"""Connections the bundled network transports keep open to ThingSpace at most (their pool size)."""
+KEEPALIVE_EXPIRY = 5.0
+"""Seconds an idle pooled connection is kept before the bundled network transports close it."""
+ACCEPT_ENCODING = "gzip, deflate"
+"""The codings the bundled network transports ask for: exactly those they decode within `max_response_bytes`."""
+MAX_REQUEST_BODY_BYTES = 1024 * 1024
+"""Callback and fake-server request bodies longer than this are refused (413) unless configured otherwise."""

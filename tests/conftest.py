@@ -4,7 +4,8 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from tests.scripted_server import ScriptedServer, run_scripted_server
+from fota_callbacks.testing import ScriptedTransport
+from tests.harness import Scripted, Switchboard, run_switchboard
 from tests.stress import figures
 from tests.stress.scale import MODE
 from tests.stress.sentinels import GUARD
@@ -22,16 +23,45 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
 
 
 @pytest.fixture(scope="session")
-def _scripted_server() -> Iterator[ScriptedServer]:
-    yield from run_scripted_server()
+def _switchboard() -> Iterator[tuple[Switchboard, str]]:
+    yield from run_switchboard()
 
 
 @pytest.fixture
-def scripted_server(_scripted_server: ScriptedServer) -> Iterator[ScriptedServer]:
-    """A real HTTP server on 127.0.0.1 that answers what the test scripts (see tests/scripted_server.py)."""
-    _scripted_server.reset()
-    yield _scripted_server
-    _scripted_server.reset()
+def served_script(_switchboard: tuple[Switchboard, str]) -> Scripted:
+    """A fresh `ScriptedTransport` served over real HTTP on 127.0.0.1 (see tests/harness.py)."""
+    board, base_url = _switchboard
+    served = Scripted("http", ScriptedTransport(), base_url)
+    board.app = served.script.asgi_app
+    return served
+
+
+@pytest.fixture(params=["memory", "http"])
+def scripted(request: pytest.FixtureRequest) -> Scripted:
+    """A fresh `ScriptedTransport`, reached in-process and (a second run of the test) over real HTTP."""
+    if request.param == "http":
+        served: Scripted = request.getfixturevalue("served_script")
+        return served
+    return Scripted("memory")
+
+
+ENV_NAMES = (
+    "THINGSPACE_CLIENT_ID",
+    "THINGSPACE_CLIENT_SECRET",
+    "THINGSPACE_M2M_TOKEN",
+    "THINGSPACE_USERNAME",
+    "THINGSPACE_PASSWORD",
+    "THINGSPACE_BASE_URL",
+)
+"""Every environment variable the client reads."""
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No `THINGSPACE_*` variable set for the test (whatever the shell running pytest exports)."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
 
 
 # --- no secret in any log record or captured output (tests/stress/sentinels.py, tests/test_secrets.py) ----------

@@ -5,70 +5,46 @@ busy after many cancelled calls."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import anyio
 import httpx
 import pytest
 
 import fota_callbacks as fota
-from tests.auth_server import (
-    ACCOUNT,
-    API_PATH,
-    CALLBACK_URL,
-    TOKEN_PATH,
-    FakeAuthServer,
-    HandlerApp,
-    Harness,
-    RecordingSleep,
-    json_response,
-    ok,
-    run_handler_app,
-    token_response,
-    wait_until,
-)
-from tests.scripted_server import Hang, ScriptedServer, Slow
+from fota_callbacks.testing import FakeThingSpace, Fault, serve
+from tests.harness import ACCOUNT, TOKEN_PATH, V2_PATH, RecordingSleep, Scripted, json_response, wait_until
 
 pytestmark = pytest.mark.anyio
 
+CALLBACK_URL = "https://example.com/callback"
+LISTING = {"url": CALLBACK_URL}
 SUMMARY = fota.CallbackSummary(url=CALLBACK_URL)
-
-
-@pytest.fixture(params=["memory", "http"])
-def harness(request: pytest.FixtureRequest) -> Harness:
-    if request.param == "http":
-        server: ScriptedServer = request.getfixturevalue("scripted_server")
-        return Harness("http", server)
-    return Harness("memory")
-
-
-@pytest.fixture(scope="module")
-def _handler_app() -> Iterator[HandlerApp]:
-    yield from run_handler_app()
 
 
 async def list_once(client: fota.FotaCallbacksClient) -> fota.CallbackSummary:
     return await client.v2.list_registered_callbacks(ACCOUNT)
 
 
-async def test_cancelled_mid_send_with_move_on_after(harness: Harness) -> None:
-    harness.script(Hang(), ok())
+async def test_cancelled_mid_send_with_move_on_after(scripted: Scripted) -> None:
+    scripted.script.hang()
+    scripted.script.respond(json=LISTING)
     sleep = RecordingSleep()
-    async with harness.client(sleep=sleep) as client:
+    async with scripted.client(sleep=sleep) as client:
         started = time.monotonic()
         with anyio.move_on_after(0.2) as scope:
             await list_once(client)
         assert scope.cancelled_caught
         assert time.monotonic() - started < 1.5
-        assert harness.attempts == 1  # the cancelled call was not retried
+        assert scripted.attempts == 1  # the cancelled call was not retried
         assert sleep.delays == []
 
         assert await list_once(client) == SUMMARY
-    assert harness.attempts == 2
+    assert scripted.attempts == 2
 
 
-async def test_cancelled_mid_send_by_its_task_group(harness: Harness) -> None:
-    harness.script(Hang(), ok())
+async def test_cancelled_mid_send_by_its_task_group(scripted: Scripted) -> None:
+    scripted.script.hang()
+    scripted.script.respond(json=LISTING)
     outcome: list[str] = []
 
     async def call(client: fota.FotaCallbacksClient) -> None:
@@ -79,13 +55,13 @@ async def test_cancelled_mid_send_by_its_task_group(harness: Harness) -> None:
             raise
         outcome.append("returned")
 
-    async with harness.client(sleep=RecordingSleep()) as client:
+    async with scripted.client(sleep=RecordingSleep()) as client:
         async with anyio.create_task_group() as tg:
             tg.start_soon(call, client)
-            await wait_until(lambda: harness.attempts == 1)  # the request is on the wire (or in the handler)
+            await wait_until(lambda: scripted.attempts == 1)  # the request is on the wire (or in the handler)
             tg.cancel_scope.cancel()
         assert outcome == ["cancelled"]
-        assert harness.attempts == 1
+        assert scripted.attempts == 1
 
         assert await list_once(client) == SUMMARY
 
@@ -97,7 +73,7 @@ async def test_cancelled_during_a_slow_in_memory_handler() -> None:
         calls.append(request)
         if len(calls) == 1:
             await anyio.sleep(10)
-        return ok()
+        return json_response(200, LISTING)
 
     async with fota.FotaCallbacksClient(
         access_token="t", m2m_token="m", transport=fota.InMemoryTransport(slow), timeout=None
@@ -108,129 +84,126 @@ async def test_cancelled_during_a_slow_in_memory_handler() -> None:
         assert await list_once(client) == SUMMARY
 
 
-async def test_cancelled_mid_backoff(harness: Harness) -> None:
+async def test_cancelled_mid_backoff(scripted: Scripted) -> None:
     """The real anyio.sleep: the call is cancelled while it waits 1 s before its retry."""
-    harness.script(json_response(503, {}), ok())
+    scripted.script.respond(503, json={})
+    scripted.script.respond(json=LISTING)
     policy = fota.RetryPolicy(initial_delay=1.0, jitter=0)
-    async with harness.client(retry_policy=policy) as client:
+    async with scripted.client(retry_policy=policy) as client:
         started = time.monotonic()
         with anyio.move_on_after(0.2) as scope:
             await list_once(client)
         assert scope.cancelled_caught
         assert time.monotonic() - started < 0.9
-        assert harness.attempts == 1  # the retry was never sent
+        assert scripted.attempts == 1  # the retry was never sent
 
         assert await list_once(client) == SUMMARY  # answered by the step the retry would have had
-    assert harness.attempts == 2
+    assert scripted.attempts == 2
 
 
-async def test_cancelled_mid_token_refresh(harness: Harness) -> None:
-    harness.script(Hang(), token_response("t2"), ok())
-    async with harness.client(client_id="id", client_secret="secret", sleep=RecordingSleep()) as client:
+async def test_cancelled_mid_token_refresh(scripted: Scripted) -> None:
+    scripted.script.hang()
+    scripted.script.respond(json={"access_token": "t2", "token_type": "Bearer", "expires_in": 3600})
+    scripted.script.respond(json=LISTING)
+    async with scripted.client(client_id="id", client_secret="secret", sleep=RecordingSleep()) as client:
         with anyio.move_on_after(0.2) as scope:
             await list_once(client)
         assert scope.cancelled_caught
-        assert harness.paths() == [TOKEN_PATH]
+        assert scripted.paths() == [TOKEN_PATH]
 
         assert await list_once(client) == SUMMARY  # a new token request: the cancelled one is not cached
-    assert harness.paths() == [TOKEN_PATH, TOKEN_PATH, API_PATH]
-    assert harness.header(2, "authorization") == "Bearer t2"
+    assert scripted.paths() == [TOKEN_PATH, TOKEN_PATH, V2_PATH]
+    assert scripted.header(2, "authorization") == "Bearer t2"
+
+
+def counts(fake: FakeThingSpace) -> tuple[int, int, int]:
+    """How many token, login and API requests the fake received."""
+    token, login = fake.requests_for(operation="token"), fake.requests_for(operation="login")
+    return len(token), len(login), len(fake.requests_for(version="v2"))
 
 
 async def test_cancelled_mid_login() -> None:
-    server = FakeAuthServer()
-    server.login_answers.append(Hang())
-    async with fota.FotaCallbacksClient(
-        client_id="my-client",
-        client_secret="my-secret",
-        username="my-user",
-        password="my-password",
-        transport=fota.InMemoryTransport(server),
-    ) as client:
+    fake = FakeThingSpace()
+    fake.inject(Fault.delay(3600), operation="login")  # no answer until the caller gives up
+    fake.seed(ACCOUNT, v2=CALLBACK_URL)
+    async with fake.client() as client:
         with anyio.move_on_after(0.1) as scope:
             await list_once(client)
         assert scope.cancelled_caught
-        assert (len(server.token_requests), len(server.login_requests), len(server.api_requests)) == (1, 1, 0)
+        assert counts(fake) == (1, 1, 0)
 
         assert await list_once(client) == SUMMARY
-    assert (len(server.token_requests), len(server.login_requests), len(server.api_requests)) == (1, 2, 1)
+    assert counts(fake) == (1, 2, 1)
 
 
 @pytest.mark.parametrize("kind", ["memory", "http"])
-async def test_waiters_survive_the_cancellation_of_the_task_fetching_the_token(
-    kind: str, request: pytest.FixtureRequest
-) -> None:
+async def test_waiters_survive_the_cancellation_of_the_task_fetching_the_token(kind: str) -> None:
     """The task running the token request is cancelled; the calls waiting for its token are not: one of them
     requests a new token, and all of them succeed with it."""
-    server = FakeAuthServer()
-    # Slow rather than Hang: the leader gives up after 0.2 s, and the server is not left with a task to cancel.
-    server.token_answers.append(Slow(0.6, token_response("too-late")))
-    if kind == "http":
-        app: HandlerApp = request.getfixturevalue("_handler_app")
-        app.handler = server
-        client = fota.FotaCallbacksClient(
-            client_id="my-client",
-            client_secret="my-secret",
-            m2m_token="static-session",
-            base_url=app.base_url,
-            transport=fota.HttpxTransport(verify=False),
-        )
-    else:
-        client = fota.FotaCallbacksClient(
-            client_id="my-client",
-            client_secret="my-secret",
-            m2m_token="static-session",
-            transport=fota.InMemoryTransport(server),
-        )
-    server.valid_sessions.add("static-session")
+    fake = FakeThingSpace()
+    fake.seed(ACCOUNT, v2=CALLBACK_URL)
+    _, session = fake.issue_tokens()
+    # A slow answer rather than none: the leader gives up after 0.2 s, and the server is not left with a task
+    # to cancel.
+    fake.inject(Fault.delay(0.6), operation="token")
     results: list[fota.CallbackSummary] = []
 
-    async def leader() -> None:
+    async def leader(client: fota.FotaCallbacksClient) -> None:
         with anyio.move_on_after(0.2):
             await list_once(client)
 
-    async def waiter() -> None:
-        await wait_until(lambda: len(server.token_requests) == 1)
+    async def waiter(client: fota.FotaCallbacksClient) -> None:
+        await wait_until(lambda: counts(fake)[0] == 1)
         results.append(await list_once(client))
 
-    async with client, anyio.create_task_group() as tg:
-        tg.start_soon(leader)
-        for _ in range(20):
-            tg.start_soon(waiter)
+    async def run(client: fota.FotaCallbacksClient) -> None:
+        async with client, anyio.create_task_group() as tg:
+            tg.start_soon(leader, client)
+            for _ in range(20):
+                tg.start_soon(waiter, client)
+
+    if kind == "http":
+        with serve(fake) as base_url:
+            await run(fake.client(m2m_token=session, base_url=base_url, transport=fota.HttpxTransport(verify=False)))
+    else:
+        await run(fake.client(m2m_token=session))
     assert results == [SUMMARY] * 20
-    assert len(server.token_requests) == 2
-    assert len(server.api_requests) == 20
+    assert counts(fake) == (2, 0, 20)
+    # every call used the token of the second request, none the one that came too late
+    assert len({request.headers["authorization"] for request in fake.requests_for(version="v2")}) == 1
 
 
-async def test_cancelled_calls_leave_no_busy_connection_in_the_httpx_pool(scripted_server: ScriptedServer) -> None:
-    scripted_server.default = Hang()
+async def test_cancelled_calls_leave_no_busy_connection_in_the_httpx_pool(served_script: Scripted) -> None:
+    script = served_script.script
+    script.hang(times=50)
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=50), verify=False) as http:
         client = fota.FotaCallbacksClient(
-            access_token="t", m2m_token="m", base_url=scripted_server.base_url, transport=fota.HttpxTransport(http)
+            access_token="t", m2m_token="m", base_url=served_script.base_url, transport=fota.HttpxTransport(http)
         )
         async with anyio.create_task_group() as tg:
             for _ in range(200):
                 tg.start_soon(list_once, client)
             # 50 requests hang on the server, 150 wait for a connection from the pool: cancel them all.
-            await wait_until(lambda: len(scripted_server.received) >= 50)
+            await wait_until(lambda: served_script.attempts >= 50)
             tg.cancel_scope.cancel()
-        assert len(scripted_server.received) == 50
+        assert served_script.attempts == 50
 
         pool = http._transport._pool  # type: ignore[attr-defined]  # httpx/httpcore internals
         busy = [conn for conn in pool.connections if not (conn.is_idle() or conn.is_closed())]
         assert busy == []
 
-        scripted_server.default = ok()
+        script.respond(json=LISTING)
         assert await list_once(client) == SUMMARY
         await client.aclose()
         assert not http.is_closed  # a client you pass is yours to close
 
 
-async def test_cancelled_slow_response_is_not_retried_and_not_delivered_later(harness: Harness) -> None:
+async def test_cancelled_slow_response_is_not_retried_and_not_delivered_later(scripted: Scripted) -> None:
     """A response that arrives after its call was cancelled is never handed to another call."""
-    harness.script(Slow(0.4, json_response(200, {"url": "https://example.com/late"})), ok())
-    async with harness.client(sleep=RecordingSleep()) as client:
+    scripted.script.respond(json={"url": "https://example.com/late"}, delay=0.4)
+    scripted.script.respond(json=LISTING)
+    async with scripted.client(sleep=RecordingSleep()) as client:
         with anyio.move_on_after(0.1):
             await list_once(client)
         assert await list_once(client) == SUMMARY
-    assert harness.attempts == 2
+    assert scripted.attempts == 2

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.cli_process import ACCOUNT, clean_env, cli, fake_server, free_port, listener, running
-from tests.scripted_server import Hang, ScriptedServer
+from tests.harness import Scripted
 
 CALLBACK_PASSWORD = "cb-password-never-printed"
 PUBLIC_URL = "https://listener.example.com/fota"
@@ -247,10 +247,11 @@ CREDENTIALS = {
 }
 
 
-def test_verbose_shows_each_attempt_and_retry_with_the_host(scripted_server: ScriptedServer) -> None:
-    host = scripted_server.base_url.removeprefix("http://")
-    scripted_server.script(scripted_server.json(503, b"{}"), scripted_server.json(400, b'{"error": "invalid_client"}'))
-    env = clean_env({**CREDENTIALS, "THINGSPACE_BASE_URL": scripted_server.base_url})
+def test_verbose_shows_each_attempt_and_retry_with_the_host(served_script: Scripted) -> None:
+    host = served_script.base_url.removeprefix("http://")
+    served_script.script.respond(503, json={})
+    served_script.script.respond(400, json={"error": "invalid_client"})
+    env = clean_env({**CREDENTIALS, "THINGSPACE_BASE_URL": served_script.base_url})
     done = cli("v2", "list", ACCOUNT, "-v", "--max-retries", "1", env=env)
     lines = done.stderr.splitlines()
     assert done.returncode == 1
@@ -261,14 +262,15 @@ def test_verbose_shows_each_attempt_and_retry_with_the_host(scripted_server: Scr
     assert lines[-1].endswith(f"(host {host})")
 
 
-def test_a_slow_answer_is_announced(scripted_server: ScriptedServer) -> None:
-    scripted_server.script(Hang())
-    env = clean_env({**CREDENTIALS, "THINGSPACE_BASE_URL": scripted_server.base_url})
-    host = scripted_server.base_url.removeprefix("http://")
+def test_a_slow_answer_is_announced(served_script: Scripted) -> None:
+    served_script.script.hang()
+    env = clean_env({**CREDENTIALS, "THINGSPACE_BASE_URL": served_script.base_url})
+    host = served_script.base_url.removeprefix("http://")
     done = cli("v2", "list", ACCOUNT, "--timeout", "4", "--max-retries", "0", env=env)
     notice, error = done.stderr.splitlines()
     assert notice.startswith(f"fota-callbacks: still waiting for an answer to POST /api/ts/v1/oauth2/token from {host}")
-    assert (done.returncode, error) == (4, f"fota-callbacks: error: timed out: ReadTimeout (host {host})")
+    expected = f"fota-callbacks: error: timed out ({host}): no complete response within timeout=4.0 s"
+    assert (done.returncode, error) == (4, expected)
 
 
 def test_errors_name_the_host_and_are_json_with_json() -> None:
@@ -299,12 +301,12 @@ def test_option_errors_are_exact() -> None:
     assert "invalid choice: 'update'" in one_error_line(v1_update.stderr)
 
 
-def test_an_interrupted_call_exits_130_quietly(scripted_server: ScriptedServer) -> None:
-    scripted_server.script(Hang())
-    env = clean_env({**CREDENTIALS, "THINGSPACE_BASE_URL": scripted_server.base_url})
+def test_an_interrupted_call_exits_130_quietly(served_script: Scripted) -> None:
+    served_script.script.hang()
+    env = clean_env({**CREDENTIALS, "THINGSPACE_BASE_URL": served_script.base_url})
     with running("v2", "list", ACCOUNT, env=env) as call:
         deadline = time.monotonic() + 20
-        while not scripted_server.received:  # the CLI is waiting for the answer
+        while not served_script.script.requests:  # the CLI is waiting for the answer
             assert time.monotonic() < deadline, "the CLI sent nothing"
             time.sleep(0.02)
         call.process.send_signal(signal.SIGINT)

@@ -28,7 +28,7 @@ from fota_callbacks.integrations.fastapi import (
     get_app_client,
 )
 from fota_callbacks.testing import serve_app
-from tests.scripted_server import ScriptedServer
+from tests.harness import Scripted
 
 pytestmark = pytest.mark.anyio
 
@@ -356,20 +356,18 @@ async def test_background_handling_answers_202_then_runs_the_handler(
 
 
 async def test_example_app_registers_its_url_at_startup_and_logs_messages(
-    scripted_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    served_script: Scripted, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     for name, value in {
-        "THINGSPACE_BASE_URL": scripted_server.base_url,
+        "THINGSPACE_BASE_URL": served_script.base_url,
         "THINGSPACE_CLIENT_ID": "id",
         "THINGSPACE_CLIENT_SECRET": "secret",
         "THINGSPACE_M2M_TOKEN": "session",
         "FOTA_LISTENER_URL": LISTENER_URL,
     }.items():
         monkeypatch.setenv(name, value)
-    scripted_server.script(
-        scripted_server.json(200, b'{"access_token": "token", "token_type": "bearer", "expires_in": 3600}'),
-        scripted_server.json(200, json.dumps({"url": LISTENER_URL}).encode()),
-    )
+    served_script.script.respond(json={"access_token": "token", "token_type": "bearer", "expires_in": 3600})
+    served_script.script.respond(json={"url": LISTENER_URL})
     spec = importlib.util.spec_from_file_location("fastapi_app_example", EXAMPLE)
     assert spec is not None
     assert spec.loader is not None
@@ -383,7 +381,7 @@ async def test_example_app_registers_its_url_at_startup_and_logs_messages(
             answer = await http.post("/fota/callbacks", json=firmware_list_message())
 
     assert answer.status_code == 200
-    token, register = scripted_server.received
+    token, register = served_script.sent
     assert (token.method, token.path) == ("POST", "/api/ts/v1/oauth2/token")
     assert (register.method, register.path) == ("POST", f"/api/fota/v2/callbacks/{ACCOUNT}")
     assert json.loads(register.body) == {"url": LISTENER_URL}

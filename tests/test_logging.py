@@ -10,35 +10,28 @@ from collections.abc import Iterator
 import pytest
 
 import fota_callbacks as fota
-from tests.auth_server import (
+from tests.harness import (
     ACCOUNT,
-    API_PATH,
     LOGIN_PATH,
     LOGOUT_PATH,
     TOKEN_PATH,
-    Harness,
+    V2_PATH,
     LogCapture,
     RecordingSleep,
+    Scripted,
     assert_no_secret,
     capture_logs,
-    json_response,
-    ok,
-    token_response,
 )
-from tests.scripted_server import Drop, ScriptedServer, Slow
 
 pytestmark = pytest.mark.anyio
 
 NO_JITTER = fota.RetryPolicy(jitter=0)
 BASIC = base64.b64encode(b"my-client:SENTINEL-SECRET-123").decode()
+LISTING = {"url": "https://example.com/callback"}
 
 
-@pytest.fixture(params=["memory", "http"])
-def harness(request: pytest.FixtureRequest) -> Harness:
-    if request.param == "http":
-        server: ScriptedServer = request.getfixturevalue("scripted_server")
-        return Harness("http", server)
-    return Harness("memory")
+def token(value: str) -> dict[str, object]:
+    return {"access_token": value, "token_type": "Bearer", "expires_in": 3600}
 
 
 @pytest.fixture
@@ -53,26 +46,27 @@ def attempt_fields(logs: LogCapture) -> list[tuple[object, ...]]:
     ]
 
 
-async def test_one_debug_record_per_attempt_with_structured_fields(harness: Harness, logs: LogCapture) -> None:
-    harness.script(
-        json_response(503, {}, {"x-request-id": "req-1"}),
-        json_response(502, {}),
-        ok({"x-request-id": "req-3"}),
-    )
-    async with harness.client(sleep=RecordingSleep(), retry_policy=NO_JITTER) as client:
+async def test_one_debug_record_per_attempt_with_structured_fields(scripted: Scripted, logs: LogCapture) -> None:
+    scripted.script.respond(503, json={}, headers={"x-request-id": "req-1"})
+    scripted.script.respond(502, json={})
+    scripted.script.respond(json=LISTING, headers={"x-request-id": "req-3"})
+    async with scripted.client(sleep=RecordingSleep(), retry_policy=NO_JITTER) as client:
         await client.v2.list_registered_callbacks(ACCOUNT)
 
     assert attempt_fields(logs) == [
-        ("GET", API_PATH, 503, "req-1", 1),
-        ("GET", API_PATH, 502, None, 2),
-        ("GET", API_PATH, 200, "req-3", 3),
+        ("GET", V2_PATH, 503, "req-1", 1),
+        ("GET", V2_PATH, 502, None, 2),
+        ("GET", V2_PATH, 200, "req-3", 3),
     ]
     assert all(r.name == "fota_callbacks" for r in logs.records)
 
 
-async def test_info_record_for_each_retry_with_delay_and_reason(harness: Harness, logs: LogCapture) -> None:
-    harness.script(json_response(503, {}), json_response(429, {}, {"Retry-After": "3"}), Drop(), ok())
-    async with harness.client(sleep=RecordingSleep(), retry_policy=NO_JITTER, max_retries=3) as client:
+async def test_info_record_for_each_retry_with_delay_and_reason(scripted: Scripted, logs: LogCapture) -> None:
+    scripted.script.respond(503, json={})
+    scripted.script.respond(429, json={}, headers={"Retry-After": "3"})
+    scripted.script.drop()
+    scripted.script.respond(json=LISTING)
+    async with scripted.client(sleep=RecordingSleep(), retry_policy=NO_JITTER, max_retries=3) as client:
         await client.v2.list_registered_callbacks(ACCOUNT)
 
     retries = logs.with_attribute("delay", logging.INFO)
@@ -81,29 +75,29 @@ async def test_info_record_for_each_retry_with_delay_and_reason(harness: Harness
     assert "503" in reasons[0]
     assert "429" in reasons[1]
     assert "ApiConnectionError" in reasons[2]
-    assert all((r.method, r.path) == ("GET", API_PATH) for r in retries)  # type: ignore[attr-defined]
+    assert all((r.method, r.path) == ("GET", V2_PATH) for r in retries)  # type: ignore[attr-defined]
 
 
-async def test_attempts_without_a_response_are_logged_too(harness: Harness, logs: LogCapture) -> None:
-    harness.script(Drop(), Slow(1.0, ok()))
-    async with harness.client(sleep=RecordingSleep(), max_retries=1, timeout=0.2) as client:
+async def test_attempts_without_a_response_are_logged_too(scripted: Scripted, logs: LogCapture) -> None:
+    scripted.script.drop()
+    scripted.script.respond(json=LISTING, delay=1.0)
+    async with scripted.client(sleep=RecordingSleep(), max_retries=1, timeout=0.2) as client:
         with pytest.raises(fota.ApiTimeoutError):
             await client.v2.list_registered_callbacks(ACCOUNT)
     debug = logs.with_attribute("attempt", logging.DEBUG)
     assert [(r.attempt, r.status_code) for r in debug] == [(1, None), (2, None)]  # type: ignore[attr-defined]
 
 
-async def test_token_and_login_requests_are_logged_without_secrets(harness: Harness, logs: LogCapture) -> None:
-    harness.script(
-        token_response("SENTINEL-TOKEN-789"),
-        json_response(200, {"sessionToken": "SENTINEL-SESSION-000"}),
-        json_response(401, {}),
-        token_response("SENTINEL-TOKEN-789-b"),
-        json_response(200, {"sessionToken": "SENTINEL-SESSION-000-b"}),
-        json_response(500, {}),
-        ok(),
-    )
-    async with harness.client(
+async def test_token_and_login_requests_are_logged_without_secrets(scripted: Scripted, logs: LogCapture) -> None:
+    script = scripted.script
+    script.respond(json=token("SENTINEL-TOKEN-789"))
+    script.respond(json={"sessionToken": "SENTINEL-SESSION-000"})
+    script.respond(401, json={})
+    script.respond(json=token("SENTINEL-TOKEN-789-b"))
+    script.respond(json={"sessionToken": "SENTINEL-SESSION-000-b"})
+    script.respond(500, json={})
+    script.respond(json=LISTING)
+    async with scripted.client(
         client_id="my-client",
         client_secret="SENTINEL-SECRET-123",
         username="my-user",
@@ -112,25 +106,23 @@ async def test_token_and_login_requests_are_logged_without_secrets(harness: Harn
         logout_on_close=True,
     ) as client:
         await client.v2.list_registered_callbacks(ACCOUNT)
-        harness.script(json_response(200, {}))  # the logout
+        script.respond(json={})  # the logout
 
-    assert harness.header(2, "vz-m2m-token") == "SENTINEL-SESSION-000"  # the sentinels did travel
+    assert scripted.header(2, "vz-m2m-token") == "SENTINEL-SESSION-000"  # the sentinels did travel
     paths = [fields[1] for fields in attempt_fields(logs)]
-    assert paths == [TOKEN_PATH, LOGIN_PATH, API_PATH, TOKEN_PATH, LOGIN_PATH, API_PATH, API_PATH, LOGOUT_PATH]
+    assert paths == [TOKEN_PATH, LOGIN_PATH, V2_PATH, TOKEN_PATH, LOGIN_PATH, V2_PATH, V2_PATH, LOGOUT_PATH]
     assert_no_secret(
         logs.texts(),
         ["SENTINEL-SECRET-123", "SENTINEL-PW-456", "SENTINEL-TOKEN-789", "SENTINEL-SESSION-000", BASIC],
     )
 
 
-async def test_no_body_content_in_log_records(harness: Harness, logs: LogCapture) -> None:
-    harness.script(
-        json_response(503, {"errorCode": "BODY-SENTINEL-503", "errorMessage": "BODY-SENTINEL-503"}),
-        json_response(200, {"url": "https://example.com/BODY-SENTINEL-200"}),
-        json_response(409, {"errorCode": "BODY-SENTINEL-409", "errorMessage": "BODY-SENTINEL-409"}),
-    )
+async def test_no_body_content_in_log_records(scripted: Scripted, logs: LogCapture) -> None:
+    scripted.script.respond(503, json={"errorCode": "BODY-SENTINEL-503", "errorMessage": "BODY-SENTINEL-503"})
+    scripted.script.respond(json={"url": "https://example.com/BODY-SENTINEL-200"})
+    scripted.script.respond(409, json={"errorCode": "BODY-SENTINEL-409", "errorMessage": "BODY-SENTINEL-409"})
     request = fota.FotaV2CallbackRegistrationRequest(url="https://example.com/REQUEST-BODY-SENTINEL")
-    async with harness.client(sleep=RecordingSleep()) as client:
+    async with scripted.client(sleep=RecordingSleep()) as client:
         result = await client.v2.register_callback(ACCOUNT, request)
         assert result.url == "https://example.com/BODY-SENTINEL-200"
         with pytest.raises(fota.ConflictError):
@@ -140,8 +132,8 @@ async def test_no_body_content_in_log_records(harness: Harness, logs: LogCapture
     assert_no_secret(logs.texts(), ["BODY-SENTINEL", "REQUEST-BODY-SENTINEL"])
 
 
-async def test_nothing_is_logged_above_debug_for_a_plain_success(harness: Harness, logs: LogCapture) -> None:
-    harness.script(ok())
-    async with harness.client() as client:
+async def test_nothing_is_logged_above_debug_for_a_plain_success(scripted: Scripted, logs: LogCapture) -> None:
+    scripted.script.respond(json=LISTING)
+    async with scripted.client() as client:
         await client.v2.list_registered_callbacks(ACCOUNT)
     assert [r.levelno for r in logs.records] == [logging.DEBUG]

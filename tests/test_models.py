@@ -13,7 +13,7 @@ import fota_callbacks as fota
 import fota_callbacks.v1
 import fota_callbacks.v2
 import fota_callbacks.v3
-from tests.scripted_server import ScriptedServer
+from tests.harness import Scripted
 from tests.wire_cases import ACCOUNT, BEARER, M2M
 
 MODELS: list[object] = [
@@ -265,13 +265,10 @@ def test_with_options_timeout_none_means_no_limit() -> None:
 
 
 @pytest.mark.anyio
-async def test_closing_a_derived_client_leaves_the_http_transport_open(scripted_server: ScriptedServer) -> None:
-    scripted_server.script(
-        scripted_server.json(200, b'{"success":true}'), scripted_server.json(200, b'{"url":"https://e.com/cb"}')
-    )
-    async with fota.FotaCallbacksClient(
-        access_token=BEARER, m2m_token=M2M, base_url=scripted_server.base_url
-    ) as client:
+async def test_closing_a_derived_client_leaves_the_http_transport_open(served_script: Scripted) -> None:
+    served_script.script.respond(json={"success": True})
+    served_script.script.respond(json={"url": "https://e.com/cb"})
+    async with fota.FotaCallbacksClient(access_token=BEARER, m2m_token=M2M, base_url=served_script.base_url) as client:
         transport = client.transport
         assert isinstance(transport, fota.HttpxTransport)
         async with client.with_options(timeout=5, max_retries=0) as derived:
@@ -279,21 +276,22 @@ async def test_closing_a_derived_client_leaves_the_http_transport_open(scripted_
         assert not transport.client.is_closed
         assert await client.v2.list_registered_callbacks(ACCOUNT) == fota.CallbackSummary(url="https://e.com/cb")
     assert transport.client.is_closed  # the client owned it (it made it)
-    assert len(scripted_server.received) == 2
+    assert len(served_script.sent) == 2
 
 
 # --- HttpxTransport ownership -------------------------------------------------------------------------------------
 
 
 @pytest.mark.anyio
-async def test_httpx_transport_does_not_close_a_client_it_was_given(scripted_server: ScriptedServer) -> None:
-    scripted_server.script(scripted_server.json(200, b'{"url":"https://e.com/cb"}'))
+async def test_httpx_transport_does_not_close_a_client_it_was_given(served_script: Scripted) -> None:
+    served_script.script.respond(json={"url": "https://e.com/cb"})
+    served_script.script.respond(404, path="/still-usable")
     async with httpx.AsyncClient() as user_client:
         transport = fota.HttpxTransport(user_client)
         assert transport.client is user_client
         assert isinstance(transport, fota.Transport)
         async with fota.FotaCallbacksClient(
-            access_token=BEARER, m2m_token=M2M, base_url=scripted_server.base_url, transport=transport
+            access_token=BEARER, m2m_token=M2M, base_url=served_script.base_url, transport=transport
         ) as client:
             assert client.transport is transport
             assert await client.v3.list_registered_callbacks(ACCOUNT) == fota.FotaV3CallbackSummary(
@@ -302,8 +300,8 @@ async def test_httpx_transport_does_not_close_a_client_it_was_given(scripted_ser
         assert not user_client.is_closed  # closing the SDK client closed the transport, not the user's client
         await transport.aclose()
         assert not user_client.is_closed
-        response = await user_client.get(scripted_server.base_url + "/still-usable")
-        assert response.status_code == 599  # the scripted server's unscripted answer
+        response = await user_client.get(served_script.base_url + "/still-usable")
+        assert response.status_code == 404  # answered by the same server, through the same client
     assert user_client.is_closed
 
 

@@ -1,7 +1,7 @@
 """Retries, Retry-After, timeouts, the total deadline, per-call options and middleware.
 
-Every test runs through `InMemoryTransport` (a `MemoryScript`) and through `HttpxTransport` against the uvicorn
-`ScriptedServer` (real HTTP on 127.0.0.1), with the same scripted steps. Backoff is never really slept: the client
+Every test runs with the same `ScriptedTransport` script in memory and through `HttpxTransport` against it served
+by uvicorn (real HTTP on 127.0.0.1). Backoff is never really slept: the client
 gets `sleep=RecordingSleep()`.
 """
 
@@ -9,54 +9,60 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import anyio
 import pytest
 
 import fota_callbacks as fota
-from tests.auth_server import (
-    ACCOUNT,
-    API_PATH,
-    CALLBACK_URL,
-    TOKEN_PATH,
-    Harness,
-    RecordingSleep,
-    json_response,
-    ok,
-    resource_warnings,
-    token_response,
-)
-from tests.scripted_server import Drop, Hang, ScriptedServer, Slow, Step
+from fota_callbacks.testing import ScriptedAnswer, ScriptedTransport
+from tests.harness import ACCOUNT, TOKEN_PATH, RecordingSleep, Scripted, resource_warnings
+from tests.harness import V2_PATH as API_PATH
 
 pytestmark = pytest.mark.anyio
 
+CALLBACK_URL = "https://example.com/callback"
+LISTING = {"url": CALLBACK_URL}
 SUMMARY = fota.CallbackSummary(url=CALLBACK_URL)
 NO_JITTER = fota.RetryPolicy(jitter=0)
 
 
-@pytest.fixture(params=["memory", "http"])
-def harness(request: pytest.FixtureRequest) -> Harness:
-    if request.param == "http":
-        server: ScriptedServer = request.getfixturevalue("scripted_server")
-        return Harness("http", server)
-    return Harness("memory")
+def status(
+    script: ScriptedTransport, code: int, headers: dict[str, str] | None = None, **kwargs: Any
+) -> ScriptedAnswer:
+    """Queue an error answer with a body of the documented shape."""
+    body = {"errorCode": f"E{code}", "errorMessage": "scripted"}
+    return script.respond(code, json=body, headers=headers, **kwargs)
 
 
-def status(code: int, headers: dict[str, str] | None = None) -> fota.Response:
-    return json_response(code, {"errorCode": f"E{code}", "errorMessage": "scripted"}, headers)
+def ok(script: ScriptedTransport, **kwargs: Any) -> ScriptedAnswer:
+    return script.respond(json=LISTING, **kwargs)
 
 
-# kind -> (the failing step, the error it ends in, extra client options)
-FAILURES: dict[str, tuple[Step, type[fota.FotaError], dict[str, float]]] = {
-    "408": (status(408), fota.ApiError, {}),
-    "429": (status(429), fota.RateLimitError, {}),
-    "500": (status(500), fota.ServerError, {}),
-    "502": (status(502), fota.ServerError, {}),
-    "503": (status(503), fota.ServerError, {}),
-    "504": (status(504), fota.ServerError, {}),
-    "drop": (Drop(), fota.ApiConnectionError, {}),
-    "timeout": (Slow(1.0, ok()), fota.ApiTimeoutError, {"timeout": 0.2}),
+def token(script: ScriptedTransport, value: str) -> ScriptedAnswer:
+    return script.respond(json={"access_token": value, "token_type": "Bearer", "expires_in": 3600})
+
+
+Failure = Callable[[ScriptedTransport, int], object]
+"""Queues a failing answer for the next `times` requests."""
+
+
+def failing(code: int) -> Failure:
+    return lambda script, times: status(script, code, times=times)
+
+
+# kind -> (queue the failing answer, the error it ends in, its status code, extra client options)
+FAILURES: dict[str, tuple[Failure, type[fota.FotaError], int | None, dict[str, float]]] = {
+    "408": (failing(408), fota.ApiError, 408, {}),
+    "429": (failing(429), fota.RateLimitError, 429, {}),
+    "500": (failing(500), fota.ServerError, 500, {}),
+    "502": (failing(502), fota.ServerError, 502, {}),
+    "503": (failing(503), fota.ServerError, 503, {}),
+    "504": (failing(504), fota.ServerError, 504, {}),
+    "drop": (lambda script, times: script.drop(times=times), fota.ApiConnectionError, None, {}),
+    "timeout": (lambda script, times: ok(script, delay=1.0, times=times), fota.ApiTimeoutError, None, {"timeout": 0.2}),
 }
 
 
@@ -65,11 +71,11 @@ async def list_raw(client: fota.FotaCallbacksClient) -> fota.ApiResponse[fota.Ca
 
 
 @pytest.mark.parametrize("kind", list(FAILURES))
-async def test_retryable_failure_is_tried_three_times(harness: Harness, kind: str) -> None:
-    step, error, options = FAILURES[kind]
-    harness.script(step, step, step)
+async def test_retryable_failure_is_tried_three_times(scripted: Scripted, kind: str) -> None:
+    fail, error, code, options = FAILURES[kind]
+    fail(scripted.script, 3)
     sleep = RecordingSleep()
-    async with harness.client(retry_policy=NO_JITTER, sleep=sleep, **options) as client:
+    async with scripted.client(retry_policy=NO_JITTER, sleep=sleep, **options) as client:
         with pytest.raises(error) as excinfo:
             await list_raw(client)
 
@@ -77,35 +83,37 @@ async def test_retryable_failure_is_tried_three_times(harness: Harness, kind: st
     assert isinstance(exc, (fota.ApiError, fota.ApiConnectionError))
     if kind == "drop":
         assert not isinstance(exc, fota.ApiTimeoutError)
-    if isinstance(step, fota.Response):
+    if code is not None:
         assert isinstance(exc, fota.ApiError)
-        assert exc.status_code == step.status_code
+        assert exc.status_code == code
     assert exc.retries_taken == 2
-    assert harness.attempts == 3
-    assert harness.paths() == [API_PATH] * 3
+    assert scripted.attempts == 3
+    assert scripted.paths() == [API_PATH] * 3
     assert sleep.delays == [0.5, 1.0]
 
 
 @pytest.mark.parametrize("kind", list(FAILURES))
-async def test_success_after_two_retryable_failures(harness: Harness, kind: str) -> None:
-    step, _, options = FAILURES[kind]
-    harness.script(step, step, ok())
+async def test_success_after_two_retryable_failures(scripted: Scripted, kind: str) -> None:
+    fail, _, _, options = FAILURES[kind]
+    fail(scripted.script, 2)
+    ok(scripted.script)
     sleep = RecordingSleep()
-    async with harness.client(retry_policy=NO_JITTER, sleep=sleep, **options) as client:
+    async with scripted.client(retry_policy=NO_JITTER, sleep=sleep, **options) as client:
         response = await list_raw(client)
 
     assert response.data == SUMMARY
     assert response.status_code == 200
     assert response.retries_taken == 2
-    assert harness.attempts == 3
+    assert scripted.attempts == 3
     assert sleep.delays == [0.5, 1.0]
 
 
-async def test_default_jitter_keeps_each_delay_within_a_quarter_below_the_base(harness: Harness) -> None:
+async def test_default_jitter_keeps_each_delay_within_a_quarter_below_the_base(scripted: Scripted) -> None:
     sleep = RecordingSleep()
-    async with harness.client(sleep=sleep) as client:
+    async with scripted.client(sleep=sleep) as client:
         for _ in range(10):
-            harness.script(status(503), status(503), ok())
+            status(scripted.script, 503, times=2)
+            ok(scripted.script)
             assert (await list_raw(client)).retries_taken == 2
 
     firsts, seconds = sleep.delays[0::2], sleep.delays[1::2]
@@ -127,44 +135,50 @@ async def test_default_jitter_keeps_each_delay_within_a_quarter_below_the_base(h
         (501, fota.ServerError),
     ],
 )
-async def test_no_retry_on_other_statuses(harness: Harness, code: int, error: type[fota.ApiError]) -> None:
-    harness.script(status(code), ok())
+async def test_no_retry_on_other_statuses(scripted: Scripted, code: int, error: type[fota.ApiError]) -> None:
+    status(scripted.script, code)
+    ok(scripted.script)
     sleep = RecordingSleep()
-    async with harness.client(sleep=sleep) as client:
+    async with scripted.client(sleep=sleep) as client:
         with pytest.raises(error) as excinfo:
             await list_raw(client)
     assert excinfo.value.status_code == code
     assert excinfo.value.retries_taken == 0
-    assert harness.attempts == 1
+    assert scripted.attempts == 1
     assert sleep.delays == []
 
 
-async def test_no_retry_after_a_401_that_follows_a_token_renewal(harness: Harness) -> None:
-    refused = status(401)
-    harness.script(token_response("t1"), refused, token_response("t2"), refused, ok())
+async def test_no_retry_after_a_401_that_follows_a_token_renewal(scripted: Scripted) -> None:
+    script = scripted.script
+    token(script, "t1")
+    status(script, 401)
+    token(script, "t2")
+    status(script, 401)
+    ok(script)
     sleep = RecordingSleep()
-    async with harness.client(client_id="id", client_secret="secret", max_retries=5, sleep=sleep) as client:
+    async with scripted.client(client_id="id", client_secret="secret", max_retries=5, sleep=sleep) as client:
         with pytest.raises(fota.AuthenticationError) as excinfo:
             await list_raw(client)
     assert excinfo.value.retries_taken == 1  # the retry with renewed credentials counts
-    assert harness.paths() == [TOKEN_PATH, API_PATH, TOKEN_PATH, API_PATH]
-    assert harness.header(1, "authorization") == "Bearer t1"
-    assert harness.header(3, "authorization") == "Bearer t2"
+    assert scripted.paths() == [TOKEN_PATH, API_PATH, TOKEN_PATH, API_PATH]
+    assert scripted.header(1, "authorization") == "Bearer t1"
+    assert scripted.header(3, "authorization") == "Bearer t2"
     assert sleep.delays == []
 
 
 @pytest.mark.parametrize("kind", ["503", "drop"])
-async def test_max_retries_zero_makes_one_attempt(harness: Harness, kind: str) -> None:
-    step, error, _ = FAILURES[kind]
-    harness.script(step, ok())
+async def test_max_retries_zero_makes_one_attempt(scripted: Scripted, kind: str) -> None:
+    fail, error, _, _ = FAILURES[kind]
+    fail(scripted.script, 1)
+    ok(scripted.script)
     sleep = RecordingSleep()
-    async with harness.client(max_retries=0, sleep=sleep) as client:
+    async with scripted.client(max_retries=0, sleep=sleep) as client:
         assert client.max_retries == 0
         with pytest.raises(error) as excinfo:
             await list_raw(client)
     assert isinstance(excinfo.value, (fota.ApiError, fota.ApiConnectionError))
     assert excinfo.value.retries_taken == 0
-    assert harness.attempts == 1
+    assert scripted.attempts == 1
     assert sleep.delays == []
 
 
@@ -188,22 +202,24 @@ def http_date(seconds_from_now: float) -> str:
     ],
 )
 async def test_retry_after_is_the_delay(
-    harness: Harness, code: int, headers: dict[str, str], low: float, high: float
+    scripted: Scripted, code: int, headers: dict[str, str], low: float, high: float
 ) -> None:
     headers = {k: (http_date(10) if v == "DATE+10" else v) for k, v in headers.items()}
-    harness.script(status(code, headers), ok())
+    status(scripted.script, code, headers)
+    ok(scripted.script)
     sleep = RecordingSleep()
-    async with harness.client(sleep=sleep) as client:
+    async with scripted.client(sleep=sleep) as client:
         response = await list_raw(client)
     assert response.retries_taken == 1
     [delay] = sleep.delays
     assert low <= delay <= high
 
 
-async def test_unusable_retry_after_ms_falls_back_to_backoff(harness: Harness) -> None:
-    harness.script(status(429, {"retry-after-ms": "nan"}), ok())
+async def test_unusable_retry_after_ms_falls_back_to_backoff(scripted: Scripted) -> None:
+    status(scripted.script, 429, {"retry-after-ms": "nan"})
+    ok(scripted.script)
     sleep = RecordingSleep()
-    async with harness.client(sleep=sleep, retry_policy=NO_JITTER) as client:
+    async with scripted.client(sleep=sleep, retry_policy=NO_JITTER) as client:
         response = await list_raw(client)
     assert response.retries_taken == 1
     assert sleep.delays == [0.5]
@@ -218,36 +234,37 @@ async def test_unusable_retry_after_ms_falls_back_to_backoff(harness: Harness) -
     ],
 )
 async def test_retry_after_beyond_the_cap_raises_at_once(
-    harness: Harness, header: str, value: str, expected: float
+    scripted: Scripted, header: str, value: str, expected: float
 ) -> None:
     value = http_date(300) if value == "DATE+300" else value
-    harness.script(status(429, {header: value}), ok())
+    status(scripted.script, 429, {header: value})
+    ok(scripted.script)
     sleep = RecordingSleep()
-    async with harness.client(sleep=sleep) as client:
+    async with scripted.client(sleep=sleep) as client:
         assert client.retry_policy.max_retry_after == 60.0
         with pytest.raises(fota.RateLimitError) as excinfo:
             await list_raw(client)
     assert expected - 2 <= (excinfo.value.retry_after or 0) <= expected
     assert excinfo.value.retries_taken == 0
-    assert harness.attempts == 1
+    assert scripted.attempts == 1
     assert sleep.delays == []
 
 
-async def test_retry_after_cap_is_configurable(harness: Harness) -> None:
-    harness.script(status(503, {"Retry-After": "10"}), ok())
+async def test_retry_after_cap_is_configurable(scripted: Scripted) -> None:
+    status(scripted.script, 503, {"Retry-After": "10"})
+    ok(scripted.script)
     sleep = RecordingSleep()
-    async with harness.client(sleep=sleep, retry_policy=fota.RetryPolicy(max_retry_after=5)) as client:
+    async with scripted.client(sleep=sleep, retry_policy=fota.RetryPolicy(max_retry_after=5)) as client:
         with pytest.raises(fota.ServerError):
             await list_raw(client)
-    assert harness.attempts == 1
+    assert scripted.attempts == 1
     assert sleep.delays == []
 
 
-async def test_rate_limit_error_after_retries_carries_retry_after(harness: Harness) -> None:
-    limited = status(429, {"Retry-After": "3"})
-    harness.script(limited, limited, limited)
+async def test_rate_limit_error_after_retries_carries_retry_after(scripted: Scripted) -> None:
+    status(scripted.script, 429, {"Retry-After": "3"}, times=3)
     sleep = RecordingSleep()
-    async with harness.client(sleep=sleep) as client:
+    async with scripted.client(sleep=sleep) as client:
         with pytest.raises(fota.RateLimitError) as excinfo:
             await list_raw(client)
     assert excinfo.value.retry_after == 3.0
@@ -259,19 +276,22 @@ async def test_rate_limit_error_after_retries_carries_retry_after(harness: Harne
 
 
 @pytest.mark.parametrize(
-    ("step", "how"),
+    ("slow", "how"),
     [
-        pytest.param(Hang(), "constructor", id="hang-constructor"),
-        pytest.param(Slow(3.0, ok()), "with_options", id="slow-with_options"),
+        pytest.param(lambda script: script.hang(), "constructor", id="hang-constructor"),
+        pytest.param(lambda script: ok(script, delay=3.0), "with_options", id="slow-with_options"),
     ],
 )
-async def test_deadline_cuts_a_slow_server_off_on_time(harness: Harness, step: Step, how: str) -> None:
-    harness.script(step, ok())
+async def test_deadline_cuts_a_slow_server_off_on_time(
+    scripted: Scripted, slow: Callable[[ScriptedTransport], object], how: str
+) -> None:
+    slow(scripted.script)
+    ok(scripted.script)
     if how == "constructor":
-        client = harness.client(deadline=0.3)
+        client = scripted.client(deadline=0.3)
         caller = client
     else:
-        client = harness.client()
+        client = scripted.client()
         caller = client.with_options(deadline=0.3)
         assert client.deadline is None
     assert caller.deadline == 0.3
@@ -281,65 +301,69 @@ async def test_deadline_cuts_a_slow_server_off_on_time(harness: Harness, step: S
             await list_raw(caller)
         elapsed = time.monotonic() - started
         assert 0.25 <= elapsed < 2.0
-        assert harness.attempts == 1
+        assert scripted.attempts == 1
         assert (await list_raw(client)).data == SUMMARY  # still usable
 
 
-async def test_deadline_spans_retries(harness: Harness) -> None:
+async def test_deadline_spans_retries(scripted: Scripted) -> None:
     """Retries that would overrun the deadline are not started (or are cut off)."""
-    harness.set_default(Slow(0.15, status(503)))
+    status(scripted.script, 503, delay=0.15, times=None)
     started = time.monotonic()
-    async with harness.client(deadline=0.5, retry_policy=fota.RetryPolicy(initial_delay=0.1, jitter=0)) as client:
+    async with scripted.client(deadline=0.5, retry_policy=fota.RetryPolicy(initial_delay=0.1, jitter=0)) as client:
         with pytest.raises((fota.ServerError, fota.ApiTimeoutError)):
             await list_raw(client)
     assert time.monotonic() - started < 2.0
-    assert 1 <= harness.attempts <= 3
+    assert 1 <= scripted.attempts <= 3
 
 
-async def test_deadline_error_reports_the_retries_taken(harness: Harness) -> None:
-    harness.script(Drop(), Drop(), Hang())
+async def test_deadline_error_reports_the_retries_taken(scripted: Scripted) -> None:
+    scripted.script.drop(times=2)
+    scripted.script.hang()
     policy = fota.RetryPolicy(initial_delay=0.01, jitter=0)
-    async with harness.client(deadline=0.3, retry_policy=policy, max_retries=5, sleep=RecordingSleep()) as client:
+    async with scripted.client(deadline=0.3, retry_policy=policy, max_retries=5, sleep=RecordingSleep()) as client:
         with pytest.raises(fota.ApiTimeoutError) as excinfo:
             await list_raw(client)
-    assert harness.attempts == 3
+    assert scripted.attempts == 3
     assert excinfo.value.retries_taken == 2
 
 
-async def test_deadline_does_not_wait_for_a_retry_after_beyond_it(harness: Harness) -> None:
-    harness.script(status(503, {"Retry-After": "5"}), ok())
-    async with harness.client(deadline=1.0) as client:  # the real anyio.sleep
+async def test_deadline_does_not_wait_for_a_retry_after_beyond_it(scripted: Scripted) -> None:
+    status(scripted.script, 503, {"Retry-After": "5"})
+    ok(scripted.script)
+    async with scripted.client(deadline=1.0) as client:  # the real anyio.sleep
         started = time.monotonic()
         with pytest.raises(fota.ServerError):
             await list_raw(client)
         assert time.monotonic() - started < 0.8
-    assert harness.attempts == 1
+    assert scripted.attempts == 1
 
 
-async def test_with_options_overrides_per_call_without_changing_the_parent(harness: Harness) -> None:
+async def test_with_options_overrides_per_call_without_changing_the_parent(scripted: Scripted) -> None:
+    script = scripted.script
     sleep = RecordingSleep()
-    async with harness.client(sleep=sleep, retry_policy=NO_JITTER) as client:
+    async with scripted.client(sleep=sleep, retry_policy=NO_JITTER) as client:
         fast = client.with_options(timeout=0.2, max_retries=0)
         assert (fast.timeout, fast.max_retries) == (0.2, 0)
         assert (client.timeout, client.max_retries) == (30.0, 2)
 
-        harness.script(Slow(1.0, ok()))
+        ok(script, delay=1.0)
         with pytest.raises(fota.ApiTimeoutError) as excinfo:
             await list_raw(fast)
         assert excinfo.value.retries_taken == 0
-        assert harness.attempts == 1
+        assert scripted.attempts == 1
 
-        harness.script(Slow(0.3, ok()))  # longer than `fast` allows, fine for the parent
+        ok(script, delay=0.3)  # longer than `fast` allows, fine for the parent
         assert (await list_raw(client)).data == SUMMARY
 
-        harness.script(status(503), status(503), status(503), status(503), ok())
+        status(script, 503, times=4)
+        ok(script)
         patient = client.with_options(max_retries=4)
         response = await list_raw(patient)
         assert response.retries_taken == 4
         assert sleep.delays == [0.5, 1.0, 2.0, 4.0]
 
         await fast.aclose()  # a derived client never closes the shared transport
-        harness.script(ok())
+        ok(script)
         assert (await list_raw(client)).data == SUMMARY
     assert (client.timeout, client.max_retries) == (30.0, 2)
 
@@ -347,7 +371,7 @@ async def test_with_options_overrides_per_call_without_changing_the_parent(harne
 # -- middleware ---------------------------------------------------------------------------------------------------
 
 
-async def test_middleware_sees_every_attempt_and_its_headers_reach_the_wire(harness: Harness) -> None:
+async def test_middleware_sees_every_attempt_and_its_headers_reach_the_wire(scripted: Scripted) -> None:
     seen: list[tuple[str, str, int]] = []
 
     async def tracing(request: fota.Request, call_next: fota.SendNext) -> fota.Response:
@@ -359,26 +383,28 @@ async def test_middleware_sees_every_attempt_and_its_headers_reach_the_wire(harn
             request.timeout,
         )
         response = await call_next(traced)
-        seen.append((request.method, request.url.removeprefix(harness.base_url), response.status_code))
+        seen.append((request.method, request.url.removeprefix(scripted.base_url), response.status_code))
         return response
 
     async def outer(request: fota.Request, call_next: fota.SendNext) -> fota.Response:
         assert request.headers.get("X-Trace-Id") is None  # the first middleware runs outermost
         return await call_next(request)
 
-    harness.script(token_response("t1"), status(503), ok())
+    token(scripted.script, "t1")
+    status(scripted.script, 503)
+    ok(scripted.script)
     sleep = RecordingSleep()
-    async with harness.client(
+    async with scripted.client(
         client_id="id", client_secret="secret", middleware=[outer, tracing], sleep=sleep
     ) as client:
         assert (await list_raw(client)).retries_taken == 1
 
     assert seen == [("POST", TOKEN_PATH, 200), ("GET", API_PATH, 503), ("GET", API_PATH, 200)]
-    assert [harness.header(i, "x-trace-id") for i in range(3)] == ["trace-123"] * 3
-    assert harness.header(2, "authorization") == "Bearer t1"
+    assert [scripted.header(i, "x-trace-id") for i in range(3)] == ["trace-123"] * 3
+    assert scripted.header(2, "authorization") == "Bearer t1"
 
 
-async def test_middleware_sees_dropped_attempts_as_errors(harness: Harness) -> None:
+async def test_middleware_sees_dropped_attempts_as_errors(scripted: Scripted) -> None:
     outcomes: list[str] = []
 
     async def observe(request: fota.Request, call_next: fota.SendNext) -> fota.Response:
@@ -390,8 +416,9 @@ async def test_middleware_sees_dropped_attempts_as_errors(harness: Harness) -> N
         outcomes.append(str(response.status_code))
         return response
 
-    harness.script(Drop(), ok())
-    async with harness.client(middleware=[observe], sleep=RecordingSleep()) as client:
+    scripted.script.drop()
+    ok(scripted.script)
+    async with scripted.client(middleware=[observe], sleep=RecordingSleep()) as client:
         await list_raw(client)
     assert outcomes == ["ApiConnectionError", "200"]
 
@@ -399,29 +426,31 @@ async def test_middleware_sees_dropped_attempts_as_errors(harness: Harness) -> N
 # -- odd bodies --------------------------------------------------------------------------------------------------
 
 
-async def test_broken_content_encoding_is_a_fota_error(scripted_server: ScriptedServer) -> None:
-    scripted_server.script(fota.Response(200, {"content-encoding": "gzip"}, b"this is not gzip"))
+async def test_broken_content_encoding_is_a_fota_error(served_script: Scripted) -> None:
+    served_script.script.respond(200, headers={"content-encoding": "gzip"}, content=b"this is not gzip")
     # (httpx abandons its own body generators on a decoding error: trio warns when they are collected.)
     async with (
         resource_warnings(),
         fota.FotaCallbacksClient(
-            access_token="t", m2m_token="m", base_url=scripted_server.base_url, max_retries=0
+            access_token="t", m2m_token="m", base_url=served_script.base_url, max_retries=0
         ) as client,
     ):
         with pytest.raises(fota.FotaError):
             await client.v2.list_registered_callbacks(ACCOUNT)
 
 
-async def test_oversized_body_is_refused_and_leaves_nothing_behind(scripted_server: ScriptedServer) -> None:
+async def test_oversized_body_is_refused_and_leaves_nothing_behind(served_script: Scripted) -> None:
     """Refused midway, and nothing left for the garbage collector (on trio, an HTTP stack's body generator
     left suspended is reported as a ResourceWarning when collected)."""
     body = b'{"url":"' + b"x" * 50_000 + b'"}'  # sent chunked: no content-length to refuse it up front
-    scripted_server.script(fota.Response(200, {"content-type": "application/json"}, body), ok())
+    chunked = {"content-type": "application/json", "transfer-encoding": "chunked"}
+    served_script.script.respond(200, headers=chunked, content=body)
+    ok(served_script.script)
     transport = fota.HttpxTransport(verify=False, max_response_bytes=1000)
     async with (
         resource_warnings() as leaks,
         fota.FotaCallbacksClient(
-            access_token="t", m2m_token="m", base_url=scripted_server.base_url, transport=transport, max_retries=0
+            access_token="t", m2m_token="m", base_url=served_script.base_url, transport=transport, max_retries=0
         ) as client,
     ):
         with pytest.raises(fota.ApiConnectionError, match="max_response_bytes"):
@@ -430,14 +459,15 @@ async def test_oversized_body_is_refused_and_leaves_nothing_behind(scripted_serv
     assert leaks == []
 
 
-async def test_cancelled_sleep_is_not_swallowed(harness: Harness) -> None:
+async def test_cancelled_sleep_is_not_swallowed(scripted: Scripted) -> None:
     """A `sleep=` that gets cancelled propagates the cancellation (nothing is retried behind the caller)."""
-    harness.script(status(503), ok())
-    async with harness.client() as client:  # the real anyio.sleep, 0.5 s backoff
+    status(scripted.script, 503)
+    ok(scripted.script)
+    async with scripted.client() as client:  # the real anyio.sleep, 0.5 s backoff
         with anyio.move_on_after(0.1) as scope:
             await list_raw(client)
         assert scope.cancelled_caught
-        assert harness.attempts == 1
+        assert scripted.attempts == 1
 
 
 def test_the_policy_decides_each_next_delay_in_one_place() -> None:

@@ -41,14 +41,6 @@ ACCOUNT = "0000123456-00001"
 USERNAME = "sentinel-user"
 LISTENER = "https://listener.example.com/fota"
 V1_LISTENER = "http://listener.example.com/fota/v1"
-ENV_VARIABLES = (
-    "THINGSPACE_CLIENT_ID",
-    "THINGSPACE_CLIENT_SECRET",
-    "THINGSPACE_M2M_TOKEN",
-    "THINGSPACE_USERNAME",
-    "THINGSPACE_PASSWORD",
-    "THINGSPACE_BASE_URL",
-)
 
 
 # --- DEBUG everywhere -----------------------------------------------------------------------------------------
@@ -63,9 +55,7 @@ def debug_everything() -> None:
 
 
 @pytest.fixture(autouse=True)
-def debug_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for variable in ENV_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
+def debug_logging(clean_env: pytest.MonkeyPatch) -> Iterator[None]:
     levels = {name: logging.getLogger(name).level for name in GUARDED_LOGGERS if name}
     debug_everything()
     yield

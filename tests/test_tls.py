@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 import fota_callbacks as fota
@@ -70,6 +71,8 @@ async def test_the_default_transport_refuses_a_self_signed_certificate(https_ser
         with pytest.raises(fota.ApiConnectionError) as info:
             await client.v2.list_registered_callbacks(ACCOUNT)
     assert type(info.value) is fota.ApiConnectionError
+    assert f"(127.0.0.1:{https_server.port})" in str(info.value)
+    assert "certificate verify failed: " in str(info.value)
     assert info.value.request_sent is False  # refused during the handshake: safe to retry, and retried
     assert info.value.retries_taken == 2
     assert https_server.connections == 3
@@ -166,13 +169,16 @@ async def test_a_redirected_token_or_login_request_sends_no_credentials_elsewher
     assert elsewhere.connections == 0  # neither the Basic credentials nor the password went there
 
 
-async def test_proxy_variables_are_ignored(
+async def test_a_client_you_pass_decides_about_proxies(
     https_server: RawServer, ca_bundle: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The transport's own pool follows HTTPS_PROXY (tests/test_transport_limits.py); a client you pass is used as
+    it is: this one ignores the environment, so the proxy sees nothing."""
     with serving(answer(OK)) as proxy:
         for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "ALL_PROXY"):
             monkeypatch.setenv(variable, proxy.base_url)
-        async with client_on(https_server.base_url, fota.HttpxTransport(verify=str(ca_bundle))) as client:
+        http = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca_bundle)), trust_env=False)
+        async with http, client_on(https_server.base_url, fota.HttpxTransport(http)) as client:
             await client.v2.list_registered_callbacks(ACCOUNT)
     assert proxy.connections == 0
     assert len(https_server.requests) == 1

@@ -1,9 +1,9 @@
 """Every transport keeps the same contract: the same requests on the wire, the same decoded responses and the
 same error classes for the same failures, cancellation without leaked connections, and the same ownership rules.
 
-Each test drives the public client against the scripted server on 127.0.0.1 over httpx, httpx2 and aiohttp
-(aiohttp on asyncio only) and, when it is not about connections, over `InMemoryTransport` calling the same
-scripted server's ASGI app in this process.
+Each test drives the public client against a `ScriptedTransport` script served on 127.0.0.1, over httpx, httpx2
+and aiohttp (aiohttp on asyncio only) and, when it is not about connections, in this process (an
+`InMemoryTransport` on the same script).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import anyio
 import anyio.abc
@@ -28,8 +27,7 @@ from anyio.streams.tls import TLSListener
 
 import fota_callbacks as fota
 from fota_callbacks.transport import AiohttpTransport, Httpx2Transport
-from tests.auth_server import resource_warnings, wait_until
-from tests.scripted_server import Drop, Hang, ScriptedServer
+from tests.harness import Scripted, json_response, resource_warnings, wait_until
 from tests.wire_cases import ACCOUNT, BEARER, M2M, OPERATIONS, Op
 
 pytestmark = pytest.mark.anyio
@@ -45,49 +43,6 @@ SUMMARY = fota.CallbackSummary(url=CALLBACK_URL)
 # --- transports -----------------------------------------------------------------------------------------------
 
 
-class InProcess:
-    """An `InMemoryTransport` handler that calls the scripted server's ASGI app in this process (no sockets)."""
-
-    def __init__(self, app: ScriptedServer) -> None:
-        self._app = app
-
-    async def __call__(self, request: fota.Request) -> fota.Response:
-        url = urlsplit(request.url)
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": request.method,
-            "scheme": url.scheme,
-            "path": unquote(url.path),
-            "raw_path": url.path.encode(),
-            "query_string": url.query.encode(),
-            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.raw()],
-        }
-        body_sent = False
-        status = 0
-        headers: list[tuple[str, str]] = []
-        chunks: list[bytes] = []
-
-        async def receive() -> dict[str, Any]:
-            nonlocal body_sent
-            if body_sent:
-                await anyio.sleep_forever()
-            body_sent = True
-            return {"type": "http.request", "body": request.content, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers.extend((k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"])
-            else:
-                chunks.append(message.get("body", b""))
-
-        await self._app(scope, receive, send)
-        return fota.Response(status, headers, b"".join(chunks))
-
-
 def _require(kind: str, backend: str) -> None:
     if kind == "httpx2":
         pytest.importorskip("httpx2", reason="the httpx2 extra is not installed (it needs Python >= 3.11)")
@@ -97,7 +52,7 @@ def _require(kind: str, backend: str) -> None:
             pytest.skip("AiohttpTransport runs on asyncio only (its refusal of trio is tested below)")
 
 
-def make_transport(kind: str, server: ScriptedServer, **options: Any) -> fota.Transport:
+def make_transport(kind: str, served: Scripted | None = None, **options: Any) -> fota.Transport:
     """A transport of `kind` that owns its HTTP client; TLS options are left out (plain http://)."""
     if kind == "httpx":
         # verify=False: loading the CA bundle costs ~50 ms per client, and http:// does not use it.
@@ -107,7 +62,8 @@ def make_transport(kind: str, server: ScriptedServer, **options: Any) -> fota.Tr
     if kind == "aiohttp":
         return AiohttpTransport(**options)
     assert not options
-    return fota.InMemoryTransport(InProcess(server))
+    assert served is not None
+    return fota.InMemoryTransport(served.script.send)
 
 
 def make_client(transport: fota.Transport, base_url: str, **options: Any) -> fota.FotaCallbacksClient:
@@ -138,10 +94,10 @@ def http_kind(request: pytest.FixtureRequest, backend: str) -> str:
 
 @contextlib.asynccontextmanager
 async def client_on(
-    kind: str, server: ScriptedServer, transport_options: dict[str, Any] | None = None, **options: Any
+    kind: str, served: Scripted, transport_options: dict[str, Any] | None = None, **options: Any
 ) -> AsyncIterator[fota.FotaCallbacksClient]:
-    transport = make_transport(kind, server, **(transport_options or {}))
-    async with make_client(transport, server.base_url, **options) as client:
+    transport = make_transport(kind, served, **(transport_options or {}))
+    async with make_client(transport, served.base_url, **options) as client:
         yield client
 
 
@@ -163,12 +119,12 @@ def busy_connections(transport: fota.Transport) -> int:
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=str)
-async def test_same_request_on_the_wire_and_same_result(kind: str, op: Op, scripted_server: ScriptedServer) -> None:
-    scripted_server.script(scripted_server.json(200, op.response))
-    async with client_on(kind, scripted_server) as client:
+async def test_same_request_on_the_wire_and_same_result(kind: str, op: Op, served_script: Scripted) -> None:
+    served_script.script.add(json_response(200, op.response))
+    async with client_on(kind, served_script) as client:
         assert await op.run(client) == op.expected
 
-    [sent] = scripted_server.received
+    [sent] = served_script.sent
     assert (sent.method, sent.path, sent.query) == (op.method, op.path, "")
     assert sent.body == (op.body or b"")
     assert sent.header("accept") == "application/json"
@@ -181,7 +137,7 @@ async def test_same_request_on_the_wire_and_same_result(kind: str, op: Op, scrip
         assert names.count(name) <= 1, f"{name} sent twice"
     assert "cookie" not in names
     if kind != "memory":
-        assert sent.header("host") == scripted_server.base_url.removeprefix("http://")
+        assert sent.header("host") == served_script.base_url.removeprefix("http://")
         assert "transfer-encoding" not in names
         if op.body:
             assert sent.header("content-length") == str(len(op.body))
@@ -189,8 +145,8 @@ async def test_same_request_on_the_wire_and_same_result(kind: str, op: Op, scrip
             assert sent.header("content-length") in (None, "0")
 
 
-async def test_same_response_status_headers_and_request_id(kind: str, scripted_server: ScriptedServer) -> None:
-    scripted_server.script(
+async def test_same_response_status_headers_and_request_id(kind: str, served_script: Scripted) -> None:
+    served_script.script.add(
         fota.Response(
             201,
             [
@@ -202,7 +158,7 @@ async def test_same_response_status_headers_and_request_id(kind: str, scripted_s
             b'{"success":true}',
         )
     )
-    async with client_on(kind, scripted_server) as client:
+    async with client_on(kind, served_script) as client:
         raw = await client.v3.with_raw_response.deregister_callback(ACCOUNT)
     assert raw.status_code == 201
     assert raw.data == fota.FotaV3SuccessResult(success=True)
@@ -223,31 +179,30 @@ async def test_same_response_status_headers_and_request_id(kind: str, scripted_s
     ],
 )
 async def test_same_error_class_for_a_status(
-    kind: str, status: int, error: type[fota.ApiError], scripted_server: ScriptedServer
+    kind: str, status: int, error: type[fota.ApiError], served_script: Scripted
 ) -> None:
     body = b'{"errorCode":"E42","errorMessage":"no"}'
-    scripted_server.script(scripted_server.json(status, body, {"x-request-id": "req-7"}))
-    async with client_on(kind, scripted_server) as client:
+    served_script.script.add(json_response(status, body, {"x-request-id": "req-7"}))
+    async with client_on(kind, served_script) as client:
         with pytest.raises(fota.ApiError) as info:
             await list_once(client)
     assert type(info.value) is error
     assert (info.value.status_code, info.value.body, info.value.request_id) == (status, body, "req-7")
 
 
-async def test_gzip_body_is_decoded(http_kind: str, scripted_server: ScriptedServer) -> None:
-    scripted_server.script(
+async def test_gzip_body_is_decoded(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.add(
         fota.Response(200, {"content-type": "application/json", "content-encoding": "gzip"}, gzip.compress(OK.content))
     )
-    async with client_on(http_kind, scripted_server) as client:
+    async with client_on(http_kind, served_script) as client:
         assert await list_once(client) == SUMMARY
 
 
-async def test_a_body_that_does_not_decode_is_a_connection_error(
-    http_kind: str, scripted_server: ScriptedServer
-) -> None:
-    scripted_server.script(fota.Response(200, {"content-encoding": "gzip"}, b"this is not gzip"), OK)
+async def test_a_body_that_does_not_decode_is_a_connection_error(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.add(fota.Response(200, {"content-encoding": "gzip"}, b"this is not gzip"))
+    served_script.script.add(OK)
     # (httpx abandons its own body generators on a decoding error: trio warns when they are collected.)
-    async with resource_warnings(), client_on(http_kind, scripted_server) as client:
+    async with resource_warnings(), client_on(http_kind, served_script) as client:
         with pytest.raises(fota.ApiConnectionError) as info:
             await list_once(client)
         assert type(info.value) is fota.ApiConnectionError
@@ -258,25 +213,24 @@ async def test_a_body_that_does_not_decode_is_a_connection_error(
 @pytest.mark.parametrize(
     "body", [b"not json", b'{"url": 5}', b"[]", b'{"url":"https://e.com/cb"'], ids=["text", "type", "array", "cut"]
 )
-async def test_malformed_body_is_a_response_validation_error(
-    kind: str, body: bytes, scripted_server: ScriptedServer
-) -> None:
-    scripted_server.script(scripted_server.json(200, body))
-    async with client_on(kind, scripted_server) as client:
+async def test_malformed_body_is_a_response_validation_error(kind: str, body: bytes, served_script: Scripted) -> None:
+    served_script.script.add(json_response(200, body))
+    async with client_on(kind, served_script) as client:
         with pytest.raises(fota.ResponseValidationError) as info:
             await list_once(client)
     assert info.value.body == body
 
 
-async def test_a_redirect_is_not_followed(kind: str, scripted_server: ScriptedServer) -> None:
-    elsewhere = scripted_server.base_url + "/elsewhere"
-    scripted_server.script(fota.Response(302, {"location": elsewhere, "content-length": "0"}), OK)
-    async with client_on(kind, scripted_server) as client:
+async def test_a_redirect_is_not_followed(kind: str, served_script: Scripted) -> None:
+    elsewhere = served_script.base_url + "/elsewhere"
+    served_script.script.add(fota.Response(302, {"location": elsewhere, "content-length": "0"}))
+    served_script.script.add(OK)
+    async with client_on(kind, served_script) as client:
         with pytest.raises(fota.ApiError) as info:
             await list_once(client)
     assert info.value.status_code == 302
     assert info.value.headers["location"] == elsewhere
-    assert [r.path for r in scripted_server.received] == [f"/api/fota/v2/callbacks/{ACCOUNT}"]
+    assert [r.path for r in served_script.sent] == [f"/api/fota/v2/callbacks/{ACCOUNT}"]
 
 
 # --- the same errors for the same failures ------------------------------------------------------------------
@@ -289,8 +243,8 @@ def _closed_port() -> int:
     return port
 
 
-async def test_refused_connection_was_never_sent(http_kind: str, scripted_server: ScriptedServer) -> None:
-    transport = make_transport(http_kind, scripted_server)
+async def test_refused_connection_was_never_sent(http_kind: str) -> None:
+    transport = make_transport(http_kind)
     async with make_client(transport, f"http://127.0.0.1:{_closed_port()}") as client:
         with pytest.raises(fota.ApiConnectionError) as info:
             await list_once(client)
@@ -298,37 +252,42 @@ async def test_refused_connection_was_never_sent(http_kind: str, scripted_server
     assert info.value.request_sent is False
 
 
-async def test_reset_mid_body(http_kind: str, scripted_server: ScriptedServer) -> None:
-    scripted_server.script(Drop(), OK)
-    async with client_on(http_kind, scripted_server) as client:
+async def test_reset_mid_body(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.drop()
+    served_script.script.add(OK)
+    async with client_on(http_kind, served_script) as client:
         with pytest.raises(fota.ApiConnectionError) as info:
             await list_once(client)
         assert type(info.value) is fota.ApiConnectionError
         assert info.value.request_sent is True
         assert await list_once(client) == SUMMARY  # the broken connection is not reused
-    assert len(scripted_server.received) == 2
+    assert len(served_script.sent) == 2
 
 
-async def test_no_answer_within_the_timeout(kind: str, scripted_server: ScriptedServer) -> None:
-    scripted_server.script(Hang(), OK)
-    async with client_on(kind, scripted_server, timeout=0.2) as client:
+async def test_no_answer_within_the_timeout(kind: str, served_script: Scripted) -> None:
+    served_script.script.hang()
+    served_script.script.add(OK)
+    async with client_on(kind, served_script, timeout=0.2) as client:
         started = time.monotonic()
         with pytest.raises(fota.ApiTimeoutError) as info:
             await list_once(client)
         assert time.monotonic() - started < 2
         assert info.value.request_sent is True
         assert await list_once(client) == SUMMARY
-    assert len(scripted_server.received) == 2
+    assert len(served_script.sent) == 2
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
-async def test_body_over_max_response_bytes(http_kind: str, declared: bool, scripted_server: ScriptedServer) -> None:
+async def test_body_over_max_response_bytes(http_kind: str, declared: bool, served_script: Scripted) -> None:
     body = b'{"url":"' + b"x" * 2000 + b'"}'
     headers = {"content-type": "application/json"}
     if declared:
         headers["content-length"] = str(len(body))
-    scripted_server.script(fota.Response(200, headers, body), OK)
-    async with client_on(http_kind, scripted_server, {"max_response_bytes": 1000}) as client:
+    else:
+        headers["transfer-encoding"] = "chunked"
+    served_script.script.add(fota.Response(200, headers, body))
+    served_script.script.add(OK)
+    async with client_on(http_kind, served_script, {"max_response_bytes": 1000}) as client:
         with pytest.raises(fota.ApiConnectionError, match="max_response_bytes=1000") as info:
             await list_once(client)
         assert type(info.value) is fota.ApiConnectionError
@@ -336,12 +295,10 @@ async def test_body_over_max_response_bytes(http_kind: str, declared: bool, scri
         assert await list_once(client) == SUMMARY
 
 
-async def test_max_response_bytes_holds_for_the_decompressed_body(
-    http_kind: str, scripted_server: ScriptedServer
-) -> None:
+async def test_max_response_bytes_holds_for_the_decompressed_body(http_kind: str, served_script: Scripted) -> None:
     bomb = gzip.compress(b"0" * 1_000_000)  # ~1 KB on the wire
-    scripted_server.script(fota.Response(200, {"content-encoding": "gzip"}, bomb))
-    async with client_on(http_kind, scripted_server, {"max_response_bytes": 100_000}) as client:
+    served_script.script.add(fota.Response(200, {"content-encoding": "gzip"}, bomb))
+    async with client_on(http_kind, served_script, {"max_response_bytes": 100_000}) as client:
         with pytest.raises(fota.ApiConnectionError, match="max_response_bytes"):
             await list_once(client)
 
@@ -375,13 +332,11 @@ async def raw_server(answer: bytes, tls: ssl.SSLContext | None = None) -> AsyncI
     [b"", b"HTTP/1.1 200 OK\r\nContent-Length: 1", b"HTTP/1.1 20 whatever\r\n\r\n", b"\x00\x01 not http\r\n\r\n"],
     ids=["closed-before-answering", "cut-in-the-head", "bad-status-line", "not-http"],
 )
-async def test_broken_or_malformed_http_is_a_connection_error(
-    http_kind: str, answer: bytes, scripted_server: ScriptedServer
-) -> None:
+async def test_broken_or_malformed_http_is_a_connection_error(http_kind: str, answer: bytes) -> None:
     """Once sent, the request is not sent again by the HTTP stack: the client's RetryPolicy decides retries."""
     async with (
         raw_server(answer) as (base_url, heads),
-        make_client(make_transport(http_kind, scripted_server), base_url) as client,
+        make_client(make_transport(http_kind), base_url) as client,
     ):
         with pytest.raises(fota.ApiConnectionError) as info:
             await list_once(client)
@@ -390,15 +345,19 @@ async def test_broken_or_malformed_http_is_a_connection_error(
     assert len(heads) == 1
 
 
-async def test_tls_is_verified_by_default_and_a_ca_bundle_can_be_given(
-    http_kind: str, scripted_server: ScriptedServer, tmp_path: Path
-) -> None:
+def tls_for_127_0_0_1(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 from a new trustme CA, and the path of a bundle holding that CA."""
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
+    return server_context, bundle
+
+
+async def test_tls_is_verified_by_default_and_a_ca_bundle_can_be_given(http_kind: str, tmp_path: Path) -> None:
+    server_context, bundle = tls_for_127_0_0_1(tmp_path)
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
         len(OK.content),
         OK.content,
@@ -421,30 +380,31 @@ async def test_tls_is_verified_by_default_and_a_ca_bundle_can_be_given(
 # --- cancellation -------------------------------------------------------------------------------------------
 
 
-async def test_cancelled_call_then_a_call_that_succeeds(kind: str, scripted_server: ScriptedServer) -> None:
-    scripted_server.script(Hang(), OK)
-    async with client_on(kind, scripted_server) as client:
+async def test_cancelled_call_then_a_call_that_succeeds(kind: str, served_script: Scripted) -> None:
+    served_script.script.hang()
+    served_script.script.add(OK)
+    async with client_on(kind, served_script) as client:
         with anyio.move_on_after(0.2) as scope:
             await list_once(client)
         assert scope.cancelled_caught
         assert await list_once(client) == SUMMARY
-    assert len(scripted_server.received) == 2
+    assert len(served_script.sent) == 2
 
 
-async def test_no_connection_leaked_after_50_cancellations(http_kind: str, scripted_server: ScriptedServer) -> None:
-    scripted_server.default = Hang()
-    transport = make_transport(http_kind, scripted_server, max_connections=10)
-    async with make_client(transport, scripted_server.base_url) as client:
+async def test_no_connection_leaked_after_50_cancellations(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.hang(times=10)
+    transport = make_transport(http_kind, served_script, max_connections=10)
+    async with make_client(transport, served_script.base_url) as client:
         async with anyio.create_task_group() as tg:
             for _ in range(50):
                 tg.start_soon(list_once, client)
             # 10 calls hang on the server, 40 wait for a connection from the pool: cancel them all.
-            await wait_until(lambda: len(scripted_server.received) >= 10)
+            await wait_until(lambda: len(served_script.sent) >= 10)
             tg.cancel_scope.cancel()
-        assert len(scripted_server.received) == 10
+        assert len(served_script.sent) == 10
         assert busy_connections(transport) == 0
 
-        scripted_server.default = OK
+        served_script.script.add(OK, times=10)
         results: list[fota.CallbackSummary] = []
 
         async def call() -> None:
@@ -460,10 +420,10 @@ async def test_no_connection_leaked_after_50_cancellations(http_kind: str, scrip
 # --- ownership and lifecycle --------------------------------------------------------------------------------
 
 
-async def test_owned_client_is_closed_by_aclose(http_kind: str, scripted_server: ScriptedServer) -> None:
-    scripted_server.script(OK)
-    transport = make_transport(http_kind, scripted_server)
-    async with make_client(transport, scripted_server.base_url) as client:
+async def test_owned_client_is_closed_by_aclose(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.add(OK)
+    transport = make_transport(http_kind, served_script)
+    async with make_client(transport, served_script.base_url) as client:
         await list_once(client)
     if isinstance(transport, AiohttpTransport):
         assert transport.session is None  # closed and let go
@@ -472,17 +432,28 @@ async def test_owned_client_is_closed_by_aclose(http_kind: str, scripted_server:
         assert transport.client.is_closed
     await transport.aclose()  # twice is fine
     with pytest.raises(RuntimeError):
-        await transport.send(fota.Request("GET", scripted_server.base_url + "/"))
+        await transport.send(fota.Request("GET", served_script.base_url + "/"))
 
 
-async def test_owned_transport_never_used_closes(http_kind: str, scripted_server: ScriptedServer) -> None:
-    transport = make_transport(http_kind, scripted_server)
+async def test_owned_transport_never_used_closes_twice_and_refuses_to_send(
+    http_kind: str, served_script: Scripted
+) -> None:
+    served_script.script.add(OK)
+    transport = make_transport(http_kind, served_script)
     await transport.aclose()
     await transport.aclose()
+    if isinstance(transport, AiohttpTransport):
+        assert transport.session is None  # no session was ever opened
+    else:
+        assert isinstance(transport, fota.HttpxTransport | Httpx2Transport)
+        assert transport.client.is_closed
+    with pytest.raises(RuntimeError, match="closed"):
+        await transport.send(fota.Request("GET", served_script.base_url + "/"))
+    assert served_script.script.requests == []  # nothing was sent after the close
 
 
-async def test_a_client_you_pass_is_not_closed(http_kind: str, scripted_server: ScriptedServer) -> None:
-    scripted_server.script(OK, OK)
+async def test_a_client_you_pass_is_not_closed(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.add(OK, times=2)
     http: Any
     transport: fota.Transport
     if http_kind == "aiohttp":
@@ -500,13 +471,13 @@ async def test_a_client_you_pass_is_not_closed(http_kind: str, scripted_server: 
         http = httpx2.AsyncClient()
         transport = Httpx2Transport(http)
     async with http:
-        async with make_client(transport, scripted_server.base_url) as client:
+        async with make_client(transport, served_script.base_url) as client:
             assert await list_once(client) == SUMMARY
         assert not _is_closed(http)
         await transport.aclose()
         assert not _is_closed(http)
         # still yours, and still usable
-        assert (await transport.send(fota.Request("GET", scripted_server.base_url + "/x"))).status_code == 200
+        assert (await transport.send(fota.Request("GET", served_script.base_url + "/x"))).status_code == 200
     assert _is_closed(http)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import fota_callbacks as fota
-from tests.scripted_server import ScriptedServer
+from tests.harness import Scripted
 from tests.wire_cases import ACCOUNT, BEARER, M2M, TRANSPORTS, Wire, wire_for
 
 pytestmark = pytest.mark.anyio
@@ -380,21 +380,7 @@ async def test_a_string_that_is_not_unicode_text_is_refused(
 
 # --- credentials ----------------------------------------------------------------------------------------------------
 
-ENV_NAMES = (
-    "THINGSPACE_CLIENT_ID",
-    "THINGSPACE_CLIENT_SECRET",
-    "THINGSPACE_M2M_TOKEN",
-    "THINGSPACE_USERNAME",
-    "THINGSPACE_PASSWORD",
-    "THINGSPACE_BASE_URL",
-)
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ENV_NAMES:
-        monkeypatch.delenv(name, raising=False)
-    return monkeypatch
+# (`clean_env`: tests/conftest.py)
 
 
 class RecordingHandler:
@@ -494,30 +480,28 @@ def test_a_bad_credential_is_refused(clean_env: pytest.MonkeyPatch, arguments: d
 
 
 async def test_a_token_that_cannot_be_a_header_value_is_refused(
-    clean_env: pytest.MonkeyPatch, scripted_server: ScriptedServer
+    clean_env: pytest.MonkeyPatch, served_script: Scripted
 ) -> None:
     with pytest.raises(fota.InvalidArgumentError) as info:
         async with fota.FotaCallbacksClient(
-            access_token="tök€n", m2m_token=M2M, base_url=scripted_server.base_url, max_retries=0
+            access_token="tök€n", m2m_token=M2M, base_url=served_script.base_url, max_retries=0
         ) as client:
             await client.v2.list_registered_callbacks(ACCOUNT)
     assert info.value.parameter in ("access_token", "token")
-    assert scripted_server.received == []
+    assert served_script.sent == []
 
 
 async def test_credentials_and_base_url_from_the_environment(
-    clean_env: pytest.MonkeyPatch, scripted_server: ScriptedServer
+    clean_env: pytest.MonkeyPatch, served_script: Scripted
 ) -> None:
     clean_env.setenv("THINGSPACE_CLIENT_ID", "env-client-id")
     clean_env.setenv("THINGSPACE_CLIENT_SECRET", "env-client-secret")
     clean_env.setenv("THINGSPACE_M2M_TOKEN", "env-m2m-token")
-    clean_env.setenv("THINGSPACE_BASE_URL", scripted_server.base_url)
-    scripted_server.script(
-        scripted_server.json(200, b'{"access_token":"oauth-token-1","token_type":"Bearer","expires_in":3600}'),
-        scripted_server.json(200, b'{"url":"https://example.com/cb"}'),
-    )
+    clean_env.setenv("THINGSPACE_BASE_URL", served_script.base_url)
+    served_script.script.respond(json={"access_token": "oauth-token-1", "token_type": "Bearer", "expires_in": 3600})
+    served_script.script.respond(json={"url": "https://example.com/cb"})
     async with fota.FotaCallbacksClient() as client:
-        assert client.base_url == scripted_server.base_url
+        assert client.base_url == served_script.base_url
         assert isinstance(client.transport, fota.HttpxTransport)
         summary = await client.v2.list_registered_callbacks(ACCOUNT)
         for text in (repr(client), str(client)):
@@ -525,7 +509,7 @@ async def test_credentials_and_base_url_from_the_environment(
             assert "env-m2m-token" not in text
 
     assert summary == fota.CallbackSummary(url="https://example.com/cb")
-    token, call = scripted_server.received
+    token, call = served_script.sent
     assert (token.method, token.path) == ("POST", "/api/ts/v1/oauth2/token")
     basic = base64.b64encode(b"env-client-id:env-client-secret").decode()
     assert token.header("authorization") == f"Basic {basic}"

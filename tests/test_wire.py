@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import fota_callbacks as fota
-from tests.scripted_server import ScriptedServer
+from tests.harness import Scripted
 from tests.wire_cases import (
     ACCOUNT,
     BEARER,
@@ -109,24 +109,24 @@ def test_request_bodies_are_compact_json_without_nulls(op: Op) -> None:
     assert json.dumps(decoded, separators=(",", ":"), ensure_ascii=False).encode() == op.body
 
 
-async def test_base_url_with_a_trailing_slash_keeps_the_paths(scripted_server: ScriptedServer) -> None:
-    scripted_server.script(scripted_server.json(200, b'{"url":"https://e.com/cb"}'))
+async def test_base_url_with_a_trailing_slash_keeps_the_paths(served_script: Scripted) -> None:
+    served_script.script.respond(json={"url": "https://e.com/cb"})
     async with fota.FotaCallbacksClient(
-        access_token=BEARER, m2m_token=M2M, base_url=scripted_server.base_url + "/"
+        access_token=BEARER, m2m_token=M2M, base_url=served_script.base_url + "/"
     ) as client:
-        assert client.base_url == scripted_server.base_url
+        assert client.base_url == served_script.base_url
         await client.v2.list_registered_callbacks(ACCOUNT)
-    [received] = scripted_server.received
+    [received] = served_script.sent
     assert received.path == f"/api/fota/v2/callbacks/{ACCOUNT}"
 
 
-async def test_base_url_with_a_path_prefix_keeps_every_path_under_it(scripted_server: ScriptedServer) -> None:
-    scripted_server.script(scripted_server.json(200, b'{"success":true}'))
+async def test_base_url_with_a_path_prefix_keeps_every_path_under_it(served_script: Scripted) -> None:
+    served_script.script.respond(json={"success": True})
     async with fota.FotaCallbacksClient(
-        access_token=BEARER, m2m_token=M2M, base_url=scripted_server.base_url + "/gateway"
+        access_token=BEARER, m2m_token=M2M, base_url=served_script.base_url + "/gateway"
     ) as client:
         await client.v1.deregister_callback(ACCOUNT)
-    [received] = scripted_server.received
+    [received] = served_script.sent
     assert received.path == f"/gateway/api/fota/v1/callbacks/{ACCOUNT}/name/Fota"
 
 

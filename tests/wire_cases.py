@@ -1,26 +1,23 @@
 """Shared test data for the wire tests: every operation with the exact request it must send and the documented
 example response it decodes, and `Wire`, which records what reaches the server through either transport.
 
-`Wire` has two kinds:
-- "memory": the client gets an `InMemoryTransport` whose handler records each `fota.Request` and answers from a
-  queue (the SDK's default root, https://thingspace.verizon.com, is kept);
-- "http": the client gets `base_url=` the scripted uvicorn server and an owned `HttpxTransport`; what the
-  server received (raw path, headers, body) is recorded.
-Unqueued requests are answered with HTTP 599 in both.
+`Wire` is a view of a `tests.harness.Scripted` (a `ScriptedTransport` script) of either kind:
+- "memory": in-process, at the SDK's default root (https://thingspace.verizon.com);
+- "http": the script served by uvicorn on 127.0.0.1, reached through an owned `HttpxTransport`; what the server
+  received (raw path, headers as they arrived, body) is recorded.
+A request that nothing was queued for fails the test (`UnscriptedRequestError`).
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 import pytest
 
 import fota_callbacks as fota
-from tests.scripted_server import ScriptedServer
+from tests.harness import Scripted, Sent, json_response
 
 __all__ = [
     "ACCOUNT",
@@ -46,89 +43,40 @@ DEFAULT_ROOT = "https://thingspace.verizon.com"
 TRANSPORTS = ("memory", "http")
 
 
-@attrs.frozen
-class Sent:
-    """One request as it reached the server."""
-
-    method: str
-    url: str  # root + path, the path exactly as sent (percent-encoding kept)
-    path: str
-    query: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        """The value of a header (repeats joined by ", " so that a duplicate shows), or None."""
-        values = [value for key, value in self.headers if key.lower() == name.lower()]
-        return ", ".join(values) if values else None
-
-    @property
-    def header_names(self) -> list[str]:
-        """Lower-cased names, repeats kept."""
-        return [key.lower() for key, _ in self.headers]
-
-
 class Wire:
     """Make clients for one transport kind, queue responses, and see what was sent."""
 
-    def __init__(self, kind: str, server: ScriptedServer | None) -> None:
+    def __init__(self, kind: str, served: Scripted | None = None) -> None:
+        assert (kind == "http") == (served is not None)
         self.kind = kind
-        self._server = server
-        self._queue: collections.deque[fota.Response] = collections.deque()
-        self._sent: list[Sent] = []
+        self.scripted = served if served is not None else Scripted("memory")
 
     @property
     def root(self) -> str:
-        return DEFAULT_ROOT if self._server is None else self._server.base_url
+        return self.scripted.base_url
 
     def client(self, **options: Any) -> fota.FotaCallbacksClient:
         """A client with static tokens `BEARER`/`M2M` (unless given) on this wire."""
         options.setdefault("access_token", BEARER)
         options.setdefault("m2m_token", M2M)
-        if self._server is None:
-            options.setdefault("transport", fota.InMemoryTransport(self._handle))
-        else:
-            options.setdefault("base_url", self._server.base_url)
-            # The default HttpxTransport but for TLS verification, which plain http:// does not use; loading
-            # the CA bundle costs ~50 ms per client, too much for hundreds of tests.
-            options.setdefault("transport", fota.HttpxTransport(verify=False))
-        return fota.FotaCallbacksClient(**options)
+        return self.scripted.client(**options)
 
     def reply(self, *responses: fota.Response) -> None:
-        if self._server is None:
-            self._queue.extend(responses)
-        else:
-            self._server.script(*responses)
+        for response in responses:
+            self.scripted.script.add(response)
 
-    @staticmethod
-    def json(status: int, body: bytes, headers: dict[str, str] | None = None) -> fota.Response:
-        return fota.Response(status, {"content-type": "application/json", **(headers or {})}, body)
+    json = staticmethod(json_response)
 
     @property
     def sent(self) -> list[Sent]:
-        if self._server is None:
-            return list(self._sent)
-        return [
-            Sent(r.method, self._server.base_url + r.path, r.path, r.query, tuple(r.headers), r.body)
-            for r in self._server.received
-        ]
-
-    async def _handle(self, request: fota.Request) -> fota.Response:
-        parts = urlsplit(request.url)
-        self._sent.append(
-            Sent(request.method, request.url, parts.path, parts.query, request.headers.raw(), request.content)
-        )
-        if self._queue:
-            return self._queue.popleft()
-        return fota.Response(599, {"content-type": "text/plain"}, b"unscripted request")
+        return self.scripted.sent
 
 
 def wire_for(request: pytest.FixtureRequest) -> Wire:
     """For a fixture parametrised over `TRANSPORTS`."""
     kind = request.param
     assert kind in TRANSPORTS
-    server = request.getfixturevalue("scripted_server") if kind == "http" else None
-    return Wire(kind, server)
+    return Wire(kind, request.getfixturevalue("served_script") if kind == "http" else None)
 
 
 # --- the documented example responses (verbatim from ../shared/api-docs and wire.md) -----------------------------

@@ -23,6 +23,7 @@ from ._delivery import CallbackDeliveryError, CallbackNotRegisteredError, Delive
 from ._fake import AccountCallbacks, FakeThingSpace
 from ._faults import Fault, FaultKind
 from ._records import Operation, RecordedRequest, Version
+from ._scripted import ScriptedAnswer, ScriptedTransport, UnscriptedRequestError
 from ._serve import serve_app
 
 __all__ = [
@@ -36,6 +37,9 @@ __all__ = [
     "FaultKind",
     "Operation",
     "RecordedRequest",
+    "ScriptedAnswer",
+    "ScriptedTransport",
+    "UnscriptedRequestError",
     "UpgradeEventType",
     "Version",
     "serve",

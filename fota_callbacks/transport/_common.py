@@ -1,25 +1,52 @@
-"""What the bundled network transports share: loading their optional package, and TLS from a CA bundle path."""
+"""What the bundled network transports share: loading their optional package, TLS from a CA bundle path, proxies
+from the environment, the bounded and decoded body read, and the SDK's errors for requests that got no response."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import ssl
+import sys
+import urllib.request
+import zlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
+from .._constants import ACCEPT_ENCODING
 from .._errors import ApiConnectionError, ApiTimeoutError
 from .base import Request
 
-__all__ = ["ca_bundle_context", "check_declared_length", "import_extra", "no_response", "too_large"]
+__all__ = [
+    "ACCEPT_ENCODING",
+    "BodyTooLarge",
+    "ca_bundle_context",
+    "environment_proxies",
+    "import_extra",
+    "no_response",
+    "read_body",
+    "read_response_body",
+]
+
+_STEP = 64 * 1024
+"""Bytes a decoder may produce at a time, before they are counted (or the next coding of a stacked
+`Content-Encoding` consumes them)."""
+_MAX_REASON = 300
 
 
-def import_extra(name: str, transport: str, extra: str | None) -> Any:
-    """Import the package behind a transport, or say which extra installs it."""
+def import_extra(name: str, transport: str, extra: str | None, python: tuple[int, int] | None = None) -> Any:
+    """Import the package behind a transport, or say which extra installs it (and, when this Python is older than
+    `python`, that the package needs a newer one)."""
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        install = f"'fota-callbacks[{extra}]'" if extra else "fota-callbacks"
-        raise ImportError(f"{transport} needs the {name} package: pip install {install}", name=name) from exc
+        if python is not None and sys.version_info < python:
+            needs = ".".join(map(str, python))
+            message = f"{transport} needs the {name} package, which needs Python {needs} or later"
+        else:
+            install = f"'fota-callbacks[{extra}]'" if extra else "fota-callbacks"
+            message = f"{transport} needs the {name} package: pip install {install}"
+        raise ImportError(message, name=name) from exc
 
 
 def ca_bundle_context(path: str) -> ssl.SSLContext:
@@ -29,21 +56,219 @@ def ca_bundle_context(path: str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=path)
 
 
+def environment_proxies() -> Callable[[str, str], str | None] | None:
+    """The proxies set by `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` (any case), read once.
+
+    None when no proxy is set; otherwise a function of (scheme, host[:port]) giving the proxy URL to use, or None
+    for a host that `NO_PROXY` exempts: `*`, the host itself, a domain it is in (`example.com` or `.example.com`),
+    or `host:port`.
+    """
+    found = urllib.request.getproxies_environment()
+    by_scheme = {scheme: found.get(scheme) or found.get("all") for scheme in ("http", "https")}
+    if not any(by_scheme.values()):
+        return None
+    exempt = [entry.strip().lower().lstrip(".") for entry in found.get("no", "").split(",") if entry.strip()]
+
+    def proxy_for(scheme: str, netloc: str) -> str | None:
+        proxy = by_scheme.get(scheme)
+        netloc = netloc.lower()
+        host = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
+        for entry in exempt:
+            if entry == "*" or entry in (netloc, host) or host.endswith("." + entry):
+                return None
+        return proxy
+
+    return proxy_for
+
+
+# --- errors --------------------------------------------------------------------------------------------------
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters escaped and cut to a readable length: it may come from the server."""
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= _MAX_REASON else text[:_MAX_REASON] + "..."
+
+
+def _reason(exc: BaseException) -> str:
+    """Why `exc` happened, from the first exception along its cause/context chain that says: HTTP stacks wrap the
+    TLS or socket error that knows in several layers of exceptions with empty messages."""
+    seen: set[int] = set()
+    first = ""
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        # (Some stacks' own errors subclass the ssl ones without their attributes: the cause then has them.)
+        verify_message = getattr(current, "verify_message", None)
+        if isinstance(current, ssl.SSLCertVerificationError) and verify_message:
+            return f"certificate verify failed: {verify_message}"
+        reason = getattr(current, "reason", None)
+        if isinstance(current, ssl.SSLError) and isinstance(reason, str) and reason:
+            return f"TLS error: {reason}"
+        if not first:
+            first = str(current).strip()
+        current = current.__cause__ or current.__context__
+    return first or "no reason given"
+
+
+def _host(request: Request) -> str:
+    return urlsplit(request.url).netloc or "?"
+
+
 def no_response(exc: BaseException, request: Request, *, sent: bool, timeout: bool) -> ApiConnectionError:
-    """The SDK's error for a request that got no response: `ApiTimeoutError` or `ApiConnectionError`."""
+    """The SDK's error for a request that got no response: `ApiTimeoutError` or `ApiConnectionError`, saying which
+    host and why."""
     if timeout:
-        return ApiTimeoutError(f"timed out: {type(exc).__name__}", request=request, request_sent=sent)
-    return ApiConnectionError(f"connection failed: {type(exc).__name__}: {exc}", request=request, request_sent=sent)
+        return ApiTimeoutError(
+            f"timed out ({_host(request)}): {type(exc).__name__}", request=request, request_sent=sent
+        )
+    return ApiConnectionError(
+        f"connection failed ({_host(request)}): {type(exc).__name__}: {_printable(_reason(exc))}",
+        request=request,
+        request_sent=sent,
+    )
+
+
+def attempt_timed_out(request: Request, *, sent: bool) -> ApiTimeoutError:
+    """The error for an attempt that did not end within `request.timeout` (sending to the body's last byte)."""
+    return ApiTimeoutError(
+        f"timed out ({_host(request)}): no complete response within timeout={request.timeout} s",
+        request=request,
+        request_sent=sent,
+    )
 
 
 def too_large(limit: int, request: Request, declared: str | None = None) -> ApiConnectionError:
+    """The error for a body (as decoded) longer than `max_response_bytes`."""
     size = f"of {declared} bytes " if declared is not None else ""
     return ApiConnectionError(
         f"response body {size}exceeds max_response_bytes={limit}", request=request, request_sent=True
     )
 
 
-def check_declared_length(declared: str | None, limit: int, request: Request) -> None:
-    """Refuse a body whose Content-Length is over the limit before reading any of it."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(limit, request, declared)
+def undecodable(exc: BaseException, request: Request) -> ApiConnectionError:
+    """The error for a body that does not decode as its `Content-Encoding` says."""
+    return ApiConnectionError(
+        f"response body does not decode ({_host(request)}): {_printable(str(exc))}", request=request, request_sent=True
+    )
+
+
+# --- the bounded body read -----------------------------------------------------------------------------------
+
+
+class BodyTooLarge(Exception):
+    """A body is longer than `limit` bytes (`declared` is its Content-Length when that said so)."""
+
+    def __init__(self, limit: int, declared: str | None = None) -> None:
+        super().__init__(f"body exceeds {limit} bytes")
+        self.limit = limit
+        self.declared = declared
+
+
+class _Inflater:
+    """One `gzip` or `deflate` coding; `deflate` is zlib-wrapped as RFC 9110 says, or raw as some servers send."""
+
+    def __init__(self, coding: str) -> None:
+        self._raw_fallback = coding == "deflate"
+        self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16 if coding != "deflate" else zlib.MAX_WBITS)
+        self.unconsumed_tail = b""
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        try:
+            out = self._zlib.decompress(data, max_length)
+        except zlib.error:
+            if not self._raw_fallback:
+                raise
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._zlib.decompress(data, max_length)
+        self._raw_fallback = False
+        self.unconsumed_tail = self._zlib.unconsumed_tail
+        return out
+
+
+def _inflaters(content_encoding: str | None) -> list[_Inflater]:
+    """The decoders for a `Content-Encoding` value, in the order they apply (the last coding applied comes first).
+    `identity` and codings this SDK does not ask for (it sends `Accept-Encoding: gzip, deflate`) are passed through
+    as they are."""
+    if not content_encoding:
+        return []
+    codings = [coding.strip().lower() for coding in content_encoding.split(",")]
+    return [_Inflater(coding) for coding in reversed(codings) if coding in ("gzip", "x-gzip", "deflate")]
+
+
+class _Body:
+    """Collects a body through its decoders (one at least), never holding more than `limit` + 1 decoded bytes."""
+
+    def __init__(self, limit: int, inflaters: list[_Inflater]) -> None:
+        self.limit = limit
+        self.size = 0
+        self.chunks: list[bytes] = []
+        self._inflaters = inflaters
+
+    def add(self, chunk: bytes) -> None:
+        self._feed(0, chunk)
+
+    def _keep(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise BodyTooLarge(self.limit)
+        self.chunks.append(chunk)
+
+    def _feed(self, stage: int, data: bytes) -> None:
+        inflater = self._inflaters[stage]
+        last = stage == len(self._inflaters) - 1
+        while True:
+            # Each call is bounded, so that a few compressed bytes never become more than this at once (zlib
+            # holds a large output twice while it builds it).
+            room = min(self.limit - self.size + 1, _STEP) if last else _STEP
+            out = inflater.decompress(data, room)
+            if out and last:
+                self._keep(out)
+            elif out:
+                self._feed(stage + 1, out)
+            data = inflater.unconsumed_tail
+            if not data and len(out) < room:
+                return
+
+
+async def read_body(
+    chunks: AsyncIterator[bytes], limit: int, *, content_encoding: str | None = None, declared: str | None = None
+) -> bytes:
+    """The body from `chunks`, decoded as `content_encoding` says (gzip, deflate, stacked), with at most `limit`
+    bytes kept in memory and inflated at any time: raises `BodyTooLarge` as soon as it is longer (or as soon as
+    its Content-Length, `declared`, says so), and `zlib.error` for a body that does not decode."""
+    if declared is not None and declared.isdigit() and int(declared) > limit and not content_encoding:
+        raise BodyTooLarge(limit, declared)
+    inflaters = _inflaters(content_encoding)
+    if not inflaters:  # the common case, kept to a plain loop
+        kept: list[bytes] = []
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit)
+            kept.append(chunk)
+        return b"".join(kept)
+    body = _Body(limit, inflaters)
+    async for chunk in chunks:
+        if chunk:
+            body.add(chunk)
+    return b"".join(body.chunks)
+
+
+async def read_response_body(
+    request: Request,
+    chunks: AsyncIterator[bytes],
+    limit: int,
+    *,
+    content_encoding: str | None = None,
+    declared: str | None = None,
+) -> bytes:
+    """`read_body` for a transport: a body over the limit or one that does not decode is `ApiConnectionError`."""
+    try:
+        return await read_body(chunks, limit, content_encoding=content_encoding, declared=declared)
+    except BodyTooLarge as exc:
+        raise too_large(exc.limit, request, exc.declared) from None
+    except zlib.error as exc:
+        raise undecodable(exc, request) from exc

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from ssl import SSLContext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import sniffio
 
-from .._constants import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES
-from ._common import ca_bundle_context, check_declared_length, import_extra, no_response, too_large
+from .._constants import ACCEPT_ENCODING, DEFAULT_TIMEOUT, KEEPALIVE_EXPIRY, MAX_CONNECTIONS, MAX_RESPONSE_BYTES
+from ._common import (
+    attempt_timed_out,
+    ca_bundle_context,
+    environment_proxies,
+    import_extra,
+    no_response,
+    read_response_body,
+)
 from .base import Request, Response
 
 if TYPE_CHECKING:
@@ -20,6 +28,23 @@ __all__ = ["AiohttpTransport"]
 
 _MAX_CACHED_TIMEOUTS = 32
 _MAX_CACHED_URLS = 256
+_ACCEPT_ENCODING = ("Accept-Encoding", ACCEPT_ENCODING)
+
+_connected: ContextVar[list[bool] | None] = ContextVar("fota_callbacks_aiohttp_connected", default=None)
+"""Set by `send` around one request: the owned session's connector marks it once it has handed out a connection,
+so that a timeout says whether the request may have been sent."""
+
+
+def _marking_connector(aiohttp: Any) -> type[Any]:
+    class MarkingConnector(aiohttp.TCPConnector):  # type: ignore[misc]
+        async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109 (aiohttp's signature)
+            connection = await super().connect(req, traces, timeout)
+            mark = _connected.get()
+            if mark is not None:
+                mark[0] = True
+            return connection
+
+    return MarkingConnector
 
 
 def _refuse_other_event_loops() -> None:
@@ -45,7 +70,11 @@ class AiohttpTransport:
     used as it is (its connector, TLS settings, cookie jar) and is never closed.
     `ssl` is True (verify with the default CA certificates), False (no verification: tests only), the path
     of a CA bundle, or an `ssl.SSLContext`.
-    Bodies longer than `max_response_bytes` are refused with `ApiConnectionError`.
+    `request.timeout` bounds each attempt as a whole (aiohttp's total timeout), from sending to the body's last byte.
+    Bodies are asked for as gzip or deflate and decoded here, also on a session you pass; they are refused with
+    `ApiConnectionError` once longer than `max_response_bytes` as decoded: decoding stops there.
+    The owned session sends through the proxies that `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` name
+    when the transport is made.
     The aiohttp package is imported by the constructor: without the extra, that raises ImportError; on trio,
     it raises RuntimeError (use `HttpxTransport`).
     """
@@ -55,8 +84,8 @@ class AiohttpTransport:
         session: aiohttp.ClientSession | None = None,
         *,
         ssl: bool | str | SSLContext = True,
-        max_connections: int = 100,
-        keepalive_expiry: float = 5.0,
+        max_connections: int = MAX_CONNECTIONS,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self._aiohttp = import_extra("aiohttp", "AiohttpTransport", "aiohttp")
@@ -73,11 +102,13 @@ class AiohttpTransport:
         self._keepalive_expiry = keepalive_expiry
         self._max_response_bytes = max_response_bytes
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
-        self._urls: dict[str, yarl.URL] = {}
+        self._urls: dict[str, tuple[yarl.URL, str | None]] = {}
+        self._proxy_for = environment_proxies() if session is None else None
         aiohttp = self._aiohttp
         import asyncio  # here, not at the top: importing fota_callbacks need not import asyncio
 
         self._timeout_errors: tuple[type[BaseException], ...] = (aiohttp.ServerTimeoutError, asyncio.TimeoutError)
+        self._connect_timeout: type[Exception] = aiohttp.ConnectionTimeoutError
         self._client_error: type[Exception] = aiohttp.ClientError
         # Failures in which the request never left this process: always safe to send again.
         self._not_sent: tuple[type[Exception], ...] = (
@@ -102,7 +133,7 @@ class AiohttpTransport:
         if session is None:
             aiohttp = self._aiohttp
             session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
+                connector=_marking_connector(aiohttp)(
                     limit=self._max_connections,
                     keepalive_timeout=self._keepalive_expiry,
                     ssl=self._ssl,
@@ -119,40 +150,46 @@ class AiohttpTransport:
         return session
 
     def _timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
-        # As httpx.Timeout(seconds): connecting (with the wait for a pooled connection) and each read get
-        # `seconds`; no limit on the whole exchange, so that a timeout says whether the request was sent.
+        # The whole exchange, from connecting (and waiting for a pooled connection) to the body's last byte.
         timeouts = self._timeouts
         if len(timeouts) >= _MAX_CACHED_TIMEOUTS:
             timeouts.clear()
-        timeout: aiohttp.ClientTimeout = self._aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)
+        timeout: aiohttp.ClientTimeout = self._aiohttp.ClientTimeout(total=seconds)
         timeouts[seconds] = timeout
         return timeout
 
-    def _url(self, url: str) -> yarl.URL:
+    def _url(self, url: str) -> tuple[yarl.URL, str | None]:
         urls = self._urls
         if len(urls) >= _MAX_CACHED_URLS:
             urls.clear()
         # An ASCII URL is the SDK's, already percent-encoded: sent byte for byte, not re-quoted by yarl.
-        parsed = urls[url] = self._url_class(url, encoded=url.isascii())
-        return parsed
+        parsed = self._url_class(url, encoded=url.isascii())
+        proxy = None if self._proxy_for is None else self._proxy_for(parsed.scheme, parsed.raw_authority)
+        cached = urls[url] = (parsed, proxy)
+        return cached
 
     async def send(self, request: Request) -> Response:
-        """Send `request` on the session (opened on first use) and read the whole body."""
+        """Send `request` on the session (opened on first use) and read the whole body within `request.timeout`."""
         session = self._session
         if session is None:
             session = self._open()
-        url = self._urls.get(request.url)
-        if url is None:
-            url = self._url(request.url)
+        cached = self._urls.get(request.url)
+        if cached is None:
+            cached = self._url(request.url)
+        url, proxy = cached
         timeout = self._timeouts.get(request.timeout) or self._timeout(request.timeout)
+        connected = [not self._owns_session]  # a session you pass says nothing: a timeout counts as maybe sent
+        mark = _connected.set(connected)
         try:
             response = await session.request(
                 request.method,
                 url,
-                headers=request.headers.raw(),
+                headers=[*request.headers.raw(), _ACCEPT_ENCODING],
                 data=request.content or None,
                 timeout=timeout,
                 allow_redirects=False,
+                auto_decompress=False,
+                proxy=proxy,
             )
             try:
                 content = await self._read(response, request)
@@ -162,23 +199,26 @@ class AiohttpTransport:
             response.release()
         # The except clauses are evaluated only when something is raised: the lookups cost nothing per call.
         except self._timeout_errors as exc:
-            raise no_response(exc, request, sent=not isinstance(exc, self._not_sent), timeout=True) from exc
+            if isinstance(exc, self._connect_timeout) or not connected[0]:
+                raise no_response(exc, request, sent=False, timeout=True) from exc
+            raise attempt_timed_out(request, sent=True) from exc
         except self._client_error as exc:
             raise no_response(exc, request, sent=not isinstance(exc, self._not_sent), timeout=False) from exc
+        finally:
+            _connected.reset(mark)
         return Response(response.status, response.headers.items(), content)
 
     async def _read(self, response: aiohttp.ClientResponse, request: Request) -> bytes:
-        limit = self._max_response_bytes
-        check_declared_length(response.headers.get("Content-Length"), limit, request)
-        stream = response.content
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await stream.readany():  # decompressed: the limit holds for what is kept in memory
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit, request)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        headers = response.headers
+        encoding = headers.get("Content-Encoding")
+        declared = headers.get("Content-Length")
+        if not encoding and declared is not None and declared.isdigit() and int(declared) <= self._max_response_bytes:
+            # aiohttp's parser stops at the declared length: a plain body that fits is read at once, as raw aiohttp
+            # does (the common case, and the cheapest).
+            return await response.read()
+        return await read_response_body(
+            request, response.content.iter_any(), self._max_response_bytes, content_encoding=encoding, declared=declared
+        )
 
     async def aclose(self) -> None:
         """Close the owned session and its connections (a session you passed is left open). Safe to call twice."""

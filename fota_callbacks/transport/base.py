@@ -97,7 +97,8 @@ def _to_headers(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> Headers
 class Request:
     """One HTTP request as the SDK sends it.
 
-    `timeout` is the number of seconds this attempt may take (None: no limit), for the transport to enforce.
+    `timeout` is the number of seconds this attempt may take as a whole, from sending it to the last byte of the
+    response body (None: no limit), for the transport to enforce (see `Transport`).
     """
 
     method: str
@@ -129,6 +130,13 @@ class Transport(Protocol):
     `send` returns the response (any status) with its body read, or raises `ApiConnectionError`
     (`ApiTimeoutError` for timeouts) with `request_sent` telling whether the server may have seen it.
     It must be safe to call concurrently from many tasks, and to cancel.
+
+    `request.timeout` is the budget of the whole attempt: connecting, waiting for a pooled connection, sending,
+    and reading the head and the whole body. The client sets no limit of its own around `send`: every transport
+    enforces it, each with its cheapest mechanism (a cancel scope around the exchange, or its HTTP stack's total
+    timeout), so that a server trickling a byte at a time cannot hold an attempt longer. When it expires, `send`
+    raises `ApiTimeoutError`, with `request_sent=False` only if nothing of the request was written yet.
+    A custom transport must do the same.
     """
 
     async def send(self, request: Request) -> Response:

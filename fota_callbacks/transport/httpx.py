@@ -1,55 +1,45 @@
-"""The default transport, on an `httpx.AsyncClient`; and the one implementation it shares with `Httpx2Transport`.
+"""The default transport, on httpx; and the one implementation it shares with `Httpx2Transport`.
 
-httpx2 keeps httpx's API (client, limits, timeouts, exception classes), so one class, parametrised by the
+httpx2 keeps httpx's API (client, transport, limits, streams, exception classes), so one class, parametrised by the
 package it loads, serves both: `HttpxTransport` and `Httpx2Transport` only name the package and its extra.
+This module imports httpx (a dependency of fota-callbacks) when it is imported; `Httpx2Transport` imports httpx2
+in its constructor, so that importing fota_callbacks does not import the optional package.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import anyio
 import attrs
 import httpx
 
-from .._constants import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES
-from ._common import ca_bundle_context, check_declared_length, import_extra, no_response, too_large
+from .._constants import ACCEPT_ENCODING, DEFAULT_TIMEOUT, KEEPALIVE_EXPIRY, MAX_CONNECTIONS, MAX_RESPONSE_BYTES
+from .._errors import ApiConnectionError
+from . import _common
 from .base import Request, Response
 
 __all__ = ["HttpxTransport"]
 
-_MAX_CACHED_TIMEOUTS = 32
-
-
-class _ResponseHeaders(Protocol):
-    def get(self, key: str, /) -> str | None: ...
-
-    def multi_items(self) -> list[tuple[str, str]]: ...
-
-
-class _StreamedResponse(Protocol):
-    @property
-    def status_code(self) -> int: ...
-
-    @property
-    def headers(self) -> _ResponseHeaders: ...
-
-    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
-
-    async def aclose(self) -> None: ...
+_MAX_CACHED = 256
+_ACCEPT_ENCODING = ("Accept-Encoding", ACCEPT_ENCODING)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class _AsyncClient(Protocol):
     """What the transport uses of `httpx.AsyncClient` (and of `httpx2.AsyncClient`, its twin)."""
 
+    @property
+    def is_closed(self) -> bool: ...
+
     def build_request(
         self, method: str, url: str, *, content: bytes | None = ..., headers: Any = ..., timeout: Any = ...
     ) -> Any: ...
 
-    async def send(self, request: Any, *, stream: bool = ...) -> _StreamedResponse: ...
+    async def send(self, request: Any, *, stream: bool = ...) -> Any: ...
 
     async def aclose(self) -> None: ...
 
@@ -57,13 +47,53 @@ class _AsyncClient(Protocol):
 ClientT = TypeVar("ClientT", bound=_AsyncClient)
 
 
+def _request_body_class(base: type[Any]) -> type[Any]:
+    """A request body stream for the package whose `AsyncByteStream` is `base`.
+
+    Its iterator is itself, not an async generator: a send cancelled while writing leaves nothing for the garbage
+    collector to finalize (httpx's own `ByteStream` leaves a suspended generator, which trio reports as a
+    ResourceWarning). `started` tells whether the HTTP stack began writing the body, i.e. had written the head:
+    from then on the server may have the request.
+    """
+
+    class RequestBody(base):  # type: ignore[misc]
+        __slots__ = ("_content", "_pending", "started")
+
+        def __init__(self, content: bytes) -> None:
+            self._content = content
+            self._pending = b""
+            self.started = False
+
+        def __aiter__(self) -> RequestBody:
+            self.started = True
+            self._pending = self._content  # from the start again: a stack may send it again on another connection
+            return self
+
+        async def __anext__(self) -> bytes:
+            chunk = self._pending
+            if not chunk:
+                raise StopAsyncIteration
+            self._pending = b""
+            return chunk
+
+        async def aclose(self) -> None:
+            self._pending = b""
+
+    return RequestBody
+
+
 @attrs.frozen
 class _Package:
     """The parts of an httpx-like package a transport calls, looked up when it is made."""
 
     async_client: Any
+    http_transport: Any
+    request: Any
+    url: Any
+    proxy: Any
     limits: Any
     timeout: Any
+    request_body: Any
     timeout_error: type[Exception]
     request_error: type[Exception]
     """Every failure of a request: transport errors, and a body that does not decode (a broken Content-Encoding)."""
@@ -71,23 +101,28 @@ class _Package:
     """Failures in which the request never left this process: always safe to send again."""
 
     @classmethod
-    def load(cls, name: str, transport: str, extra: str | None) -> _Package:
-        module = import_extra(name, transport, extra)
+    def load(cls, name: str, transport: str, extra: str | None, python: tuple[int, int] | None) -> _Package:
+        module = _common.import_extra(name, transport, extra, python)
         return cls(
             async_client=module.AsyncClient,
+            http_transport=module.AsyncHTTPTransport,
+            request=module.Request,
+            url=module.URL,
+            proxy=module.Proxy,
             limits=module.Limits,
             timeout=module.Timeout,
+            request_body=_request_body_class(module.AsyncByteStream),
             timeout_error=module.TimeoutException,
             request_error=module.RequestError,
             not_sent=(module.ConnectError, module.ConnectTimeout, module.PoolTimeout, module.UnsupportedProtocol),
         )
 
 
-async def _abandon(response: _StreamedResponse, stream: AsyncIterator[bytes]) -> None:
+async def _abandon(close: Callable[[], Awaitable[None]], stream: AsyncIterator[bytes]) -> None:
     """Stop reading a body midway: close the response (and its connection), then end `stream` by cancelling its
     first wait, so that none of the HTTP stack's nested async generators is left suspended for the garbage
     collector to finalize (which trio reports as a ResourceWarning)."""
-    await response.aclose()
+    await close()
     with anyio.CancelScope() as scope:
         scope.cancel()
         with contextlib.suppress(Exception):
@@ -96,96 +131,168 @@ async def _abandon(response: _StreamedResponse, stream: AsyncIterator[bytes]) ->
 
 
 class _HttpxFamilyTransport(Generic[ClientT]):
-    """Sends requests with an httpx-like package; `HttpxTransport` and `Httpx2Transport` name which one.
-
-    The package is imported by the constructor, so that importing fota_callbacks does not import it.
-    """
+    """Sends requests with an httpx-like package; `HttpxTransport` and `Httpx2Transport` name which one."""
 
     _package_name: ClassVar[str]
     _extra: ClassVar[str | None] = None
     """The extra that installs the package; None: a dependency of fota-callbacks itself."""
+    _python: ClassVar[tuple[int, int] | None] = None
+    """The oldest Python the package installs on, when newer than fota-callbacks' own."""
 
     def __init__(
         self,
         client: ClientT | None = None,
         *,
         verify: bool | str | ssl.SSLContext = True,
-        max_connections: int = 100,
-        keepalive_expiry: float = 5.0,
+        max_connections: int = MAX_CONNECTIONS,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
-        self._package = package = _Package.load(self._package_name, type(self).__name__, self._extra)
+        self._package = package = _Package.load(self._package_name, type(self).__name__, self._extra, self._python)
         self._owns_client = client is None
+        self._pool: Any = None
+        self._proxied: dict[str | None, Any] = {}
+        self._proxy_for = None
+        self._closed = False
         if client is None:
-            client = package.async_client(
-                # The packages deprecate a CA bundle path given as `verify`: the context is built here instead.
-                verify=ca_bundle_context(verify) if isinstance(verify, str) else verify,
-                follow_redirects=False,
-                timeout=DEFAULT_TIMEOUT,
-                limits=package.limits(
-                    max_connections=max_connections,
-                    max_keepalive_connections=max_connections,
-                    keepalive_expiry=keepalive_expiry,
-                ),
-                trust_env=False,
+            # The packages deprecate a CA bundle path given as `verify`: the context is built here instead.
+            verify = _common.ca_bundle_context(verify) if isinstance(verify, str) else verify
+            limits = package.limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=keepalive_expiry,
             )
+
+            def pool(proxy: str | None = None) -> Any:
+                return package.http_transport(
+                    verify=verify, limits=limits, trust_env=False, proxy=package.proxy(proxy) if proxy else None
+                )
+
+            self._new_pool = pool
+            self._pool = self._proxied[None] = pool()
+            self._proxy_for = _common.environment_proxies()
+            # Requests go to the pool directly (the client's layer of URL merging, cookies, auth flows and hooks
+            # is work the SDK does not need); the client stays, as the documented `client` of this transport.
+            client = package.async_client(transport=self._pool, follow_redirects=False, timeout=DEFAULT_TIMEOUT)
         self._client: ClientT = client
         self._max_response_bytes = max_response_bytes
         self._timeouts: dict[float | None, Any] = {}
+        self._urls: dict[str, tuple[Any, tuple[str, str], Any]] = {}
 
     @property
     def client(self) -> ClientT:
-        """The underlying client."""
+        """The client you passed; or the one this transport made, whose connection pool it uses."""
         return self._client
+
+    async def send(self, request: Request) -> Response:
+        """Send `request` and read the whole body within `request.timeout`, from sending to the body's last byte."""
+        body = self._package.request_body(request.content)
+        timeout = request.timeout
+        if timeout is None:
+            return await self._exchange(request, body)
+        with anyio.CancelScope(deadline=anyio.current_time() + timeout):
+            return await self._exchange(request, body)
+        raise _common.attempt_timed_out(request, sent=body.started)
+
+    async def _exchange(self, request: Request, body: Any) -> Response:
+        package = self._package
+        try:
+            if self._pool is not None:
+                return await self._on_pool(request, body)
+            return await self._on_client(request, body)
+        # The except clauses are evaluated only when something is raised: the lookups cost nothing per call.
+        except package.timeout_error as exc:
+            raise _common.no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=True) from exc
+        except package.request_error as exc:
+            raise _common.no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=False) from exc
+
+    async def _on_pool(self, request: Request, body: Any) -> Response:
+        """The request on the owned connection pool (`AsyncHTTPTransport.handle_async_request`)."""
+        if self._closed:
+            raise RuntimeError(f"this {type(self).__name__} is closed")
+        cached = self._urls.get(request.url)
+        if cached is None:
+            cached = self._url(request.url)
+        url, host, pool = cached
+        headers = [host, *request.headers.raw(), _ACCEPT_ENCODING]
+        if request.content or request.method in _BODY_METHODS:
+            headers.append(("Content-Length", str(len(request.content))))
+        response = await pool.handle_async_request(
+            self._package.request(request.method, url, headers=headers, stream=body)
+        )
+        stream = response.stream
+        return await self._read(request, response, stream.__aiter__(), stream.aclose)
+
+    async def _on_client(self, request: Request, body: Any) -> Response:
+        """The request through the client you passed: its hooks, mounts, auth and mocks all apply."""
+        timeout = self._timeouts.get(request.timeout) or self._timeout(request.timeout)
+        http_request = self._client.build_request(
+            request.method,
+            request.url,
+            headers=[*request.headers.raw(), _ACCEPT_ENCODING],
+            content=request.content or None,
+            timeout=timeout,
+        )
+        http_request.stream = body
+        response = await self._client.send(http_request, stream=True)
+        if response.is_stream_consumed:  # a mock's response, made from bytes: read (and decoded) by the package
+            content = response.content
+            if len(content) > self._max_response_bytes:
+                raise _common.too_large(self._max_response_bytes, request)
+            return Response(response.status_code, response.headers.multi_items(), content)
+        return await self._read(request, response, response.aiter_raw(), response.aclose)
+
+    async def _read(
+        self, request: Request, response: Any, stream: AsyncIterator[bytes], close: Callable[[], Awaitable[None]]
+    ) -> Response:
+        headers = response.headers
+        try:
+            content = await _common.read_response_body(
+                request,
+                stream,
+                self._max_response_bytes,
+                content_encoding=headers.get("content-encoding"),
+                declared=headers.get("content-length"),
+            )
+        except ApiConnectionError:  # too large, or not decodable: the rest is not read
+            await _abandon(close, stream)
+            raise
+        finally:
+            await close()
+        return Response(response.status_code, headers.multi_items(), content)
+
+    def _url(self, url: str) -> tuple[Any, tuple[str, str], Any]:
+        """The parsed URL, its Host header, and the pool it goes to (through the proxy the environment names for
+        it, or direct): worked out once per URL."""
+        urls = self._urls
+        if len(urls) >= _MAX_CACHED:
+            urls.clear()
+        parsed = self._package.url(url)
+        netloc = parsed.netloc.decode("ascii")
+        proxy = None if self._proxy_for is None else self._proxy_for(parsed.scheme, netloc)
+        pool = self._proxied.get(proxy)
+        if pool is None:
+            pool = self._proxied[proxy] = self._new_pool(proxy)
+        cached = urls[url] = (parsed, ("Host", netloc), pool)
+        return cached
 
     def _timeout(self, seconds: float | None) -> Any:
         timeouts = self._timeouts
-        if len(timeouts) >= _MAX_CACHED_TIMEOUTS:
+        if len(timeouts) >= _MAX_CACHED:
             timeouts.clear()
         timeout = timeouts[seconds] = self._package.timeout(seconds)
         return timeout
 
-    async def send(self, request: Request) -> Response:
-        client = self._client
-        timeout = self._timeouts.get(request.timeout) or self._timeout(request.timeout)
-        http_request = client.build_request(
-            request.method,
-            request.url,
-            headers=request.headers.raw(),
-            content=request.content or None,
-            timeout=timeout,
-        )
-        package = self._package
-        try:
-            http_response = await client.send(http_request, stream=True)
-            try:
-                content = await self._read(http_response, request)
-            finally:
-                await http_response.aclose()
-        # The except clauses are evaluated only when something is raised: the lookups cost nothing per call.
-        except package.timeout_error as exc:
-            raise no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=True) from exc
-        except package.request_error as exc:
-            raise no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=False) from exc
-        return Response(http_response.status_code, http_response.headers.multi_items(), content)
-
-    async def _read(self, response: _StreamedResponse, request: Request) -> bytes:
-        limit = self._max_response_bytes
-        check_declared_length(response.headers.get("content-length"), limit, request)
-        chunks: list[bytes] = []
-        size = 0
-        stream = response.aiter_bytes()
-        async for chunk in stream:
-            size += len(chunk)
-            if size > limit:
-                await _abandon(response, stream)
-                raise too_large(limit, request)
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        """Close the owned client and its connections (a client you passed is left open). Safe to call twice."""
+        if not self._owns_client:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            await self._client.aclose()  # and with it the direct pool
+            for proxy, pool in self._proxied.items():
+                if proxy is not None:
+                    await pool.aclose()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(owns_client={self._owns_client})"
@@ -194,12 +301,16 @@ class _HttpxFamilyTransport(Generic[ClientT]):
 class HttpxTransport(_HttpxFamilyTransport[httpx.AsyncClient]):
     """Sends requests with httpx: the default transport, on asyncio and trio.
 
-    With no `client`, it creates and owns an `httpx.AsyncClient` (TLS verified, redirects not followed,
-    `max_connections` pooled, idle connections closed after `keepalive_expiry` seconds) and closes it in
-    `aclose()`. A `client` you pass is used as it is and is never closed.
+    With no `client`, it sends on a connection pool of its own (`httpx.AsyncHTTPTransport`: TLS verified,
+    redirects not followed, `max_connections` pooled, idle connections closed after `keepalive_expiry` seconds),
+    through the proxies that `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` name when it is made; its
+    `client` is an `httpx.AsyncClient` on that pool, closed by `aclose()`. A `client` you pass is used as it is
+    (its hooks, mounts, auth, proxies; respx and pytest-httpx mocks) and is never closed.
     `verify` is True (httpx's CA certificates), False (no verification: tests only), the path of a CA bundle,
     or an `ssl.SSLContext`.
-    Bodies longer than `max_response_bytes` are refused with `ApiConnectionError`.
+    `request.timeout` bounds each attempt as a whole, from sending to the body's last byte.
+    Bodies are asked for as gzip or deflate, and refused with `ApiConnectionError` once longer than
+    `max_response_bytes` as decoded: decoding stops there.
     """
 
     _package_name = "httpx"

@@ -28,6 +28,7 @@ __all__ = [
     "never_read",
     "reset_mid_body",
     "trickle_body",
+    "trickle_headers",
 ]
 
 Behaviour = Callable[["Connection"], None]
@@ -236,6 +237,19 @@ def trickle_body(interval: float, chunk: bytes = b" ") -> Behaviour:
         conn.send(head)
         while not conn.wait(interval):
             conn.send(framed)
+
+    return behaviour
+
+
+def trickle_headers(interval: float) -> Behaviour:
+    """A status line, then one short header line every `interval` seconds, forever."""
+
+    def behaviour(conn: Connection) -> None:
+        if not conn.read_request():
+            return
+        conn.send(b"HTTP/1.1 200 OK\r\n")
+        while not conn.wait(interval):
+            conn.send(b"X-Slow: 1\r\n")
 
     return behaviour
 
