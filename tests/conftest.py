@@ -22,6 +22,21 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
     return request.param  # type: ignore[no-any-return]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """AiohttpTransport runs on asyncio only: its trio combinations are not run (its refusal of trio has a test of
+    its own), rather than reported as dozens of skips."""
+    keep: list[pytest.Item] = []
+    impossible: list[pytest.Item] = []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        backend = params.get("anyio_backend", ("asyncio", {}))[0]
+        transport = params.get("kind", params.get("http_kind"))
+        (impossible if backend == "trio" and transport == "aiohttp" else keep).append(item)
+    if impossible:
+        config.hook.pytest_deselected(items=impossible)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def _switchboard() -> Iterator[tuple[Switchboard, str]]:
     yield from run_switchboard()

@@ -48,8 +48,8 @@ def _require(kind: str, backend: str) -> None:
         pytest.importorskip("httpx2", reason="the httpx2 extra is not installed (it needs Python >= 3.11)")
     if kind == "aiohttp":
         pytest.importorskip("aiohttp", reason="the aiohttp extra is not installed")
-        if backend != "asyncio":
-            pytest.skip("AiohttpTransport runs on asyncio only (its refusal of trio is tested below)")
+        # On trio it is not run at all (tests/conftest.py); its refusal of trio is tested below.
+        assert backend == "asyncio"
 
 
 def make_transport(kind: str, served: Scripted | None = None, **options: Any) -> fota.Transport:
@@ -491,9 +491,8 @@ def aiohttp_made_outside_any_loop() -> AiohttpTransport:
     return AiohttpTransport()
 
 
-async def test_aiohttp_refuses_trio(backend: str, aiohttp_made_outside_any_loop: AiohttpTransport) -> None:
-    if backend != "trio":
-        pytest.skip("about trio")
+@pytest.mark.parametrize("anyio_backend", [("trio", {})], ids=["trio"])
+async def test_aiohttp_refuses_trio(aiohttp_made_outside_any_loop: AiohttpTransport) -> None:
     with pytest.raises(RuntimeError, match=r"asyncio only.*use HttpxTransport"):
         AiohttpTransport()
     with pytest.raises(RuntimeError, match=r"asyncio only.*use HttpxTransport"):
