@@ -152,7 +152,17 @@ def test_the_example_app_registers_itself_and_accepts_only_its_credentials(fake_
 
         # The newcomer's loop: the fake delivers to the URL registered at startup, echoing its credentials.
         trigger = subprocess.run(
-            [sys.executable, "-m", "fota_callbacks", "trigger", "upgradeFinished", "--account", ACCOUNT],
+            [
+                sys.executable,
+                "-m",
+                "fota_callbacks",
+                "trigger",
+                "firmwareList",
+                "--account",
+                ACCOUNT,
+                "--set",
+                "toVersion=9.9",
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -161,7 +171,8 @@ def test_the_example_app_registers_itself_and_accepts_only_its_credentials(fake_
         )
         assert trigger.returncode == 0, trigger.stdout + trigger.stderr
         assert "listener answered 200" in trigger.stdout
-        _wait_for_line(log, f"upgradeFinished message for account {ACCOUNT}")
+        _wait_for_line(log, f"firmwareList message for account {ACCOUNT}")
+        _wait_for_line(log, "-> 9.9")  # the handler's line for each firmware offered
     finally:
         _stop(app)
     assert PASSWORD not in log.read_text()
