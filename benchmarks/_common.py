@@ -7,8 +7,10 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ACCOUNT",
@@ -23,8 +25,10 @@ __all__ = [
     "median",
     "pin_to_cpu",
     "profile_lines",
+    "quartiles",
     "render_table",
     "rss_bytes",
+    "stop_process",
 ]
 
 ACCOUNT = "0000123456-00001"
@@ -79,8 +83,26 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def stop_process(process: subprocess.Popen[Any], timeout: float = 5) -> None:
+    """Ask a child process to end (the signal `Popen.terminate` sends), wait, kill it if it lingers."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float]:
+    """(p25, p75) of `values`: how much per-round ratios spread."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    cuts = statistics.quantiles(values, n=4, method="inclusive")
+    return cuts[0], cuts[2]
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> str:

@@ -9,20 +9,25 @@
 - cProfile of V2 list calls: the top functions by self and by cumulative time (inflated by the profiler;
   read them as proportions).
 
-Standalone: `python -m benchmarks.inmemory [--seconds S] [--rounds N]`.
+Standalone: `python -m benchmarks.inmemory [--seconds S] [--rounds N] [--backend trio]` (`benchmarks.run` measures
+on asyncio).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
+import functools
 import gc
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
+
+import anyio
+import attrs
 
 import fota_callbacks as fota
 
@@ -39,6 +44,7 @@ from ._common import (
     median,
     pin_to_cpu,
     profile_lines,
+    quartiles,
     render_table,
 )
 
@@ -47,6 +53,7 @@ __all__ = ["InMemoryResult", "format_inmemory", "main", "measure"]
 Call = Callable[[], Awaitable[object]]
 BASE_URL = "http://bench.invalid"
 IN_MEMORY_TARGET_US = 30.0
+HANDWRITTEN_TARGET = 3.0
 
 
 def canned_handler(body: bytes) -> Callable[[fota.Request], Awaitable[fota.Response]]:
@@ -92,13 +99,30 @@ def sdk_calls() -> tuple[dict[str, Call], list[fota.FotaCallbacksClient]]:
     async def v2_list_untimed() -> object:
         return await v2u.list_registered_callbacks(ACCOUNT)
 
+    v2_raw = v2.with_raw_response
+
+    async def v2_list_raw() -> object:
+        return await v2_raw.list_registered_callbacks(ACCOUNT)
+
     calls: dict[str, Call] = {
         "v2_list": v2_list,
         "v1_list": v1_list,
         "v2_register": v2_register,
         "v2_list_untimed": v2_list_untimed,
+        "v2_list_raw": v2_list_raw,
     }
     return calls, [v2_client, v1_client, register_client, untimed_client]
+
+
+def _same_for_variants(v2_list: Call, v1_list: Call, v2_register: Call) -> dict[str, Call]:
+    """A reference driver per SDK operation: the SDK's V2 list variants all compare with the same V2 list."""
+    return {
+        "v2_list": v2_list,
+        "v1_list": v1_list,
+        "v2_register": v2_register,
+        "v2_list_untimed": v2_list,
+        "v2_list_raw": v2_list,
+    }
 
 
 def floor_calls() -> dict[str, Call]:
@@ -117,7 +141,76 @@ def floor_calls() -> dict[str, Call]:
         dumps({"url": CALLBACK_URL}, separators=(",", ":")).encode()
         return loads((await v2_handler(request)).content)
 
-    return {"v2_list": v2_list, "v1_list": v1_list, "v2_register": v2_register, "v2_list_untimed": v2_list}
+    return _same_for_variants(v2_list, v1_list, v2_register)
+
+
+@attrs.frozen
+class _Url:
+    url: str | None
+
+
+@attrs.frozen
+class _Registered:
+    aname: str | None
+    name: str | None
+    url: str | None
+    username: str | None
+
+
+_HandwrittenHandler = Callable[[str, str, dict[str, str], bytes], Awaitable[tuple[int, bytes]]]
+
+
+def handwritten_calls() -> dict[str, Call]:
+    """The minimal hand-written client the SDK is held to (issue 17.3): quote the account, build the URL and
+    the headers, await a handler, check the status, `json.loads`, build an attrs object. Nothing else: no
+    validation, no retries, no timeout, no error model."""
+    loads, dumps = json.loads, json.dumps
+    user_agent = "handwritten/1.0"
+
+    def canned(body: bytes) -> _HandwrittenHandler:
+        async def handler(method: str, url: str, headers: dict[str, str], content: bytes) -> tuple[int, bytes]:
+            return 200, body
+
+        return handler
+
+    v2_handler, v1_handler = canned(V2_LIST_BODY), canned(V1_LIST_BODY)
+
+    def headers() -> dict[str, str]:
+        return {
+            "Accept": "application/json",
+            "User-Agent": user_agent,
+            "Authorization": f"Bearer {ACCESS_TOKEN}",
+            "VZ-M2M-Token": M2M_TOKEN,
+        }
+
+    async def v2_list() -> object:
+        url = f"{BASE_URL}/api/fota/v2/callbacks/{quote(ACCOUNT, safe='')}"
+        status, body = await v2_handler("GET", url, headers(), b"")
+        if status != 200:
+            raise RuntimeError(status)
+        return _Url(url=loads(body).get("url"))
+
+    async def v1_list() -> object:
+        url = f"{BASE_URL}/api/fota/v1/callbacks/{quote(ACCOUNT, safe='')}"
+        status, body = await v1_handler("GET", url, headers(), b"")
+        if status != 200:
+            raise RuntimeError(status)
+        return [
+            _Registered(item.get("aname"), item.get("name"), item.get("url"), item.get("username"))
+            for item in loads(body)
+        ]
+
+    async def v2_register() -> object:
+        url = f"{BASE_URL}/api/fota/v2/callbacks/{quote(ACCOUNT, safe='')}"
+        request_headers = headers()
+        request_headers["Content-Type"] = "application/json"
+        content = dumps({"url": CALLBACK_URL}, separators=(",", ":")).encode()
+        status, body = await v2_handler("POST", url, request_headers, content)
+        if status != 200:
+            raise RuntimeError(status)
+        return _Url(url=loads(body).get("url"))
+
+    return _same_for_variants(v2_list, v1_list, v2_register)
 
 
 async def _timed_loop(call: Call, seconds: float) -> tuple[float, float]:
@@ -136,6 +229,29 @@ async def _timed_loop(call: Call, seconds: float) -> tuple[float, float]:
     return cpu / calls * 1e6, calls / wall
 
 
+async def _paired(sdk_call: Call, reference: Call, seconds: float, parts: int = 10) -> tuple[float, float, float]:
+    """(SDK CPU µs/call, SDK calls/s, reference CPU µs/call) from `parts` short slices of each, alternating:
+    the two see the same machine speed even when it drifts within the round (a ratio of one SDK slice and one
+    reference slice moved by ±20% here)."""
+    gc.collect()
+    piece = seconds / parts
+    cpu, wall, calls = [0.0, 0.0], [0.0, 0.0], [0, 0]
+    for part in range(parts):
+        for which in (0, 1) if part % 2 == 0 else (1, 0):
+            call = sdk_call if which == 0 else reference
+            count = 0
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            stop_at = t0 + piece
+            while time.perf_counter() < stop_at:
+                for _ in range(50):
+                    await call()
+                count += 50
+            cpu[which] += time.process_time() - cpu0
+            wall[which] += time.perf_counter() - t0
+            calls[which] += count
+    return cpu[0] / calls[0] * 1e6, calls[0] / wall[0], cpu[1] / calls[1] * 1e6
+
+
 @dataclass
 class Stage:
     name: str
@@ -150,12 +266,21 @@ class InMemoryResult:
     sdk_us: dict[str, float]
     sdk_calls_per_s: dict[str, float]
     floor_us: dict[str, float]
+    handwritten_us: dict[str, float]
+    ratios: dict[str, list[float]]
     stages: list[Stage]
     stage_error: str | None
     profile_calls: int
     profile_total_us: float
     top_self: list[ProfileLine]
     top_cumulative: list[ProfileLine]
+
+    def ratio(self, op: str) -> float:
+        """SDK CPU per call over the hand-written client's: the median of the per-round ratios."""
+        return median(self.ratios[op])
+
+    def spread(self, op: str) -> tuple[float, float]:
+        return quartiles(self.ratios[op])
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -164,6 +289,9 @@ class InMemoryResult:
             "sdk_us_per_call": self.sdk_us,
             "sdk_calls_per_s": self.sdk_calls_per_s,
             "floor_us_per_call": self.floor_us,
+            "handwritten_us_per_call": self.handwritten_us,
+            "sdk_over_handwritten": {op: self.ratio(op) for op in self.ratios},
+            "sdk_over_handwritten_p25_p75": {op: self.spread(op) for op in self.ratios},
             "stages_us": {stage.name: stage.us for stage in self.stages},
             "stage_error": self.stage_error,
             "profile_calls": self.profile_calls,
@@ -185,10 +313,9 @@ async def _per_iteration_ns(body: Callable[[], Awaitable[object]], iterations: i
 async def stage_split(iterations: int) -> list[Stage]:
     """Replay one V2 list call step by step with the package's own objects; µs per step.
 
-    Reaches into private modules (`_pipeline`, `_validation`, the client's pipeline): if they changed shape,
+    Reaches into private modules (`_validation`, the client's pipeline): if they changed shape,
     the caller reports the error instead of the split.
     """
-    from fota_callbacks._pipeline import ApiResponse, request_id_of
     from fota_callbacks._validation import check_account
     from fota_callbacks.v2.controller import V2
 
@@ -200,11 +327,12 @@ async def stage_split(iterations: int) -> list[Stage]:
     root: str = pipeline.shared.root
     timeout = pipeline.options.timeout
     base_headers: tuple[tuple[str, str], ...] = (("Accept", "application/json"), ("User-Agent", "x"))
-    snapshot = await auth.current(pipeline.exchange)
+    snapshot = auth.static or await auth.current(pipeline.exchange)
+    merged = snapshot.request_headers(base_headers)
     url = root + endpoint.path((ACCOUNT,))
-    request = fota.Request("GET", url, base_headers + snapshot.headers, b"", timeout)
+    request = fota.Request("GET", url, merged, b"", timeout)
+    untimed_request = fota.Request("GET", url, merged, b"", None)
     response = await transport.send(request)
-    data = endpoint.decode(response.content, 200)
     controller = client.v2
 
     async def validate() -> object:
@@ -214,19 +342,22 @@ async def stage_split(iterations: int) -> list[Stage]:
         return root + endpoint.path((ACCOUNT,))
 
     async def authenticate() -> object:
-        return await auth.current(pipeline.exchange)
+        return auth.static or await auth.current(pipeline.exchange)
+
+    async def headers() -> object:
+        return snapshot.request_headers(base_headers)
 
     async def make_request() -> object:
-        return fota.Request("GET", url, base_headers + snapshot.headers, b"", timeout)
+        return fota.Request("GET", url, merged, b"", timeout)
 
     async def send() -> object:
         return await transport.send(request)
 
+    async def send_untimed() -> object:
+        return await transport.send(untimed_request)
+
     async def decode() -> object:
         return endpoint.decode(response.content, 200)
-
-    async def wrap() -> object:
-        return ApiResponse(200, response.headers, data, request_id_of(response.headers), 0)
 
     async def nothing() -> object:
         return None
@@ -237,27 +368,31 @@ async def stage_split(iterations: int) -> list[Stage]:
     steps: list[tuple[str, str, Call]] = [
         ("validate", "_validation.check_account (regex fullmatch)", validate),
         ("build", "root + Endpoint.path (quote each segment, join)", build),
-        ("auth", "Auth.current: both token sources, header regex checks, AuthSnapshot", authenticate),
-        ("request", "Request(...): attrs init, Headers converter, tuple concat", make_request),
-        ("send", "InMemoryTransport.send: anyio.fail_after + handler", send),
+        ("auth", "auth.static or Auth.current(): the credentials snapshot", authenticate),
+        ("headers", "AuthSnapshot.request_headers: base + credential headers (cached per snapshot)", headers),
+        ("request", "Request(...): attrs init, Headers converter", make_request),
+        ("send", "InMemoryTransport.send with a timeout (timer armed only if the handler suspends)", send),
         ("decode", "Endpoint.decode: json.loads + cattrs structure hook", decode),
-        ("wrap", "ApiResponse(...) + request_id_of (Headers index, 4 lookups)", wrap),
     ]
     # Interleaved repetitions, medians: the machine's speed drifts within seconds.
     repetitions = 5
     per_repetition = max(1, iterations // repetitions)
     samples: dict[str, list[float]] = {name: [] for name, _, _ in steps}
     totals: list[float] = []
+    untimed: list[float] = []
     for _ in range(repetitions):
         loop_ns = await _per_iteration_ns(nothing, per_repetition)
         for name, _, fn in steps:
             samples[name].append((await _per_iteration_ns(fn, per_repetition) - loop_ns) / 1e3)
         totals.append((await _per_iteration_ns(whole, per_repetition) - loop_ns) / 1e3)
+        untimed.append((await _per_iteration_ns(send_untimed, per_repetition) - loop_ns) / 1e3)
     stages = [Stage(name, what, max(0.0, median(samples[name]))) for name, what, _ in steps]
     total_us = median(totals)
     rest = total_us - sum(stage.us for stage in stages)
-    stages.append(Stage("rest", "controller -> raw controller -> Pipeline.call -> exchange, logging check", rest))
+    stages.append(Stage("rest", "controller -> Pipeline.data -> _result -> exchange -> _build, logging check", rest))
     stages.append(Stage("total", "client.v2.list_registered_callbacks, measured whole", total_us))
+    # Not part of the sum: what `send` costs without the timeout's cancel scope (timeout=None).
+    stages.append(Stage("(send, timeout=None)", "the same send, no cancel scope", max(0.0, median(untimed))))
     await client.aclose()
     return stages
 
@@ -286,14 +421,21 @@ async def measure(
 ) -> InMemoryResult:
     sdk, clients = sdk_calls()
     floor = floor_calls()
-    for call in (*sdk.values(), *floor.values()):
+    handwritten = handwritten_calls()
+    for call in (*sdk.values(), *floor.values(), *handwritten.values()):
         for _ in range(500):
             await call()
     sdk_samples: dict[str, list[tuple[float, float]]] = {op: [] for op in sdk}
     floor_samples: dict[str, list[float]] = {op: [] for op in sdk}
-    for _ in range(rounds):
-        for op in sdk:
-            sdk_samples[op].append(await _timed_loop(sdk[op], seconds))
+    handwritten_samples: dict[str, list[float]] = {op: [] for op in sdk}
+    ratios: dict[str, list[float]] = {op: [] for op in sdk}
+    for round_index in range(rounds):
+        for op in sdk if round_index % 2 == 0 else list(sdk)[::-1]:
+            sdk_us, sdk_rate, handwritten_us = await _paired(sdk[op], handwritten[op], seconds)
+            sdk_sample = (sdk_us, sdk_rate)
+            sdk_samples[op].append(sdk_sample)
+            handwritten_samples[op].append(handwritten_us)
+            ratios[op].append(sdk_sample[0] / handwritten_us)
             floor_samples[op].append((await _timed_loop(floor[op], seconds / 4))[0])
     for client in clients:
         await client.aclose()
@@ -310,6 +452,8 @@ async def measure(
         sdk_us={op: median([s[0] for s in samples]) for op, samples in sdk_samples.items()},
         sdk_calls_per_s={op: median([s[1] for s in samples]) for op, samples in sdk_samples.items()},
         floor_us={op: median(samples) for op, samples in floor_samples.items()},
+        handwritten_us={op: median(samples) for op, samples in handwritten_samples.items()},
+        ratios=ratios,
         stages=stages,
         stage_error=stage_error,
         profile_calls=profile_calls,
@@ -324,6 +468,7 @@ _LABELS = {
     "v1_list": "V1 list (array of 3)",
     "v2_register": "V2 register (enc+dec)",
     "v2_list_untimed": "V2 list, timeout=None",
+    "v2_list_raw": "V2 list, with_raw_response",
 }
 
 
@@ -331,29 +476,42 @@ def format_inmemory(result: InMemoryResult) -> str:
     rows = []
     for op, label in _LABELS.items():
         sdk_us, floor_us = result.sdk_us[op], result.floor_us[op]
-        verdict = ("ok" if sdk_us <= IN_MEMORY_TARGET_US else "MISS") if op == "v2_list" else ""
+        ratio, (low, high) = result.ratio(op), result.spread(op)
         rows.append(
             [
                 label,
                 f"{sdk_us:.1f}",
                 f"{result.sdk_calls_per_s[op]:,.0f}",
+                f"{result.handwritten_us[op]:.1f}",
+                f"{ratio:.2f}x",
+                f"{low:.2f}-{high:.2f}",
+                "ok" if ratio <= HANDWRITTEN_TARGET else "MISS",
                 f"{floor_us:.1f}",
-                f"{sdk_us - floor_us:.1f}",
-                verdict,
             ]
         )
     parts = [
         render_table(
-            ["operation", "sdk CPU µs/call", "sdk calls/s", "floor µs/call", "sdk - floor µs", "<= 30 µs"],
+            [
+                "operation",
+                "sdk CPU µs/call",
+                "sdk calls/s",
+                "hand-written µs",
+                "sdk/hand-written",
+                "p25-p75",
+                f"<= {HANDWRITTEN_TARGET:g}x",
+                "floor µs",
+            ],
             rows,
-            f"In-memory (InMemoryTransport, canned bytes, 1 task, 1 core): medians of {result.rounds} rounds of "
-            f"{result.seconds:g} s; floor = await handler + json.loads (+ json.dumps for register)",
+            f"In-memory (InMemoryTransport, canned bytes, 1 task, 1 core): medians of {result.rounds} rounds; in "
+            f"each, {result.seconds:g} s of the SDK and as much of the hand-written client in 10 alternating slices "
+            "each; hand-written = quote + URL + headers dict + await handler + status check + json.loads + attrs "
+            "object; floor = await handler + json.loads (+ json.dumps for register)",
         )
     ]
     if result.stage_error is not None:
         parts.append(f"Per-stage split unavailable (package internals changed): {result.stage_error}")
     elif result.stages:
-        total = result.stages[-1].us
+        total = next(stage.us for stage in result.stages if stage.name == "total")
         stage_rows = [
             [stage.name, f"{stage.us:.2f}", f"{stage.us / total * 100:.0f}%" if total else "", stage.what]
             for stage in result.stages
@@ -392,17 +550,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=0.5, help="seconds per timed loop")
     parser.add_argument("--stage-iterations", type=int, default=20_000)
     parser.add_argument("--profile-calls", type=int, default=20_000)
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="the event loop")
     args = parser.parse_args(argv)
     layout = cpu_layout()
     pin_to_cpu(None if layout is None else layout[1])
-    result = asyncio.run(
-        measure(
-            rounds=args.rounds,
-            seconds=args.seconds,
-            stage_iterations=args.stage_iterations,
-            profile_calls=args.profile_calls,
-        )
+    run = functools.partial(
+        measure,
+        rounds=args.rounds,
+        seconds=args.seconds,
+        stage_iterations=args.stage_iterations,
+        profile_calls=args.profile_calls,
     )
+    result = anyio.run(run, backend=args.backend)
+    print(f"event loop: {args.backend}")
     print(format_inmemory(result))
 
 

@@ -1,9 +1,10 @@
 """Run every benchmark and print the tables: `python -m benchmarks.run [--quick] [--only ...] [--json PATH]`.
 
 Sections, in order: cold start (fresh subprocesses), memory (a fresh subprocess), in-memory (this process),
-loopback HTTP against `benchmarks.server` (another process). With two or more CPUs the server is pinned to
-the first and this process (and the subprocesses it starts) to the second. The default run takes about
-5-6 minutes on a 2-core machine; `--quick` (a smoke check, numbers indicative only) about a minute.
+FakeThingSpace (this process), receiver (uvicorn apps in other processes, loaded from this one), loopback
+HTTP against `benchmarks.server` (another process). With two or more CPUs the servers are pinned to the first
+and this process (and the subprocesses it starts) to the second. The default run takes about
+7 minutes on a 2-core machine; `--quick` (a smoke check, numbers indicative only) about 1.5 minutes.
 Nothing here asserts on timings: the verdict column only compares a number with its target.
 """
 
@@ -22,13 +23,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import coldstart, inmemory, loopback, memory
+from . import coldstart, fake, inmemory, loopback, memory, receiver
 from ._common import cpu_layout, pin_to_cpu, render_table
 from .server import ServerProcess
 
 __all__ = ["Settings", "main"]
 
-SECTIONS = ("coldstart", "memory", "inmemory", "loopback")
+SECTIONS = ("coldstart", "memory", "inmemory", "fake", "receiver", "loopback")
+RECEIVER_APPS = ("asgi", "starlette", "fastapi_plain", "router", "sqlite", "redis", "sqlite_worker", "redis_worker")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,11 @@ class Settings:
     slice_s: float
     concurrent_slice_s: float
     warmup_scale: float
+    fake_rounds: int
+    fake_seconds: float
+    receiver_rounds: int
+    receiver_slice_s: float
+    receiver_profile: bool
 
 
 FULL = Settings(
@@ -58,6 +65,11 @@ FULL = Settings(
     slice_s=0.25,
     concurrent_slice_s=0.6,
     warmup_scale=1.0,
+    fake_rounds=7,
+    fake_seconds=0.4,
+    receiver_rounds=9,
+    receiver_slice_s=1.0,
+    receiver_profile=True,
 )
 QUICK = Settings(
     coldstart_samples=3,
@@ -71,6 +83,11 @@ QUICK = Settings(
     slice_s=0.1,
     concurrent_slice_s=0.25,
     warmup_scale=0.25,
+    fake_rounds=2,
+    fake_seconds=0.2,
+    receiver_rounds=3,
+    receiver_slice_s=0.4,
+    receiver_profile=False,
 )
 
 
@@ -104,6 +121,11 @@ def environment() -> dict[str, Any]:
                 "httpx2",
                 "httpcore2",
                 "aiohttp",
+                "fastapi",
+                "starlette",
+                "uvicorn",
+                "httptools",
+                "redis",
             )
         },
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
@@ -174,6 +196,41 @@ def _targets(results: dict[str, Any]) -> str:
                 "ok" if us <= target else "MISS",
             ]
         )
+    if im is not None:
+        for op in ("v2_list", "v1_list", "v2_register"):
+            ratio = im.ratio(op)
+            rows.append(
+                [
+                    f"in-memory {op}, SDK CPU per call over a minimal hand-written client",
+                    f"{ratio:.2f}x",
+                    f"<= {inmemory.HANDWRITTEN_TARGET:g}x",
+                    "ok" if ratio <= inmemory.HANDWRITTEN_TARGET else "MISS",
+                ]
+            )
+    rc: receiver.ReceiverResult | None = results.get("receiver")
+    if rc is not None:
+        for app in rc.apps:
+            if app in ("router", "sqlite", "redis", "sqlite_worker", "redis_worker"):
+                ratio = rc.ratio(app)
+                verdict = "ok" if ratio <= receiver.RECEIVER_TARGET else "MISS"
+                rows.append(
+                    [
+                        f"receiver {app}: server CPU per message over a bare Starlette endpoint",
+                        f"{ratio:.2f}x",
+                        f"<= {receiver.RECEIVER_TARGET:.2f}x" if app == "router" else "(reported)",
+                        verdict if app == "router" else "",
+                    ]
+                )
+    fk: fake.FakeResult | None = results.get("fake")
+    if fk is not None:
+        rows.append(
+            [
+                "FakeThingSpace V2 list through fake.transport()",
+                f"{1e6 / fk.us_per_call['fake_list']:,.0f} calls per CPU-second",
+                "(reported)",
+                "",
+            ]
+        )
     cs: coldstart.ColdStartResult | None = results.get("coldstart")
     if cs is not None:
         ratio = cs.ratio("cpu")
@@ -200,7 +257,7 @@ def _targets(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run in about a minute (indicative numbers)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run in about 1.5 minutes (indicative numbers)")
     parser.add_argument("--only", choices=SECTIONS, nargs="+", default=list(SECTIONS), help="sections to run")
     parser.add_argument("--json", metavar="PATH", help="also write every number to this JSON file")
     parser.add_argument("--rounds", type=int, help="loopback rounds (overrides the mode's)")
@@ -242,6 +299,24 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         print(inmemory.format_inmemory(results["inmemory"]) + "\n", flush=True)
+    if "fake" in args.only:
+        progress("FakeThingSpace ...")
+        results["fake"] = asyncio.run(fake.measure(rounds=settings.fake_rounds, seconds=settings.fake_seconds))
+        print(fake.format_fake(results["fake"]) + "\n", flush=True)
+    if "receiver" in args.only:
+        progress("receiver ...")
+        results["receiver"] = asyncio.run(
+            receiver.measure(
+                RECEIVER_APPS,
+                rounds=settings.receiver_rounds,
+                slice_s=settings.receiver_slice_s,
+                warmup_s=1.0,
+                server_cpu=server_cpu,
+                profile=("starlette", "router") if settings.receiver_profile else (),
+                progress=progress,
+            )
+        )
+        print(receiver.format_receiver(results["receiver"]) + "\n", flush=True)
     if "loopback" in args.only:
         progress("loopback ...")
         with ServerProcess(cpu=server_cpu) as server:

@@ -23,7 +23,7 @@ import subprocess
 import sys
 from types import TracebackType
 
-from ._common import V1_LIST_BODY, V2_LIST_BODY, cpu_seconds, pin_to_cpu
+from ._common import V1_LIST_BODY, V2_LIST_BODY, cpu_seconds, pin_to_cpu, stop_process
 
 __all__ = ["CallbacksServerProtocol", "ServerProcess", "main", "serve"]
 
@@ -162,12 +162,7 @@ class ServerProcess:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         if process.stdout is not None:
             process.stdout.close()
 

@@ -148,34 +148,9 @@ __all__ = [
     "__version__",
 ]
 
-if TYPE_CHECKING:
-    from .callbacks import (
-        VERIZON_CALLBACK_SOURCE_IPS,
-        CallbackMessage,
-        CallbackMessageType,
-        CallbackParseError,
-        CampaignState,
-        DeviceStatus,
-        Firmware,
-        FirmwareListMessage,
-        UnknownCallbackMessage,
-        UpgradeFinishedMessage,
-        UpgradeProgressMessage,
-        UpgradeSchedule,
-        UpgradeScheduledMessage,
-        UpgradeStatus,
-        parse_callback_message,
-    )
-    from .inbox import (
-        Inbox,
-        InboxEntry,
-        InboxHandler,
-        InboxStats,
-        InboxUnavailableError,
-        MemoryInbox,
-        RedisInbox,
-        SqliteInbox,
-    )
+if TYPE_CHECKING:  # at run time, `__getattr__` below loads them
+    from .callbacks import *
+    from .inbox import *
 
 _INBOX_NAMES = frozenset(
     {

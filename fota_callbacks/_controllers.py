@@ -140,21 +140,27 @@ class UrlCallbacksController(Generic[SummaryT, RequestT, ResultT, SuccessT]):
             UrlCallbacksRawController(pipeline, self.api)
         )
 
+    # The same checks as `with_raw_response`'s methods, through `Pipeline.data`: no ApiResponse to discard.
+
     async def list_registered_callbacks(self, account: str) -> SummaryT:
         """The callback URL registered for `account`."""
-        return (await self.with_raw_response.list_registered_callbacks(account)).data
+        raw = self.with_raw_response
+        return await raw._pipeline.data(raw._api.list, (check_account(account),))
 
     async def register_callback(self, account: str, body: RequestT) -> ResultT:
         """Register the HTTPS callback URL in `body` for `account`."""
-        return (await self.with_raw_response.register_callback(account, body)).data
+        raw = self.with_raw_response
+        return await raw._pipeline.data(raw._api.register, (check_account(account),), raw._body(body))
 
     async def update_callback(self, account: str, body: RequestT) -> ResultT:
         """Replace the callback URL registered for `account` with the one in `body`."""
-        return (await self.with_raw_response.update_callback(account, body)).data
+        raw = self.with_raw_response
+        return await raw._pipeline.data(raw._api.update, (check_account(account),), raw._body(body))
 
     async def deregister_callback(self, account: str) -> SuccessT:
         """Remove the callback registered for `account`."""
-        return (await self.with_raw_response.deregister_callback(account)).data
+        raw = self.with_raw_response
+        return await raw._pipeline.data(raw._api.deregister, (check_account(account),))
 
     async def ensure_callback(self, account: str, body: RequestT) -> EnsureResult:
         """Make `account`'s callback URL the one in `body`, whatever other callers do meanwhile.

@@ -174,9 +174,7 @@ class ErrorCodeError(ApiError):
     @classmethod
     def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> Self:
         """Read the documented `{"errorCode", "errorMessage"}` body; any other body leaves both None."""
-        data = json_or_none(body)
-        code, message = _str_at(data, "errorCode"), _str_at(data, "errorMessage")
-        detail = ": ".join(part for part in (code, message) if part) or "body is not the documented error JSON"
+        code, message, detail = _documented(body, "errorCode", "errorMessage", "body is not the documented error JSON")
         return cls(f"{where}: {detail}", error_code=code, error_message=message, body=body, **kwargs)
 
 
@@ -214,10 +212,16 @@ class OAuthError(ApiError):
     @classmethod
     def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> Self:
         """Read the RFC 6749 `{"error", "error_description"}` body."""
-        data = json_or_none(body)
-        error, description = (_str_at(data, key) for key in ("error", "error_description"))
-        detail = ": ".join(part for part in (error, description) if part) or "no OAuth error in the body"
+        error, description, detail = _documented(body, "error", "error_description", "no OAuth error in the body")
         return cls(f"{where}: {detail}", error=error, error_description=description, body=body, **kwargs)
+
+
+def _documented(body: bytes, kind: str, text: str, missing: str) -> tuple[str | None, str | None, str]:
+    """The string members `kind` and `text` of a JSON error body (None when absent or not strings), and the
+    detail an error message shows: both joined, or `missing`."""
+    data = json_or_none(body)
+    first, second = _str_at(data, kind), _str_at(data, text)
+    return first, second, ": ".join(part for part in (first, second) if part) or missing
 
 
 def _str_at(data: object, key: str) -> str | None:

@@ -213,6 +213,17 @@ class Pipeline:
         A deregister retried after an attempt that may have been processed, and then refused with the
         version's 400, succeeds: the first attempt removed the registration (the status stays the 400's).
         """
+        outcome, data = await self._result(endpoint, params, body)
+        response = outcome.response
+        return ApiResponse(
+            response.status_code, response.headers, data, request_id_of(response.headers), outcome.retries
+        )
+
+    async def data(self, endpoint: Endpoint[T], params: Sequence[str], body: object = None) -> T:
+        """`call`'s decoded result alone, for the methods that return the model: no `ApiResponse` built."""
+        return (await self._result(endpoint, params, body))[1]
+
+    async def _result(self, endpoint: Endpoint[T], params: Sequence[str], body: object) -> tuple[Outcome, T]:
         if self.shared.closed:
             raise ClientClosedError("this client is closed")
         url = self.shared.root + endpoint.path(params)
@@ -225,16 +236,15 @@ class Pipeline:
         deadline = self.options.deadline
         outcome = await (self.exchange(call) if deadline is None else self._exchange_before(deadline, call))
         response = outcome.response
-        status, headers = response.status_code, response.headers
+        status = response.status_code
         if 200 <= status < 300:
             try:
-                data = endpoint.decode(response.content, status)
+                return outcome, endpoint.decode(response.content, status)
             except ResponseValidationError as exc:
-                exc.request_id = request_id_of(headers)
+                exc.request_id = request_id_of(response.headers)
                 raise
-            return ApiResponse(status, headers, data, request_id_of(headers), outcome.retries)
         if status == 400 and outcome.maybe_processed and endpoint.gone is not None:
-            return ApiResponse(status, headers, endpoint.gone(), request_id_of(headers), outcome.retries)
+            return outcome, endpoint.gone()
         raise outcome.error(f"{endpoint.method} {_path(url)}", bad_request=endpoint.version.error)
 
     async def _exchange_before(self, deadline: float, call: Call) -> Outcome:

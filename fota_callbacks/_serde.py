@@ -104,6 +104,15 @@ def _json_path(error: str) -> str:
     return f"{message} @ " + ".".join(to_camel(part) for part in path.split("."))
 
 
+def _utf8_text(body: bytes) -> bytes | str:
+    """`body` decoded as `json.loads(body)` would, for the usual body that opens with `{` or `[` followed by no
+    NUL (no BOM, not UTF-16/32): UTF-8 with surrogatepass, without its encoding detection (a tenth of an
+    in-memory call). Any other body is left to `json.loads` as it is."""
+    if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":
+        return body.decode("utf-8", "surrogatepass")
+    return body
+
+
 def decoder(target: Any, *, empty: Callable[[], Any] | None = None) -> Callable[[bytes, int], Any]:
     """Build, once, the function that turns a 2xx body into `target` or raises `ResponseValidationError`.
 
@@ -115,7 +124,7 @@ def decoder(target: Any, *, empty: Callable[[], Any] | None = None) -> Callable[
         if empty is not None and not body.strip():
             return empty()
         try:
-            data = json.loads(body)
+            data = json.loads(_utf8_text(body))
         except (ValueError, RecursionError) as exc:
             raise ResponseValidationError(
                 status_code=status_code, body=body, errors=[f"body is not JSON ({type(exc).__name__}) @ $"]

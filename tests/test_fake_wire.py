@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -545,3 +546,21 @@ async def test_asgi_app_refuses_a_huge_body() -> None:
     assert response.status_code == 413
     assert response.json()["errorCode"] == "RequestTooLarge"
     assert wire.fake.requests == []
+
+
+async def test_asgi_app_reads_a_body_of_exactly_the_limit_and_refuses_one_byte_more() -> None:
+    wire = Wire(FakeThingSpace())
+    limit = 1024 * 1024  # wire.md: the fake refuses request bodies over 1 MiB
+
+    async def streamed(size: int) -> AsyncIterator[bytes]:  # many ASGI body messages, no Content-Length
+        for start in range(0, size, 64 * 1024):
+            yield b" " * min(64 * 1024, size - start)
+
+    with serve(wire.fake) as base_url:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            headers = {**wire.auth(), "Content-Type": "application/json"}
+            at_limit = await http.post(V2, headers=headers, content=streamed(limit))
+            over = await http.post(V2, headers=headers, content=streamed(limit + 1))
+    assert at_limit.json()["errorCode"] == "InvalidRequestBody"  # read whole and handled: blanks are not JSON
+    assert [len(recorded.content) for recorded in wire.fake.requests] == [limit]
+    assert (over.status_code, over.json()["errorCode"]) == (413, "RequestTooLarge")

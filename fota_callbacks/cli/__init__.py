@@ -11,14 +11,13 @@ import argparse
 import inspect
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import anyio
 
 from .. import _errors as errors
 from .._version import __version__
 from . import _api, _devserver, _inbox, _listen, _trigger
-from ._common import INTERRUPTED, CliError, Output, Parser, Progress, add_verbose, api_error_code
+from ._common import INTERRUPTED, CliError, Output, Parser, Progress, add_command, api_error_code
 
 __all__ = ["main"]
 
@@ -42,15 +41,8 @@ fake-server prints the values that work with it.
 """
 
 
-def _demo_parser(commands: Any) -> None:
-    sub = commands.add_parser(
-        "demo", help="the whole lifecycle on V1, V2 and V3 against the embedded fake (no network)"
-    )
-    add_verbose(sub)
-    sub.set_defaults(run=_run_demo)
-
-
 async def _run_demo(args: argparse.Namespace, output: Output) -> int:
+    """the whole lifecycle on V1, V2 and V3 against the embedded fake (no network)"""
     from .._demo import run_demo
 
     progress = Progress(output, verbose=args.verbose)
@@ -70,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     # `fota-callbacks -v v2 list ...` as well as `fota-callbacks v2 list ... -v`.
     parser.add_argument("-v", "--verbose", action="store_true", dest="verbose_first", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    _demo_parser(commands)
+    add_command(commands, "demo", _run_demo)
     _api.add_parsers(commands)
     _devserver.add_parser(commands)
     _listen.add_parser(commands)

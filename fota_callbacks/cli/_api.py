@@ -19,7 +19,7 @@ from ._common import (
     CliError,
     Output,
     Progress,
-    add_verbose,
+    add_command,
     api_error_code,
     host_of,
     positive_seconds,
@@ -38,8 +38,10 @@ _NONE_REGISTERED = "(none registered)"
 
 def add_parsers(commands: Any) -> None:
     for version, operations in OPERATIONS.items():
-        sub = commands.add_parser(
+        sub = add_command(
+            commands,
             version,
+            run,
             help=f"Software Management Callbacks {version.upper()}: {', '.join(operations)}",
             description=f"Software Management Callbacks {version.upper()}: {', '.join(operations)} "
             "the callback of an account, with the credentials of the THINGSPACE_* variables.",
@@ -56,8 +58,6 @@ def add_parsers(commands: Any) -> None:
         sub.add_argument("--json", action="store_true", help="print the result, and errors, as JSON")
         sub.add_argument("--timeout", type=positive_seconds, default=30.0, help="seconds per attempt (default 30)")
         sub.add_argument("--max-retries", type=retries, default=2, help="retries after a failed attempt (default 2)")
-        add_verbose(sub)
-        sub.set_defaults(run=run)
 
 
 def _check(args: argparse.Namespace) -> None:

@@ -1,17 +1,17 @@
 """What every `fota-callbacks` command shares: errors and their exit codes, output, `-v`, the "still waiting"
-notice, option types, and serving an ASGI app in the foreground on a socket bound here."""
+notice, option types. The server commands' share is in `_serving`."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import logging
 import os
-import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -126,15 +126,22 @@ positive_seconds = _number(float, lambda n: 0 < n < float("inf"), "a positive nu
 retries = _number(int, lambda n: n >= 0, "a whole number >= 0")
 
 
-def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument(
-        "--port", type=port, default=default_port, help=f"port (default {default_port}; 0 picks a free one)"
+def add_command(
+    commands: Any, name: str, run: Callable[..., Any], *, verbose: str = "each HTTP attempt and retry", **texts: str
+) -> argparse.ArgumentParser:
+    """Add the subcommand `name`, which calls `run(args, output)` and has `-v/--verbose` to show `verbose` on
+    stderr; add its other options to the parser returned.
+
+    Its help is `run`'s docstring: the first paragraph for the list of commands, the rest for its own `--help`.
+    `texts` adds (`epilog`) or replaces (`help`, `description`) argparse texts.
+    """
+    summary, _, details = (inspect.getdoc(run) or "").partition("\n\n")
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, **{"help": summary, "description": details or None, **texts}
     )
-
-
-def add_verbose(parser: argparse.ArgumentParser, what: str = "each HTTP attempt and retry") -> None:
-    parser.add_argument("-v", "--verbose", action="store_true", help=f"show {what} on stderr")
+    parser.add_argument("-v", "--verbose", action="store_true", help=f"show {verbose} on stderr")
+    parser.set_defaults(run=run)
+    return parser
 
 
 # --- -v and "still waiting" ---------------------------------------------------------------------------------------
@@ -234,59 +241,6 @@ async def waiting_notice(progress: Progress, first: float = WAIT_NOTICE_AFTER) -
         raise failure
 
 
-# --- serving ------------------------------------------------------------------------------------------------------
-
-
-def need(module: str, extra: str, command: str) -> Any:
-    """Import an optional dependency, or end with a one-line error naming the extra to install."""
-    try:
-        return __import__(module)
-    except ImportError:
-        raise CliError(USAGE, f"{command} needs {module}: pip install 'fota-callbacks[{extra}]'") from None
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port (port 0: a free one), or a one-line `CliError` (exit 2)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise CliError(USAGE, f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        reason = "address already in use" if exc.errno == 98 else (exc.strerror or str(exc))
-        raise CliError(USAGE, f"cannot listen on {host}:{port}: {reason}") from None
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    host, bound = sock.getsockname()[:2]
-    return f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
-
-
-def serve_forever(app: Any, sock: socket.socket, output: Output, *, verbose: bool) -> None:
-    """Run `app` under uvicorn on `sock` until Ctrl-C (KeyboardInterrupt), SIGTERM, or stdout is closed."""
-    uvicorn = need("uvicorn", "server", "this command")
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="info" if verbose else "warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=2,
-    )
-    if verbose:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    server = uvicorn.Server(config)
-    output.on_closed = lambda: setattr(server, "should_exit", True)
-    with sock:
-        server.run(sockets=[sock])
-
-
 def api_error_code(exc: errors.FotaError) -> int:
     """The exit code for an SDK error."""
     if isinstance(exc, errors.MissingCredentialsError):
@@ -298,28 +252,3 @@ def api_error_code(exc: errors.FotaError) -> int:
     if isinstance(exc, errors.ResponseValidationError):
         return BAD_BODY
     return REFUSED
-
-
-class ClientGone(Exception):
-    """The client disconnected before sending its whole request."""
-
-
-async def read_body(receive: Any, limit: int) -> bytes | None:
-    """An ASGI request's body, or None when it exceeds `limit` bytes."""
-    chunks = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunks += message.get("body", b"")
-        if len(chunks) > limit:
-            return None
-        if not message.get("more_body", False):
-            return bytes(chunks)
-
-
-async def respond_json(send: Any, status: int, data: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-    body = json.dumps(data).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

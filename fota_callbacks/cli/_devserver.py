@@ -12,25 +12,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import InvalidArgumentError
-from ._common import (
-    OK,
-    USAGE,
-    ClientGone,
-    CliError,
-    Output,
-    add_server_options,
-    add_verbose,
-    bind,
-    clock,
-    escape,
-    host_of,
-    need,
-    read_body,
-    respond_json,
-    serve_forever,
-    url_of,
-)
+from ..transport._common import ClientGone, read_asgi_body
+from ._common import USAGE, CliError, Output, add_command, clock, escape, host_of
+from ._serving import add_server_options, need, respond_json, serve
 
 if TYPE_CHECKING:
     from ..testing import Delivery, DeliveryVersion, FakeThingSpace
@@ -41,7 +27,6 @@ MARK = "fota-fake-server"
 _MARKED = [(MARK.encode(), b"1")]
 MESSAGE_TYPES = ("firmwareList", "upgradeScheduled", "upgradeProgress", "upgradeFinished")
 VERSIONS = ("v1", "v2", "v3")
-_MAX_CONTROL_BODY = 1 << 20
 
 # The fake accepts any credentials; these are the ones printed for the user to export.
 CREDENTIALS = {
@@ -95,7 +80,7 @@ class DevServer:
         try:
             if scope["method"] != "POST":
                 raise _Refused(405, "method_not_allowed", f"use POST {TRIGGER_PATH}")
-            body = await read_body(receive, _MAX_CONTROL_BODY)
+            body = await read_asgi_body(receive, MAX_REQUEST_BODY_BYTES)
             if body is None:
                 raise _Refused(413, "too_large", "the trigger request is too large")
             answer = await self._deliver(_trigger_request(body))
@@ -203,13 +188,7 @@ def _trigger_request(body: bytes) -> dict[str, Any]:
 
 
 def add_parser(commands: Any) -> None:
-    sub = commands.add_parser(
-        "fake-server",
-        help="serve FakeThingSpace over HTTP for local development (extra [server])",
-        description="Serve FakeThingSpace: the callbacks API, OAuth and M2M login, in memory. Prints its URL and "
-        "the THINGSPACE_* variables to export (stdout), then one line per request (stderr). `fota-callbacks "
-        "trigger` makes it deliver callback messages to the registered URLs.",
-    )
+    sub = add_command(commands, "fake-server", run, verbose="the server's own log (uvicorn) too")
     add_server_options(sub, 8080)
     sub.add_argument(
         "--redirect",
@@ -219,11 +198,15 @@ def add_parser(commands: Any) -> None:
         help="deliver messages for the registered URL FROM to TO instead (e.g. a local `fota-callbacks listen`)",
     )
     sub.add_argument("--quiet", action="store_true", help="no line per request")
-    add_verbose(sub, "the server's own log (uvicorn) too")
-    sub.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    """serve FakeThingSpace over HTTP for local development (extra [server])
+
+    Serve FakeThingSpace: the callbacks API, OAuth and M2M login, in memory. Prints its URL and the THINGSPACE_*
+    variables to export (stdout), then one line per request (stderr). `fota-callbacks trigger` makes it deliver
+    callback messages to the registered URLs.
+    """
     need("uvicorn", "server", "fake-server")
     from ..testing import FakeThingSpace
 
@@ -236,16 +219,15 @@ def run(args: argparse.Namespace, output: Output) -> int:
             fake.redirect_deliveries(registered, to=target)
         except InvalidArgumentError as exc:
             raise CliError(USAGE, f"--redirect {rule!r}: {exc.problem}") from None
-    sock = bind(args.host, args.port)
-    url = url_of(sock)
-    output.line(f"# FakeThingSpace on {url}; it accepts any credentials. In another shell:")
-    output.line(f"export THINGSPACE_BASE_URL={url}")
-    for name, value in CREDENTIALS.items():
-        output.line(f"export {name}={value}")
-    output.line("unset THINGSPACE_M2M_TOKEN  # a session token would be used instead of the username/password")
-    for registered, target in fake.delivery_redirects.items():
-        output.line(f"# delivering messages for {_shown(registered)} to {_shown(target)}")
-    output.line("# then: fota-callbacks trigger upgradeProgress --account ACCOUNT   (Ctrl-C stops the server)")
-    server = DevServer(fake, log=None if args.quiet else output.log)
-    serve_forever(server, sock, output, verbose=args.verbose)
-    return OK
+
+    def announce(url: str) -> None:
+        output.line(f"# FakeThingSpace on {url}; it accepts any credentials. In another shell:")
+        output.line(f"export THINGSPACE_BASE_URL={url}")
+        for name, value in CREDENTIALS.items():
+            output.line(f"export {name}={value}")
+        output.line("unset THINGSPACE_M2M_TOKEN  # a session token would be used instead of the username/password")
+        for registered, target in fake.delivery_redirects.items():
+            output.line(f"# delivering messages for {_shown(registered)} to {_shown(target)}")
+        output.line("# then: fota-callbacks trigger upgradeProgress --account ACCOUNT   (Ctrl-C stops the server)")
+
+    return serve(DevServer(fake, log=None if args.quiet else output.log), args, output, announce)

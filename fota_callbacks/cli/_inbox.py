@@ -9,21 +9,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..callbacks import CallbackParseError, _redacted, parse_callback_message
-from ._common import NO_RESPONSE, OK, REFUSED, USAGE, CliError, Output, Progress, add_verbose, escape, host_of
+from ._common import NO_RESPONSE, OK, REFUSED, USAGE, CliError, Output, Progress, add_command, escape, host_of
 
 if TYPE_CHECKING:
     from ..inbox import Inbox, InboxEntry
 
 
 def add_parser(commands: Any) -> None:
-    sub = commands.add_parser(
-        "inbox",
-        help="count, list and re-queue the entries of a callback inbox (SQLite or Redis)",
-        description="Operator commands for the inbox a receiver stores callbacks in (fota_callbacks.inbox): "
-        "`stats` counts pending, dead and handled entries; `dead` lists the dead letters (bodies are not "
-        "printed: they may echo a V1 password); `retry` puts the dead letters (or the one with --id) back in "
-        "the queue.",
-    )
+    sub = add_command(commands, "inbox", run, verbose="the inbox's log")
     sub.add_argument("action", choices=("stats", "dead", "retry"))
     store = sub.add_mutually_exclusive_group(required=True)
     store.add_argument("--sqlite", metavar="PATH", help="the SqliteInbox file")
@@ -32,8 +25,6 @@ def add_parser(commands: Any) -> None:
     sub.add_argument("--group", default="fota-callbacks", help="RedisInbox consumer group (default fota-callbacks)")
     sub.add_argument("--id", type=int, help="retry: only the dead letter with this id")
     sub.add_argument("--json", action="store_true", help="print the result, and errors, as JSON")
-    add_verbose(sub, "the inbox's log")
-    sub.set_defaults(run=run)
 
 
 def _open(args: argparse.Namespace) -> tuple[Inbox, str]:
@@ -101,6 +92,12 @@ async def _act(store: Inbox, where: str, args: argparse.Namespace, output: Outpu
 
 
 async def run(args: argparse.Namespace, output: Output) -> int:
+    """count, list and re-queue the entries of a callback inbox (SQLite or Redis)
+
+    Operator commands for the inbox a receiver stores callbacks in (fota_callbacks.inbox): `stats` counts pending,
+    dead and handled entries; `dead` lists the dead letters (bodies are not printed: they may echo a V1 password);
+    `retry` puts the dead letters (or the one with --id) back in the queue.
+    """
     if args.id is not None and args.action != "retry":
         raise CliError(USAGE, "--id: only `retry` takes an id")
     from ..inbox import InboxUnavailableError

@@ -9,44 +9,22 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from .._constants import MAX_REQUEST_BODY_BYTES
 from ..callbacks import CallbackParseError, _redacted, parse_callback_message
-from ._common import (
-    OK,
-    USAGE,
-    ClientGone,
-    CliError,
-    Output,
-    add_server_options,
-    add_verbose,
-    bind,
-    clock,
-    escape,
-    need,
-    read_body,
-    respond_json,
-    serve_forever,
-    url_of,
-)
+from ..transport._common import ClientGone, read_asgi_body
+from ._common import USAGE, CliError, Output, add_command, clock, escape
+from ._serving import add_server_options, need, respond_json, serve
 
 DEFAULT_PATH = "/fota/callbacks"
-MAX_BODY = 1 << 20
 
 
 def add_parser(commands: Any) -> None:
-    sub = commands.add_parser(
-        "listen",
-        help="receive callback messages and print each one (extra [server])",
-        description="A standalone callback listener: prints each message POSTed to PATH as it arrives (stdout; "
-        "passwords shown as ***), refusals on stderr. With --username/--password the credentials echoed in a "
-        "message must match (compared in constant time), else 401.",
-    )
+    sub = add_command(commands, "listen", run, verbose="the server's own log (uvicorn) too")
     add_server_options(sub, 8000)
     sub.add_argument("--path", default=DEFAULT_PATH, help=f"the callback path (default {DEFAULT_PATH})")
     sub.add_argument("--username", help="the username messages must echo (V1 registrations)")
     sub.add_argument("--password", help="the password messages must echo (V1 registrations)")
     sub.add_argument("--json", action="store_true", help="one JSON object per message, and errors as JSON")
-    add_verbose(sub, "the server's own log (uvicorn) too")
-    sub.set_defaults(run=run)
 
 
 def _secret(value: str | None) -> bytes:
@@ -85,11 +63,11 @@ class Listener:
             await respond_json(send, 405, {"error": "method_not_allowed", "detail": "use POST"})
             return
         try:
-            body = await read_body(receive, MAX_BODY)
+            body = await read_asgi_body(receive, MAX_REQUEST_BODY_BYTES)
         except ClientGone:
             return
         if body is None:
-            await self._refuse(send, peer, 413, "too_large", f"the body is larger than {MAX_BODY} bytes")
+            await self._refuse(send, peer, 413, "too_large", f"the body is larger than {MAX_REQUEST_BODY_BYTES} bytes")
             return
         try:
             message = parse_callback_message(body)
@@ -136,14 +114,17 @@ class Listener:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    """receive callback messages and print each one (extra [server])
+
+    A standalone callback listener: prints each message POSTed to PATH as it arrives (stdout; passwords shown as
+    ***), refusals on stderr. With --username/--password the credentials echoed in a message must match (compared in
+    constant time), else 401.
+    """
     need("uvicorn", "server", "listen")
     if args.username == "" or args.password == "":
         raise CliError(USAGE, "--username/--password: an empty value would accept messages without credentials")
     if not args.path.startswith("/"):
         raise CliError(USAGE, f"--path: expected a path starting with /, got {args.path!r}")
-    sock = bind(args.host, args.port)
     checking = " (checking the echoed username/password)" if args.username or args.password else ""
-    output.note(f"listening on {url_of(sock)}{args.path}{checking}; Ctrl-C to stop")
     app = Listener(output, path=args.path, username=args.username, password=args.password, as_json=args.json)
-    serve_forever(app, sock, output, verbose=args.verbose)
-    return OK
+    return serve(app, args, output, lambda url: output.note(f"listening on {url}{args.path}{checking}; Ctrl-C to stop"))

@@ -22,7 +22,7 @@ from ._common import (
     CliError,
     Output,
     Progress,
-    add_verbose,
+    add_command,
     escape,
     host_of,
     waiting_notice,
@@ -38,12 +38,10 @@ _ANSWER_TIMEOUT = 30.0  # the fake gives a listener 10 s to answer
 
 
 def add_parser(commands: Any) -> None:
-    sub = commands.add_parser(
+    sub = add_command(
+        commands,
         "trigger",
-        help="make a running fake-server deliver a callback message",
-        description="Make a running `fota-callbacks fake-server` POST a callback message of TYPE to the URL "
-        "registered for the account, and print the listener's answer. Exit 0 when it answered 2xx, 1 when it "
-        "answered anything else or did not answer, 4 when no fake-server answered.",
+        run,
         epilog="--set KEY=VALUE sets a key of the message (repeat it). The upgradeScheduled keys (upgradeId, "
         "firmwareName, startDate) of upgrade messages and the firmware keys (firmwareName, toVersion, ...) of "
         "firmwareList go where they belong; a.b=c sets a nested key. VALUE is a string for the documented "
@@ -60,8 +58,6 @@ def add_parser(commands: Any) -> None:
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="fields", help="a message key")
     sub.add_argument("--base-url", help=f"the fake-server (default THINGSPACE_BASE_URL, else {DEFAULT_BASE_URL})")
     sub.add_argument("--json", action="store_true", help="print the answer, and errors, as JSON")
-    add_verbose(sub)
-    sub.set_defaults(run=run)
 
 
 def _value(text: str) -> Any:
@@ -115,6 +111,12 @@ def _failure(response: httpx.Response, answer: Any, base_url: str) -> CliError:
 
 
 async def run(args: argparse.Namespace, output: Output) -> int:
+    """make a running fake-server deliver a callback message
+
+    Make a running `fota-callbacks fake-server` POST a callback message of TYPE to the URL registered for the
+    account, and print the listener's answer. Exit 0 when it answered 2xx, 1 when it answered anything else or did
+    not answer, 4 when no fake-server answered.
+    """
     account = check_account(args.account, "--account")
     message = message_fields(args.type, args.fields)
     base_url = resolve_root("production", args.base_url or os.environ.get("THINGSPACE_BASE_URL") or DEFAULT_BASE_URL)

@@ -38,6 +38,7 @@ try:
     from starlette.background import BackgroundTask
     from starlette.requests import HTTPConnection, Request
     from starlette.responses import JSONResponse, Response
+    from starlette.types import Receive, Scope, Send
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "fota_callbacks.integrations.fastapi needs FastAPI: pip install 'fota-callbacks[fastapi]'"
@@ -48,6 +49,7 @@ from .._errors import InvalidArgumentError
 from .._logsafe import printable
 from ..callbacks import VERIZON_CALLBACK_SOURCE_IPS, CallbackMessage, CallbackParseError, parse_callback_message
 from ..inbox import Inbox
+from ._route import ASGI_ATTRIBUTE, CallbackRoute, receive_body
 
 __all__ = [
     "DEFAULT_CALLBACK_PATH",
@@ -178,16 +180,21 @@ def _networks(allowed_ips: Literal["verizon"] | Iterable[str] | None) -> tuple[_
         raise ValueError(f"allowed_ips: {exc}") from None
 
 
-def _source_allowed(connection: HTTPConnection, networks: tuple[_Network, ...]) -> bool:
-    if connection.client is None:
+def _source_allowed(host: str | None, networks: tuple[_Network, ...]) -> bool:
+    if host is None:
         return False
     try:
-        address = ipaddress.ip_address(connection.client.host)
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped  # a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
     return any(address in network for network in networks)
+
+
+def _peer(host: str | None) -> str:
+    """The peer's address for a log line (only refusals are logged: nothing is spent on it otherwise)."""
+    return printable(host or "unknown")
 
 
 def _secret_bytes(value: str | None) -> bytes:
@@ -210,6 +217,20 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 
 def _error(status_code: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status_code)
+
+
+_OK_BODY: Final = b'{"status":"ok"}'
+
+
+def _ok() -> Response:
+    return Response(_OK_BODY, media_type="application/json")
+
+
+async def _send_ok(send: Send) -> None:
+    # The common answer, rendered once; fresh message dicts each time (middleware may edit them in place).
+    headers = [(b"content-length", b"%d" % len(_OK_BODY)), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": _OK_BODY})
 
 
 def callback_router(
@@ -265,7 +286,7 @@ def callback_router(
         except Exception:
             logger.exception("the FOTA callback handler failed on a %s message", printable(message.type))
 
-    async def deliver(message: CallbackMessage, body: bytes) -> Response:
+    async def deliver(message: CallbackMessage, body: bytes) -> Response | None:
         if inbox is not None:
             try:
                 await inbox.put(body)
@@ -274,7 +295,7 @@ def callback_router(
                     "could not store a FOTA callback, answered 503: %s", printable(f"{type(exc).__name__}: {exc}")
                 )
                 return _error(503, "unavailable", "the callback could not be stored; retry later")
-            return JSONResponse({"status": "ok"})
+            return None
         if background:
             return JSONResponse(
                 {"status": "accepted"}, status_code=202, background=BackgroundTask(run_handler, message)
@@ -285,34 +306,53 @@ def callback_router(
         except Exception:
             logger.exception("the FOTA callback handler failed on a %s message", printable(message.type))
             return _error(500, "internal_error", "the callback could not be processed")
-        return JSONResponse({"status": "ok"})
+        return None
 
-    async def receive_callback(request: Request) -> Response:
-        peer = printable(request.client.host if request.client is not None else "unknown")
-        if networks is not None and not _source_allowed(request, networks):
-            logger.warning("refused a FOTA callback from %s: address not allowed", peer)
+    def refuse_source(host: str | None) -> Response | None:
+        if networks is not None and not _source_allowed(host, networks):
+            logger.warning("refused a FOTA callback from %s: address not allowed", _peer(host))
             return _error(403, "forbidden", "this address may not send callback messages")
-        body = await _read_body(request, max_body_size)
+        return None
+
+    async def answer(host: str | None, body: bytes | None) -> Response | None:
+        """The answer to a callback request with this body from this peer; None: 200 {"status": "ok"}."""
         if body is None:
             return _error(413, "too_large", f"callback bodies are limited to {max_body_size} bytes")
         try:
             message = parse_callback_message(body)
         except CallbackParseError as exc:
-            logger.warning("refused a FOTA callback from %s: %s", peer, printable(exc))
+            logger.warning("refused a FOTA callback from %s: %s", _peer(host), printable(exc))
             return _error(400, "malformed_callback", str(exc))
         if username is not None or password is not None:
             # Both configured comparisons always run: which one failed must not show in the timing.
             username_ok = username is None or hmac.compare_digest(_secret_bytes(message.username), expected_username)
             password_ok = password is None or hmac.compare_digest(_secret_bytes(message.password), expected_password)
             if not (username_ok and password_ok):
-                logger.warning("refused a FOTA callback from %s: wrong username or password", peer)
+                logger.warning("refused a FOTA callback from %s: wrong username or password", _peer(host))
                 return _error(401, "unauthorized", "wrong or missing username/password in the message")
         return await deliver(message, body)
 
+    async def receive_callback(request: Request) -> Response:
+        host = request.client.host if request.client is not None else None
+        response = refuse_source(host) or await answer(host, await _read_body(request, max_body_size))
+        return _ok() if response is None else response
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        # The direct path (see CallbackRoute): the same checks and answers, read straight from ASGI.
+        client = scope.get("client")
+        host = client[0] if client else None
+        response = refuse_source(host) or await answer(host, await receive_body(scope, receive, max_body_size))
+        if response is None:
+            await _send_ok(send)
+        else:
+            await response(scope, receive, send)
+
+    setattr(receive_callback, ASGI_ATTRIBUTE, serve)
     router = APIRouter()
     router.add_api_route(
         path,
         receive_callback,
+        route_class_override=CallbackRoute,
         methods=["POST"],
         summary="Receive a ThingSpace FOTA callback message",
         response_class=JSONResponse,

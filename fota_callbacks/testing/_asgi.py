@@ -9,7 +9,9 @@ from urllib.parse import quote
 
 import anyio
 
+from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import ApiConnectionError
+from ..transport._common import ClientGone, read_asgi_body
 from ..transport.base import Headers, Request, Response
 from ..transport.memory import Handler
 from ._serve import serve_app
@@ -24,18 +26,11 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-MAX_REQUEST_BYTES = 1024 * 1024
-"""Larger request bodies are answered 413 without being read to the end."""
-
 _TOO_LARGE = Response(
     413,
     {"Content-Type": "application/json"},
     b'{"errorCode":"RequestTooLarge","errorMessage":"the request body is larger than 1 MiB"}',
 )
-
-
-class _ClientGone(Exception):
-    """The client disconnected before its request body was read."""
 
 
 class _ConnectionDropped(Exception):
@@ -61,8 +56,8 @@ class AsgiApp:
         if scope["type"] != "http":
             raise RuntimeError(f"{type(self).__name__} serves HTTP only, not {scope['type']!r}")
         try:
-            body = await _read_body(receive)
-        except _ClientGone:
+            body = await read_asgi_body(receive, MAX_REQUEST_BODY_BYTES)
+        except ClientGone:
             return
         if body is None:
             await _respond(send, _TOO_LARGE)
@@ -100,24 +95,6 @@ def _url(scope: Scope, headers: Headers) -> str:
     query: bytes = scope.get("query_string", b"")
     url = f"{scope.get('scheme', 'http')}://{host}{path}"
     return f"{url}?{query.decode('latin-1')}" if query else url
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None when it exceeds `MAX_REQUEST_BYTES`."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

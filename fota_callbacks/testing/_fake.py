@@ -37,11 +37,10 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote
 
-import anyio
 import httpx
 
 from .._client import FotaCallbacksClient
-from .._errors import ApiConnectionError, InvalidArgumentError
+from .._errors import InvalidArgumentError
 from ..callbacks import CallbackMessage, CallbackMessageType, Firmware, UpgradeSchedule
 from ..transport.base import Headers, Request, Response
 from ..transport.memory import InMemoryTransport
@@ -421,14 +420,8 @@ class FakeThingSpace:
             )
 
         fault = self._faults.take(version, operation)
-        if fault is not None:
-            if fault.kind == "drop":
-                raise ApiConnectionError(
-                    "FakeThingSpace dropped the connection (injected fault)", request=request, request_sent=True
-                )
-            if fault.kind != "delay":
-                return fault.response()
-            await anyio.sleep(fault.seconds)
+        if fault is not None and (replaced := await fault._act(request)) is not None:
+            return replaced
 
         if version is None:
             return json_response(404, {"errorCode": "ResourceNotFound", "errorMessage": f"no resource at {path}"})

@@ -8,9 +8,11 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
+import anyio
 import attrs
 
-from ..transport.base import Headers, Response
+from .._errors import ApiConnectionError
+from ..transport.base import Headers, Request, Response
 from ._records import Operation, Version
 
 __all__ = ["Fault", "FaultKind", "FaultQueue"]
@@ -86,6 +88,18 @@ class Fault:
     def response(self) -> Response:
         """The response a `status` or `malformed` fault answers with."""
         return Response(self.status_code, self.headers, self.body)
+
+    async def _act(self, request: Request) -> Response | None:
+        """Act this fault out on `request`: the response that replaces the answer, or None to answer normally
+        (after a `delay`). Raises `ApiConnectionError` (`request_sent=True`) for a `drop`."""
+        if self.kind == "drop":
+            raise ApiConnectionError(
+                "FakeThingSpace dropped the connection (injected fault)", request=request, request_sent=True
+            )
+        if self.kind == "delay":
+            await anyio.sleep(self.seconds)
+            return None
+        return self.response()
 
 
 class _Armed:

@@ -1,5 +1,6 @@
 """What the bundled network transports share: loading their optional package, TLS from a CA bundle path, proxies
-from the environment, the bounded and decoded body read, and the SDK's errors for requests that got no response."""
+from the environment, the bounded and decoded body read (also of an ASGI request, for the servers in `cli` and
+`testing`), and the SDK's errors for requests that got no response."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import ssl
 import sys
 import urllib.request
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,10 +21,12 @@ from .base import Request
 __all__ = [
     "ACCEPT_ENCODING",
     "BodyTooLarge",
+    "ClientGone",
     "ca_bundle_context",
     "environment_proxies",
     "import_extra",
     "no_response",
+    "read_asgi_body",
     "read_body",
     "read_response_body",
 ]
@@ -255,6 +258,28 @@ async def read_body(
         if chunk:
             body.add(chunk)
     return b"".join(body.chunks)
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending its whole request."""
+
+
+async def _asgi_chunks(receive: Callable[[], Awaitable[Mapping[str, Any]]]) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def read_asgi_body(receive: Callable[[], Awaitable[Mapping[str, Any]]], limit: int) -> bytes | None:
+    """An ASGI request's body, or None as soon as it exceeds `limit` bytes; `ClientGone` when the client left."""
+    try:
+        return await read_body(_asgi_chunks(receive), limit)
+    except BodyTooLarge:
+        return None
 
 
 async def read_response_body(

@@ -1,19 +1,8 @@
 """Software Management Callbacks V1: models and controller."""
 
+from . import models
 from .controller import SoftwareManagementCallbacksV1Controller
-from .models import (
-    CallbackService,
-    FotaV1CallbackRegistrationRequest,
-    FotaV1CallbackRegistrationResult,
-    FotaV1SuccessResult,
-    RegisteredCallbacks,
-)
+from .models import *
 
-__all__ = [
-    "CallbackService",
-    "FotaV1CallbackRegistrationRequest",
-    "FotaV1CallbackRegistrationResult",
-    "FotaV1SuccessResult",
-    "RegisteredCallbacks",
-    "SoftwareManagementCallbacksV1Controller",
-]
+__all__ = ["SoftwareManagementCallbacksV1Controller"]
+__all__ += models.__all__

@@ -74,26 +74,30 @@ class SoftwareManagementCallbacksV1Controller:
     """Software Management Callbacks V1 (`client.v1`): named callbacks, http:// or https://, with optional
     basic-auth credentials that ThingSpace echoes in every message."""
 
-    __slots__ = ("with_raw_response",)
+    __slots__ = ("_pipeline", "with_raw_response")
 
     def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
         self.with_raw_response = SoftwareManagementCallbacksV1RawController(pipeline)
+
+    # The same checks as `with_raw_response`'s methods, through `Pipeline.data`: no ApiResponse to discard.
 
     async def list_registered_callbacks(self, account: str) -> list[RegisteredCallbacks]:
         """The callbacks registered for `account` (an empty list when there are none)."""
-        return (await self.with_raw_response.list_registered_callbacks(account)).data
+        return await self._pipeline.data(LIST, (check_account(account),))
 
     async def register_callback(
         self, account: str, body: FotaV1CallbackRegistrationRequest
     ) -> FotaV1CallbackRegistrationResult:
         """Register the callback URL in `body` (http:// or https://) for `account`."""
-        return (await self.with_raw_response.register_callback(account, body)).data
+        return await self._pipeline.data(REGISTER, (check_account(account),), _check_registration(body))
 
     async def deregister_callback(
         self, account: str, service: CallbackService = CallbackService.FOTA
     ) -> FotaV1SuccessResult:
         """Remove the callback registered for `account` and `service`."""
-        return (await self.with_raw_response.deregister_callback(account, service)).data
+        name = check_enum(service, CallbackService, "service").value
+        return await self._pipeline.data(DEREGISTER, (check_account(account), name))
 
     async def ensure_callback(
         self, account: str, body: FotaV1CallbackRegistrationRequest, *, force: bool = False

@@ -1,17 +1,8 @@
 """Software Management Callbacks V2: models and controller."""
 
+from . import models
 from .controller import SoftwareManagementCallbacksV2Controller
-from .models import (
-    CallbackSummary,
-    FotaV2CallbackRegistrationRequest,
-    FotaV2CallbackRegistrationResult,
-    FotaV2SuccessResult,
-)
+from .models import *
 
-__all__ = [
-    "CallbackSummary",
-    "FotaV2CallbackRegistrationRequest",
-    "FotaV2CallbackRegistrationResult",
-    "FotaV2SuccessResult",
-    "SoftwareManagementCallbacksV2Controller",
-]
+__all__ = ["SoftwareManagementCallbacksV2Controller"]
+__all__ += models.__all__

@@ -1,17 +1,8 @@
 """Software Management Callbacks V3: models and controller."""
 
+from . import models
 from .controller import SoftwareManagementCallbacksV3Controller
-from .models import (
-    FotaV3CallbackRegistrationRequest,
-    FotaV3CallbackRegistrationResult,
-    FotaV3CallbackSummary,
-    FotaV3SuccessResult,
-)
+from .models import *
 
-__all__ = [
-    "FotaV3CallbackRegistrationRequest",
-    "FotaV3CallbackRegistrationResult",
-    "FotaV3CallbackSummary",
-    "FotaV3SuccessResult",
-    "SoftwareManagementCallbacksV3Controller",
-]
+__all__ = ["SoftwareManagementCallbacksV3Controller"]
+__all__ += models.__all__

@@ -1,0 +1,224 @@
+"""The ASGI apps the receiver benchmark serves under uvicorn, one per child process.
+
+`python -m benchmarks.receiver_apps APP [--cpu N] [--profile PATH] [--sqlite PATH] [--redis-url URL]` binds
+127.0.0.1 on a free port, prints `PORT <n>`, and serves APP with uvicorn (httptools, the asyncio loop, no
+access log, keep-alive held for an hour so connections survive the pauses between slices) until SIGTERM or
+SIGINT. With `--profile` the whole serve runs under cProfile and the stats are written to PATH on exit.
+
+Every app answers `POST /fota/callbacks` with 200 `{"status":"ok"}` for a JSON object whose `username` and
+`password` are the expected ones:
+
+- `asgi`: a raw ASGI callable (receive events, `json.loads`, two `hmac.compare_digest`, two send events):
+  uvicorn's own floor, for reference;
+- `starlette`: the brief's reference, a bare Starlette endpoint: `await request.body()`, `json.loads`, the V1
+  credential check, `JSONResponse`;
+- `fastapi_plain`: the same endpoint as an `APIRoute` in a FastAPI app (FastAPI's route wrapper, no SDK);
+- `router`: FastAPI + `callback_router(handler)` with V1 credentials and a handler that does nothing;
+- `sqlite` / `redis`: FastAPI + `callback_router(inbox=SqliteInbox(...) | RedisInbox(...))`: the
+  acknowledgement path (the message stored before the 200), no worker in the process;
+- `sqlite_worker` / `redis_worker`: the same with `fota_lifespan(inbox=..., handler=...)` running the worker
+  (a handler that does nothing) in the server process, as a one-process deployment would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import hmac
+import json
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from starlette.types import Receive, Scope, Send
+
+from fota_callbacks import FotaCallbacksClient
+
+from ._common import pin_to_cpu
+
+if TYPE_CHECKING:
+    from fota_callbacks.inbox import Inbox
+
+__all__ = ["APPS", "CALLBACK_PASSWORD", "CALLBACK_PATH", "CALLBACK_USERNAME", "build_app", "main"]
+
+CALLBACK_PATH = "/fota/callbacks"
+CALLBACK_USERNAME = "listener"
+CALLBACK_PASSWORD = "bench-callback-password-0123456789"
+
+APPS: dict[str, str] = {
+    "asgi": "raw ASGI callable (uvicorn's floor)",
+    "starlette": "bare Starlette endpoint: body, json.loads, credentials",
+    "fastapi_plain": "the same endpoint as a FastAPI APIRoute",
+    "router": "FastAPI + callback_router(handler)",
+    "sqlite": "FastAPI + callback_router(inbox=SqliteInbox)",
+    "redis": "FastAPI + callback_router(inbox=RedisInbox)",
+    "sqlite_worker": "SqliteInbox + its worker in the same process",
+    "redis_worker": "RedisInbox + its worker in the same process",
+}
+
+
+_USERNAME = CALLBACK_USERNAME.encode()
+_PASSWORD = CALLBACK_PASSWORD.encode()
+_OK = b'{"status":"ok"}'
+_UNAUTHORIZED = b'{"error":"unauthorized"}'
+
+
+def _credentials_ok(data: object) -> bool:
+    if not isinstance(data, dict):
+        return False
+    username = str(data.get("username") or "").encode("utf-8", "surrogatepass")
+    password = str(data.get("password") or "").encode("utf-8", "surrogatepass")
+    # Both comparisons always run, as in callback_router.
+    return hmac.compare_digest(username, _USERNAME) & hmac.compare_digest(password, _PASSWORD)
+
+
+async def _asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
+    # Served with lifespan="off": only http scopes come here.
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    ok = _credentials_ok(json.loads(body))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200 if ok else 401,
+            "headers": [
+                (b"content-length", b"15" if ok else b"24"),
+                (b"content-type", b"application/json"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _OK if ok else _UNAUTHORIZED})
+
+
+def _starlette_endpoint() -> Callable[[Any], Awaitable[Any]]:
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
+    async def receive_callback(request: Request) -> Response:
+        """FastAPI reads the annotation (set below: a string here) to pass the request."""
+        if not _credentials_ok(json.loads(await request.body())):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        return JSONResponse({"status": "ok"})
+
+    receive_callback.__annotations__ = {"request": Request, "return": Response}
+    return receive_callback
+
+
+async def _ignore(message: object) -> None:
+    return None
+
+
+def _inbox(app: str, sqlite_path: str | None, redis_url: str | None) -> Inbox:
+    from fota_callbacks.inbox import RedisInbox, SqliteInbox
+
+    if app.startswith("sqlite"):
+        if sqlite_path is None:
+            raise SystemExit(f"{app}: --sqlite PATH is required")
+        return SqliteInbox(sqlite_path)
+    if redis_url is None:
+        raise SystemExit(f"{app}: --redis-url URL is required")
+    return RedisInbox(redis_url)
+
+
+def build_app(app: str, *, sqlite_path: str | None = None, redis_url: str | None = None) -> Any:
+    """The ASGI app called `app` (a key of `APPS`)."""
+    if app == "asgi":
+        return _asgi_app
+    if app == "starlette":
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        return Starlette(routes=[Route(CALLBACK_PATH, _starlette_endpoint(), methods=["POST"])])
+    from fastapi import FastAPI
+
+    if app == "fastapi_plain":
+        fastapi_app = FastAPI()
+        fastapi_app.add_api_route(CALLBACK_PATH, _starlette_endpoint(), methods=["POST"])
+        return fastapi_app
+
+    from fota_callbacks.integrations.fastapi import callback_router
+
+    if app == "router":
+        fastapi_app = FastAPI()
+        fastapi_app.include_router(callback_router(_ignore, username=CALLBACK_USERNAME, password=CALLBACK_PASSWORD))
+        return fastapi_app
+    if app not in APPS:
+        raise SystemExit(f"unknown app {app!r}; choose from {', '.join(APPS)}")
+    store = _inbox(app, sqlite_path, redis_url)
+    lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[Any]]
+    if app.endswith("_worker"):
+        from fota_callbacks.integrations.fastapi import fota_lifespan
+
+        # The worker needs no ThingSpace client; the factory is never asked for credentials it lacks.
+        lifespan = fota_lifespan(_offline_client, inbox=store, handler=_ignore)
+    else:
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            async with store:
+                yield
+
+    fastapi_app = FastAPI(lifespan=lifespan)
+    fastapi_app.include_router(callback_router(inbox=store, username=CALLBACK_USERNAME, password=CALLBACK_PASSWORD))
+    return fastapi_app
+
+
+def _offline_client() -> FotaCallbacksClient:
+    return FotaCallbacksClient(access_token="unused", m2m_token="unused", base_url="http://127.0.0.1:9")
+
+
+def serve(app: Any, profile_path: str | None, *, lifespan: Literal["on", "off"] = "on") -> None:
+    import uvicorn
+
+    # proto IPPROTO_TCP, as `uvicorn --port` gets it from getaddrinfo: asyncio sets TCP_NODELAY on accepted
+    # sockets only when it sees that protocol; with proto 0, Nagle holds each response body ~40 ms.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)  # connections made before uvicorn has started wait in the backlog
+    config = uvicorn.Config(
+        app,
+        http="httptools",
+        loop="asyncio",
+        lifespan=lifespan,
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=3600,
+    )
+    server = uvicorn.Server(config)
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    profiler = None if profile_path is None else cProfile.Profile()
+    if profiler is not None:
+        profiler.enable()
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the SIGINT it shut down on
+    finally:
+        if profiler is not None and profile_path is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("app", choices=sorted(APPS))
+    parser.add_argument("--cpu", type=int, default=None, help="pin the server process to this CPU")
+    parser.add_argument("--profile", metavar="PATH", help="run under cProfile, write the stats to PATH on exit")
+    parser.add_argument("--sqlite", metavar="PATH", help="the SqliteInbox file (sqlite apps)")
+    parser.add_argument("--redis-url", metavar="URL", help="the RedisInbox URL (redis apps)")
+    args = parser.parse_args(argv)
+    pin_to_cpu(args.cpu)
+    app = build_app(args.app, sqlite_path=args.sqlite, redis_url=args.redis_url)
+    serve(app, args.profile, lifespan="off" if args.app == "asgi" else "on")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
