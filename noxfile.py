@@ -1,4 +1,4 @@
-"""nox sessions: lint, types, tests (every installed Python 3.10-3.13), demo, bench."""
+"""nox sessions: lint, types, tests (every installed Python 3.10-3.13), demo, bench, stress, docs."""
 
 from __future__ import annotations
 
@@ -69,3 +69,15 @@ def stress(session: nox.Session) -> None:
         *session.posargs,
         env={"FOTA_STRESS": "1"},
     )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs-material; guides from README.md, API reference from the docstrings) built
+    into site/ with --strict: a broken link or anchor fails. `nox -s docs -- serve` previews it instead."""
+    session.install("-e", ".[docs]")
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", "--strict", *session.posargs[1:], env=env)
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs, env=env)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,13 +26,11 @@ from fota_callbacks.integrations.fastapi import (
     get_app_client,
 )
 from fota_callbacks.testing import serve_app
-from tests.harness import Scripted
 
 pytestmark = pytest.mark.anyio
 
 ACCOUNT = "0000123456-00001"
 LISTENER_URL = "https://listener.example.com/fota"
-EXAMPLE = Path(__file__).parent.parent / "examples" / "fastapi_app.py"
 
 
 class V2ListService:
@@ -358,41 +354,3 @@ async def test_background_handling_answers_202_then_runs_the_handler(
     [message] = listener.inboxes["/background"].messages
     assert isinstance(message, FirmwareListMessage)
     assert "row 42" in caplog.text
-
-
-# --- the example app ----------------------------------------------------------------------------------------------
-
-
-async def test_example_app_registers_its_url_at_startup_and_logs_messages(
-    served_script: Scripted, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    for name, value in {
-        "THINGSPACE_BASE_URL": served_script.base_url,
-        "THINGSPACE_CLIENT_ID": "id",
-        "THINGSPACE_CLIENT_SECRET": "secret",
-        "THINGSPACE_M2M_TOKEN": "session",
-        "FOTA_LISTENER_URL": LISTENER_URL,
-    }.items():
-        monkeypatch.setenv(name, value)
-    served_script.script.respond(json={"access_token": "token", "token_type": "bearer", "expires_in": 3600})
-    served_script.script.respond(json={"url": LISTENER_URL})
-    spec = importlib.util.spec_from_file_location("fastapi_app_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    app: FastAPI = example.app
-
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://listener")
-    with caplog.at_level(logging.INFO):
-        async with app.router.lifespan_context(app), http:
-            answer = await http.post("/fota/callbacks", json=firmware_list_message())
-
-    assert answer.status_code == 200
-    token, register = served_script.sent
-    assert (token.method, token.path) == ("POST", "/api/ts/v1/oauth2/token")
-    assert (register.method, register.path) == ("POST", f"/api/fota/v2/callbacks/{ACCOUNT}")
-    assert json.loads(register.body) == {"url": LISTENER_URL}
-    assert f"ThingSpace will POST {ACCOUNT} messages to {LISTENER_URL}" in caplog.text
-    assert f"firmwareList message for account {ACCOUNT}" in caplog.text
-    assert "firmware fw-2: 1 -> 2" in caplog.text

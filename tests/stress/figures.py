@@ -1,9 +1,12 @@
 """Figures the reliability tests measure (load held, faults injected, inputs tried, nothing lost), printed in
-the terminal summary of the run by tests/conftest.py."""
+the terminal summary of the run by tests/conftest.py under `FOTA_STRESS=1` (`nox -s stress`) only: the bounded
+form in every `pytest -q` keeps its output to the test results."""
 
 from __future__ import annotations
 
 import threading
+
+from tests.stress.scale import STRESS
 
 __all__ = ["add", "lines", "report"]
 
@@ -27,7 +30,9 @@ def add(name: str, **counts: int) -> None:
 
 
 def lines() -> list[str]:
-    """One line per name, in the order first reported."""
+    """One line per name, in the order first reported; none outside the full form."""
+    if not STRESS:
+        return []
     with _lock:
         return [
             f"{name}: " + ", ".join(f"{key}={_shown(value)}" for key, value in row.items())
