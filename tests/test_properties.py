@@ -445,10 +445,6 @@ def test_oauth_and_login_credentials_never_break_a_header(
 @PROPERTY_SETTINGS
 @given(base_url=st.one_of(hostile_text, st.builds(lambda rest: "https://api.example.test" + rest, hostile_text)))
 def test_base_url_is_the_only_root_requests_go_to(base_url: str) -> None:
-    if "?" in base_url or "#" in base_url:
-        # Known bug (test_base_url_with_a_bare_query_or_fragment_is_refused below): drop this once it is fixed.
-        figures.add("properties: base_url", inputs=1, skipped_known_bug=1)
-        return
     recorder = Recorder()
     list_v3 = next(op for op in OPERATIONS if op.id == "v3.list_registered_callbacks")
     made = construct(
