@@ -13,6 +13,7 @@ import secrets
 import sqlite3
 import stat
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,26 @@ class _Put:
     error: BaseException | None = None
 
 
+_BUSY_TIMEOUT = 30.0  # seconds a statement waits for another connection's lock
+# Switching a new file to WAL needs it to itself, and SQLite reports "database is locked" at once (no busy wait)
+# when another connection opens it at the same moment: the two connections of one inbox, or two processes.
+_INITIALISING = threading.Lock()
+
+
+def _initialise(db: sqlite3.Connection) -> None:
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    with _INITIALISING:  # the connections of this process, one at a time
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:  # noqa: PERF203 - once per connection; another is initialising
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+
+
 class _Connection:
     """One sqlite3 connection, used by one thread at a time."""
 
@@ -77,11 +98,10 @@ class _Connection:
             # A file without any write permission is opened read-only, even by root: the operator said so.
             writable = bool(mode & 0o222)
             target = f"file:{urllib.request.pathname2url(str(self.path))}?mode={'rwc' if writable else 'ro'}"
-            db = sqlite3.connect(target, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(target, uri=True, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
             try:
                 if writable:
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.executescript(_SCHEMA)
+                    _initialise(db)
                 db.execute(f"PRAGMA synchronous={self.synchronous}")
             except BaseException:
                 db.close()
