@@ -416,19 +416,19 @@ async def test_redirects_are_exact_checked_and_kept_by_reset(listener: Listener)
 async def test_bad_arguments_are_refused_before_sending() -> None:
     fake = FakeThingSpace()
     fake.seed(ACCOUNT, v2=PUBLIC_URL)
-    with pytest.raises(ValueError, match="version"):
+    with pytest.raises(fota.InvalidArgumentError, match=r"^version: "):
         await fake.emit(ACCOUNT, {}, version="v4")  # type: ignore[arg-type]
     with pytest.raises(fota.InvalidArgumentError, match="account"):
         await fake.emit("123", {}, version="v2")
-    with pytest.raises(ValueError, match="type must be one of"):
+    with pytest.raises(fota.InvalidArgumentError, match=r"^type: must be one of"):
         await fake.emit_upgrade_event(ACCOUNT, "firmwareList", version="v2")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="firmware"):
+    with pytest.raises(fota.InvalidArgumentError, match=r"^firmware: "):
         await fake.emit_firmware_list(ACCOUNT, {"firmwareName": "FW"}, version="v2")  # type: ignore[dict-item]
-    with pytest.raises(TypeError, match="message"):
+    with pytest.raises(fota.InvalidArgumentError, match=r"^message: "):
         await fake.emit(ACCOUNT, ["not", "an", "object"], version="v2")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="delivery_timeout"):
+    with pytest.raises(fota.InvalidArgumentError, match=r"^delivery_timeout: "):
         FakeThingSpace(delivery_timeout=0)
-    with pytest.raises(ValueError, match="delivery_verify"):
+    with pytest.raises(fota.InvalidArgumentError, match=r"^delivery_verify: "):
         FakeThingSpace(delivery_client=httpx.AsyncClient(), delivery_verify=False)
     assert fake.deliveries == []
 

@@ -228,7 +228,7 @@ def test_fault_constructors_check_their_arguments() -> None:
         fake.inject(Fault.drop(), version="v4")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="operation"):
         fake.inject(Fault.drop(), operation="delete")  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
+    with pytest.raises(fota.InvalidArgumentError, match=r"^fault: expected a Fault"):
         fake.inject("drop")  # type: ignore[arg-type]
 
 

@@ -112,7 +112,7 @@ class AuthServer:
 
     def accept_only(self, credentials: Credentials, scopes: Iterable[str] | None) -> None:
         if isinstance(scopes, str):
-            raise TypeError("scopes must be a collection of scope names, not one str")
+            raise InvalidArgumentError("scopes", "expected a collection of scope names, not one str")
         self.accepted = attrs.evolve(credentials, scopes=None if scopes is None else frozenset(scopes))
 
     def issue(self) -> tuple[str, str]:

@@ -163,9 +163,11 @@ def message_json(message: Mapping[str, Any] | CallbackMessage) -> dict[str, Any]
         return _model_json(message)
     if isinstance(message, Mapping):
         if not all(isinstance(key, str) for key in message):
-            raise TypeError("message: the keys of a JSON object must be str")
+            raise InvalidArgumentError("message", "the keys of a JSON object must be str")
         return dict(message)
-    raise TypeError(f"message: expected a mapping, a CallbackMessage model or bytes, got {type(message).__name__}")
+    raise InvalidArgumentError(
+        "message", f"expected a mapping, a CallbackMessage model or bytes, got {type(message).__name__}"
+    )
 
 
 def complete_message(
@@ -188,7 +190,7 @@ def complete_message(
 
 def firmware_list_json(firmware: Iterable[Firmware | Mapping[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(firmware, (str, bytes, Mapping, Firmware)):
-        raise TypeError("firmware: expected an iterable of Firmware models or JSON objects")
+        raise InvalidArgumentError("firmware", "expected an iterable of Firmware models or JSON objects")
     items: list[dict[str, Any]] = []
     for item in firmware:
         if isinstance(item, Firmware):
@@ -196,14 +198,15 @@ def firmware_list_json(firmware: Iterable[Firmware | Mapping[str, Any]]) -> list
         elif isinstance(item, Mapping):
             items.append(dict(item))
         else:
-            raise TypeError(f"firmware: expected Firmware models or JSON objects, got {type(item).__name__}")
+            problem = f"expected Firmware models or JSON objects, got {type(item).__name__}"
+            raise InvalidArgumentError("firmware", problem)
     return items
 
 
 def upgrade_event_type(value: object) -> str:
     event = value.value if isinstance(value, CallbackMessageType) else value
     if event not in _UPGRADE_EVENT_TYPES:
-        raise ValueError(f"type must be one of {sorted(_UPGRADE_EVENT_TYPES)}, got {value!r}")
+        raise InvalidArgumentError("type", f"must be one of {sorted(_UPGRADE_EVENT_TYPES)}, got {value!r}")
     return str(event)
 
 
@@ -222,7 +225,9 @@ def upgrade_schedule_json(
     elif isinstance(schedule, Mapping):
         data = dict(schedule)
     else:
-        raise TypeError(f"upgrade: expected an UpgradeSchedule or a JSON object, got {type(schedule).__name__}")
+        raise InvalidArgumentError(
+            "upgrade", f"expected an UpgradeSchedule or a JSON object, got {type(schedule).__name__}"
+        )
     for key, value in (("firmwareName", firmware_name), ("upgradeId", upgrade_id), ("startDate", start_date)):
         if value is not None:
             data[key] = value
@@ -231,13 +236,13 @@ def upgrade_schedule_json(
 
 def check_version(version: object) -> DeliveryVersion:
     if version not in _DELIVERY_VERSIONS:
-        raise ValueError(f"version must be one of {sorted(_DELIVERY_VERSIONS)}, got {version!r}")
+        raise InvalidArgumentError("version", f"must be one of {sorted(_DELIVERY_VERSIONS)}, got {version!r}")
     return version  # type: ignore[return-value]  # checked just above
 
 
 def check_timeout(timeout: object, parameter: str) -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"{parameter} must be a positive number of seconds, got {timeout!r}")
+        raise InvalidArgumentError(parameter, f"must be a positive number of seconds, got {timeout!r}")
     return float(timeout)
 
 
@@ -261,12 +266,16 @@ class Deliverer:
     ) -> None:
         self.timeout = check_timeout(timeout, "delivery_timeout")
         if not isinstance(verify, (bool, ssl.SSLContext)):
-            raise TypeError(f"delivery_verify: expected a bool or an ssl.SSLContext, got {type(verify).__name__}")
+            raise InvalidArgumentError(
+                "delivery_verify", f"expected a bool or an ssl.SSLContext, got {type(verify).__name__}"
+            )
         if client is not None:
             if not isinstance(client, httpx.AsyncClient):
-                raise TypeError(f"delivery_client: expected an httpx.AsyncClient, got {type(client).__name__}")
+                raise InvalidArgumentError(
+                    "delivery_client", f"expected an httpx.AsyncClient, got {type(client).__name__}"
+                )
             if verify is not True:
-                raise ValueError("delivery_verify: configure TLS on the delivery_client you pass instead")
+                raise InvalidArgumentError("delivery_verify", "configure TLS on the delivery_client you pass instead")
         self._verify = verify
         self._ssl_context: ssl.SSLContext | None = verify if isinstance(verify, ssl.SSLContext) else None
         self._client = client

@@ -271,7 +271,7 @@ class FakeThingSpace:
     ) -> None:
         """Act out `fault` for the next `times` requests of `version` and/or `operation` (None: any)."""
         if not isinstance(fault, Fault):
-            raise TypeError(f"expected a Fault, got {type(fault).__name__}")
+            raise InvalidArgumentError("fault", f"expected a Fault, got {type(fault).__name__}")
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise InvalidArgumentError("times", f"must be an int >= 1, got {times!r}")
         check_filter(version, operation)

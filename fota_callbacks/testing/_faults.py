@@ -11,7 +11,7 @@ from typing import Literal
 import anyio
 import attrs
 
-from .._errors import ApiConnectionError
+from .._errors import ApiConnectionError, InvalidArgumentError
 from ..transport.base import Headers, Request, Response
 from ._records import Operation, Version
 
@@ -24,7 +24,7 @@ _JSON = (("Content-Type", "application/json"),)
 
 def _status_code(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
-        raise ValueError(f"status_code must be an int from 100 to 599, got {value!r}")
+        raise InvalidArgumentError("status_code", f"must be an int from 100 to 599, got {value!r}")
     return value
 
 
@@ -77,7 +77,7 @@ class Fault:
     def delay(cls, seconds: float) -> Fault:
         """Wait `seconds`, then answer the request normally."""
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
-            raise ValueError(f"seconds must be a number >= 0, got {seconds!r}")
+            raise InvalidArgumentError("seconds", f"must be a number >= 0, got {seconds!r}")
         return cls("delay", seconds=float(seconds))
 
     @classmethod

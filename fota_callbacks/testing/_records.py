@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 
 import attrs
 
+from .._errors import InvalidArgumentError
 from ..transport.base import Headers
 from ._wire import json_or_none
 
@@ -33,9 +34,9 @@ OPERATIONS: frozenset[str] = frozenset(get_args(Operation))
 def check_filter(version: object, operation: object) -> None:
     """Refuse a version or operation name that no request can have: a typo would otherwise match nothing."""
     if version is not None and version not in VERSIONS:
-        raise ValueError(f"version must be one of {sorted(VERSIONS)} or None, got {version!r}")
+        raise InvalidArgumentError("version", f"must be one of {sorted(VERSIONS)} or None, got {version!r}")
     if operation is not None and operation not in OPERATIONS:
-        raise ValueError(f"operation must be one of {sorted(OPERATIONS)} or None, got {operation!r}")
+        raise InvalidArgumentError("operation", f"must be one of {sorted(OPERATIONS)} or None, got {operation!r}")
 
 
 @attrs.frozen
