@@ -117,3 +117,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return output.error(api_error_code(exc), _worded(exc))
     except KeyboardInterrupt:
         return INTERRUPTED
+    except BaseException as exc:
+        if _interrupted(exc):
+            return INTERRUPTED
+        raise
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C on Python 3.10: anyio's asyncio runner cancels the main task and `run` ends in CancelledError
+    instead of KeyboardInterrupt (3.11's asyncio.Runner turns it into KeyboardInterrupt)."""
+    if sys.version_info >= (3, 11) or type(exc).__name__ != "CancelledError":
+        return False
+    import asyncio  # loaded already: the command ran on asyncio
+
+    return isinstance(exc, asyncio.CancelledError)
