@@ -16,6 +16,7 @@ import contextlib
 import gc
 import json
 import logging
+import socket
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -35,6 +36,13 @@ TOKEN_PATH = "/api/ts/v1/oauth2/token"
 LOGIN_PATH = "/api/m2m/v1/session/login"
 LOGOUT_PATH = "/api/m2m/v1/session/logout"
 V2_PATH = f"/api/fota/v2/callbacks/{ACCOUNT}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class Switchboard:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,21 +14,16 @@ import pytest
 
 from fota_callbacks._version import __version__
 from fota_callbacks.cli import main
+from tests.harness import free_port
 
 SECRET = "SENTINEL-CLI-SECRET"
 PASSWORD = "SENTINEL-CLI-PASSWORD"
 CALLBACK_PASSWORD = "SENTINEL-CALLBACK-PASSWORD"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def fake_server() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "fota_callbacks", "fake-server", "--port", str(port)],
         stdout=subprocess.DEVNULL,
@@ -150,7 +144,7 @@ def test_missing_credentials_exit_3(monkeypatch: pytest.MonkeyPatch, capsys: pyt
 
 
 def test_no_response_exits_4(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     code, _, err = run(capsys, "v2", "list", "0000111111-00007", "--base-url", closed, "--max-retries", "0")
     assert code == 4
     assert "connection failed" in err

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli_process import ACCOUNT, clean_env, cli, fake_server, free_port, listener, running
-from tests.harness import Scripted
+from tests.cli_process import ACCOUNT, clean_env, cli, fake_server, listener, running
+from tests.harness import Scripted, free_port
 
 CALLBACK_PASSWORD = "cb-password-never-printed"
 PUBLIC_URL = "https://listener.example.com/fota"

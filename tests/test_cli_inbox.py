@@ -11,7 +11,8 @@ import pytest
 
 from fota_callbacks.callbacks import CallbackMessage
 from fota_callbacks.inbox import Inbox, RedisInbox, SqliteInbox
-from tests.cli_process import ACCOUNT, cli, free_port
+from tests.cli_process import ACCOUNT, cli
+from tests.harness import free_port
 from tests.inbox_support import RedisServer
 
 PASSWORD = "inbox-echoed-password"

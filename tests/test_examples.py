@@ -17,18 +17,12 @@ import httpx
 import pytest
 
 import fota_callbacks as fota
+from tests.harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "0000123456-00001"
 USERNAME = "listener"
 PASSWORD = "example-app-password"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
@@ -77,7 +71,7 @@ def _environment(**values: str) -> dict[str, str]:
 
 @pytest.fixture
 def fake_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "fota_callbacks", "fake-server", "--host", "127.0.0.1", "--port", str(port)]
     process = _start(command, _environment(), tmp_path / "fake-server.log", port)
     try:
@@ -115,7 +109,7 @@ def _wait_for_line(log: Path, text: str, timeout: float = 20.0) -> None:
 
 
 def test_the_example_app_registers_itself_and_accepts_only_its_credentials(fake_server: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     listener_url = f"http://127.0.0.1:{port}/fota/callbacks"
     env = _environment(
         **_thingspace(fake_server),
