@@ -126,8 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _interrupted(exc: BaseException) -> bool:
     """Ctrl-C on Python 3.10: anyio's asyncio runner cancels the main task and `run` ends in CancelledError
     instead of KeyboardInterrupt (3.11's asyncio.Runner turns it into KeyboardInterrupt)."""
-    if sys.version_info >= (3, 11) or type(exc).__name__ != "CancelledError":
+    if sys.version_info >= (3, 11):
         return False
-    import asyncio  # loaded already: the command ran on asyncio
+    import asyncio  # only here: the CLI otherwise leaves the choice of event loop to anyio
 
     return isinstance(exc, asyncio.CancelledError)
