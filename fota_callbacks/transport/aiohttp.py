@@ -18,16 +18,20 @@ from ._common import (
     no_response,
     read_response_body,
 )
-from .base import Request, Response
+from .base import Headers, Request, Response
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     import aiohttp
     import yarl
+    from multidict import CIMultiDictProxy
 
 __all__ = ["AiohttpTransport"]
 
 _MAX_CACHED_TIMEOUTS = 32
 _MAX_CACHED_URLS = 256
+_MAX_CACHED_HEADERS = 32
 _ACCEPT_ENCODING = ("Accept-Encoding", ACCEPT_ENCODING)
 
 _connected: ContextVar[list[bool] | None] = ContextVar("fota_callbacks_aiohttp_connected", default=None)
@@ -92,10 +96,14 @@ class AiohttpTransport:
         from yarl import URL  # installed with aiohttp
 
         _refuse_other_event_loops()
+        from multidict import CIMultiDict, CIMultiDictProxy  # installed with aiohttp
+
         self._url_class = URL
+        self._header_classes = (CIMultiDict, CIMultiDictProxy)
         self._given = session
         self._owns_session = session is None
         self._session: aiohttp.ClientSession | None = None
+        self._request: Callable[..., Awaitable[aiohttp.ClientResponse]] | None = None
         self._closed = False
         self._ssl = ca_bundle_context(ssl) if isinstance(ssl, str) else ssl
         self._max_connections = max_connections
@@ -103,6 +111,7 @@ class AiohttpTransport:
         self._max_response_bytes = max_response_bytes
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         self._urls: dict[str, tuple[yarl.URL, str | None]] = {}
+        self._headers: dict[tuple[tuple[str, str], ...], CIMultiDictProxy[str]] = {}
         self._proxy_for = environment_proxies() if session is None else None
         aiohttp = self._aiohttp
         import asyncio  # here, not at the top: importing fota_callbacks need not import asyncio
@@ -146,8 +155,20 @@ class AiohttpTransport:
             # response: then `max_retries=0` or `retry_maybe_processed=False` would not hold.
             if hasattr(session, "_retry_connection"):
                 session._retry_connection = False
+        self._request = self._sender(session)
         self._session = session
         return session
+
+    def _sender(self, session: aiohttp.ClientSession) -> Callable[..., Awaitable[aiohttp.ClientResponse]]:
+        """`session.request`, or the coroutine behind it when the session's class does not override it.
+
+        `ClientSession.request` only wraps `_request` in a context manager that `send` does not use; skipping it
+        saves a wrapper and a second pass of the keyword arguments per call.
+        """
+        method = getattr(session, "_request", None)
+        if type(session).request is self._aiohttp.ClientSession.request and callable(method):
+            return method  # type: ignore[no-any-return]
+        return session.request
 
     def _timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
         # The whole exchange, from connecting (and waiting for a pooled connection) to the body's last byte.
@@ -157,6 +178,16 @@ class AiohttpTransport:
         timeout: aiohttp.ClientTimeout = self._aiohttp.ClientTimeout(total=seconds)
         timeouts[seconds] = timeout
         return timeout
+
+    def _prepared(self, headers: tuple[tuple[str, str], ...]) -> CIMultiDictProxy[str]:
+        # The SDK reuses a few header tuples (per credentials and kind of request): aiohttp takes a multidict
+        # without converting it, and copies it before adding its own headers, so one read-only copy serves all.
+        prepared = self._headers
+        if len(prepared) >= _MAX_CACHED_HEADERS:
+            prepared.clear()
+        multidict, proxy = self._header_classes
+        cached = prepared[headers] = proxy(multidict([*headers, _ACCEPT_ENCODING]))
+        return cached
 
     def _url(self, url: str) -> tuple[yarl.URL, str | None]:
         urls = self._urls
@@ -170,21 +201,25 @@ class AiohttpTransport:
 
     async def send(self, request: Request) -> Response:
         """Send `request` on the session (opened on first use) and read the whole body within `request.timeout`."""
-        session = self._session
-        if session is None:
-            session = self._open()
+        send = self._request
+        if send is None:
+            self._open()
+            send = self._request
+            assert send is not None
         cached = self._urls.get(request.url)
         if cached is None:
             cached = self._url(request.url)
         url, proxy = cached
+        raw_headers = request.headers.raw()
+        headers = self._headers.get(raw_headers) or self._prepared(raw_headers)
         timeout = self._timeouts.get(request.timeout) or self._timeout(request.timeout)
         connected = [not self._owns_session]  # a session you pass says nothing: a timeout counts as maybe sent
         mark = _connected.set(connected)
         try:
-            response = await session.request(
+            response = await send(
                 request.method,
                 url,
-                headers=[*request.headers.raw(), _ACCEPT_ENCODING],
+                headers=headers,
                 data=request.content or None,
                 timeout=timeout,
                 allow_redirects=False,
@@ -192,7 +227,26 @@ class AiohttpTransport:
                 proxy=proxy,
             )
             try:
-                content = await self._read(response, request)
+                response_headers = response.headers
+                encoding = response_headers.get("Content-Encoding")
+                declared = response_headers.get("Content-Length")
+                if (
+                    not encoding
+                    and declared is not None
+                    and declared.isdigit()
+                    and int(declared) <= self._max_response_bytes
+                ):
+                    # aiohttp's parser stops at the declared length: a plain body that fits is read at once, as
+                    # raw aiohttp does (the common case, and the cheapest).
+                    content = await response.read()
+                else:
+                    content = await read_response_body(
+                        request,
+                        response.content.iter_any(),
+                        self._max_response_bytes,
+                        content_encoding=encoding,
+                        declared=declared,
+                    )
             except BaseException:
                 response.close()  # the body was not read to its end: the connection cannot be reused
                 raise
@@ -206,26 +260,15 @@ class AiohttpTransport:
             raise no_response(exc, request, sent=not isinstance(exc, self._not_sent), timeout=False) from exc
         finally:
             _connected.reset(mark)
-        return Response(response.status, response.headers.items(), content)
-
-    async def _read(self, response: aiohttp.ClientResponse, request: Request) -> bytes:
-        headers = response.headers
-        encoding = headers.get("Content-Encoding")
-        declared = headers.get("Content-Length")
-        if not encoding and declared is not None and declared.isdigit() and int(declared) <= self._max_response_bytes:
-            # aiohttp's parser stops at the declared length: a plain body that fits is read at once, as raw aiohttp
-            # does (the common case, and the cheapest).
-            return await response.read()
-        return await read_response_body(
-            request, response.content.iter_any(), self._max_response_bytes, content_encoding=encoding, declared=declared
-        )
+        # Headers made here: the converter of `Response` would check the items view against two ABCs first.
+        return Response(response.status, Headers(response_headers.items()), content)
 
     async def aclose(self) -> None:
         """Close the owned session and its connections (a session you passed is left open). Safe to call twice."""
         if not self._owns_session:
             return
         self._closed = True
-        session, self._session = self._session, None
+        session, self._session, self._request = self._session, None, None
         if session is not None:
             with anyio.CancelScope(shield=True):
                 await session.close()
