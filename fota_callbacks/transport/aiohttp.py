@@ -21,8 +21,6 @@ from ._common import (
 from .base import Headers, Request, Response
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     import aiohttp
     import yarl
     from multidict import CIMultiDictProxy
@@ -103,7 +101,7 @@ class AiohttpTransport:
         self._given = session
         self._owns_session = session is None
         self._session: aiohttp.ClientSession | None = None
-        self._request: Callable[..., Awaitable[aiohttp.ClientResponse]] | None = None
+        self._direct = False
         self._closed = False
         self._ssl = ca_bundle_context(ssl) if isinstance(ssl, str) else ssl
         self._max_connections = max_connections
@@ -155,20 +153,12 @@ class AiohttpTransport:
             # response: then `max_retries=0` or `retry_maybe_processed=False` would not hold.
             if hasattr(session, "_retry_connection"):
                 session._retry_connection = False
-        self._request = self._sender(session)
+        # `ClientSession.request` only wraps `_request` in a context manager that `send` does not use: calling
+        # `_request` saves the wrapper and a second pass of the keyword arguments, unless a subclass overrides
+        # `request`. Looked up per call, so that mocks patching `ClientSession._request` (aioresponses) apply.
+        self._direct = type(session).request is self._aiohttp.ClientSession.request and hasattr(session, "_request")
         self._session = session
         return session
-
-    def _sender(self, session: aiohttp.ClientSession) -> Callable[..., Awaitable[aiohttp.ClientResponse]]:
-        """`session.request`, or the coroutine behind it when the session's class does not override it.
-
-        `ClientSession.request` only wraps `_request` in a context manager that `send` does not use; skipping it
-        saves a wrapper and a second pass of the keyword arguments per call.
-        """
-        method = getattr(session, "_request", None)
-        if type(session).request is self._aiohttp.ClientSession.request and callable(method):
-            return method  # type: ignore[no-any-return]
-        return session.request
 
     def _timeout(self, seconds: float | None) -> aiohttp.ClientTimeout:
         # The whole exchange, from connecting (and waiting for a pooled connection) to the body's last byte.
@@ -201,17 +191,19 @@ class AiohttpTransport:
 
     async def send(self, request: Request) -> Response:
         """Send `request` on the session (opened on first use) and read the whole body within `request.timeout`."""
-        send = self._request
-        if send is None:
-            self._open()
-            send = self._request
-            assert send is not None
+        session = self._session
+        if session is None:
+            session = self._open()
+        send = session._request if self._direct else session.request
         cached = self._urls.get(request.url)
         if cached is None:
             cached = self._url(request.url)
         url, proxy = cached
         raw_headers = request.headers.raw()
-        headers = self._headers.get(raw_headers) or self._prepared(raw_headers)
+        try:
+            headers: Any = self._headers.get(raw_headers) or self._prepared(raw_headers)
+        except TypeError:  # pairs given as lists: sent as they are, not cached
+            headers = [*raw_headers, _ACCEPT_ENCODING]
         timeout = self._timeouts.get(request.timeout) or self._timeout(request.timeout)
         connected = [not self._owns_session]  # a session you pass says nothing: a timeout counts as maybe sent
         mark = _connected.set(connected)
@@ -268,7 +260,7 @@ class AiohttpTransport:
         if not self._owns_session:
             return
         self._closed = True
-        session, self._session, self._request = self._session, None, None
+        session, self._session = self._session, None
         if session is not None:
             with anyio.CancelScope(shield=True):
                 await session.close()
