@@ -91,11 +91,10 @@ class AiohttpTransport:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self._aiohttp = import_extra("aiohttp", "AiohttpTransport", "aiohttp")
-        from yarl import URL  # installed with aiohttp
+        from multidict import CIMultiDict, CIMultiDictProxy  # installed with aiohttp
+        from yarl import URL
 
         _refuse_other_event_loops()
-        from multidict import CIMultiDict, CIMultiDictProxy  # installed with aiohttp
-
         self._url_class = URL
         self._header_classes = (CIMultiDict, CIMultiDictProxy)
         self._given = session
