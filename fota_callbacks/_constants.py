@@ -40,7 +40,7 @@ PATH_SEGMENT_CACHE = 1024
 
 MAX_CONNECTIONS = 100
 """Connections the bundled network transports keep open to ThingSpace at most (their pool size)."""
-POOL_SHARD_CONNECTIONS = 8
+POOL_SHARD_CONNECTIONS = 4
 """An owned httpx/httpx2 pool is split into pools of at most this many connections (their per-request scans are
 linear in their size; `HttpxTransport` explains)."""
 KEEPALIVE_EXPIRY = 5.0

@@ -380,7 +380,7 @@ class HttpxTransport(_HttpxFamilyTransport[httpx.AsyncClient]):
 
     With no `client`, it sends on connection pools of its own (`httpx.AsyncHTTPTransport`s: TLS verified,
     redirects not followed, idle connections closed after `keepalive_expiry` seconds), at most `max_connections`
-    connections in all, split over pools of at most 8 (an httpx pool's CPU per request grows with its size),
+    connections in all, split over pools of at most 4 (an httpx pool's CPU per request grows with its size),
     through the proxies that `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` name when it is made; its
     `client` is an `httpx.AsyncClient` on those pools, closed by `aclose()`. A `client` you pass is used as it is
     (its hooks, mounts, auth, proxies; respx and pytest-httpx mocks) and is never closed.
