@@ -121,3 +121,17 @@ def test_a_module_page_says_its_intro_once(site: Path, page: str, module: str) -
         " ".join(page_intro[i : i + 5]) for i in range(len(page_intro) - 4) if tuple(page_intro[i : i + 5]) in runs
     ]
     assert repeated == []
+
+
+def test_what_users_read_points_to_no_file_outside_the_repository() -> None:
+    # The project's design notes (wire.md, API.md) are not shipped: docs and docstrings say what they mean instead.
+    readable = [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "pyproject.toml", *DOCS.rglob("*.md")]
+    readable += [*(ROOT / "fota_callbacks").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]
+    pointers = re.compile(r"\b(?:wire|API)\.md\b|\.\./shared\b")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in readable
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pointers.search(line)
+    ]
+    assert found == []
