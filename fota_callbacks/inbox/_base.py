@@ -240,17 +240,18 @@ class BaseInbox:
         if self._stored is not None:
             self._stored.set()
 
-    def backoff(self, attempts: int) -> float:
+    def _backoff(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failure: `retry_base`, doubling, at most `retry_max`."""
         return min(self.retry_max, self.retry_base * 2.0 ** min(attempts - 1, 64))
 
     async def run(self, handler: InboxHandler, *, concurrency: int = 1, max_attempts: int = 10) -> None:
         """The worker: hands each stored message, oldest first, to `await handler(message)`, until cancelled.
 
-        Success: the entry is done. An exception: retried after `backoff(attempts)` seconds, and after
-        `max_attempts` failures it becomes a dead letter, as does a body that does not parse. Up to `concurrency`
-        messages are handled at once. A handling cut short (cancellation, a crash, `kill -9`) is handled again:
-        at-least-once. Storage failures (`InboxUnavailableError`) are logged and retried; they do not stop the worker.
+        Success: the entry is done. An exception: retried after `retry_base` seconds, each next time twice as long
+        up to `retry_max`; after `max_attempts` failures it becomes a dead letter, as does a body that does not
+        parse. Up to `concurrency` messages are handled at once. A handling cut short (cancellation, a crash,
+        `kill -9`) is handled again: at-least-once. Storage failures (`InboxUnavailableError`) are logged and
+        retried; they do not stop the worker.
         """
         if not callable(handler):
             raise InvalidArgumentError("handler", f"expected an async callable, got {handler!r}")
@@ -327,7 +328,7 @@ class BaseInbox:
             )
             await self._settle(functools.partial(self._bury, claim, text))
         else:
-            delay = self.backoff(attempts)
+            delay = self._backoff(attempts)
             logger.warning(
                 "the FOTA callback handler failed on inbox entry %d (%s message), attempt %d of %d; "
                 "retrying in %.3g s: %s",
