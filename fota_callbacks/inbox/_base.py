@@ -22,6 +22,7 @@ import attrs
 
 from .._errors import FotaError, InvalidArgumentError
 from .._logsafe import printable
+from .._validation import positive_int
 from ..callbacks import CallbackMessage, CallbackParseError, parse_callback_message
 
 if TYPE_CHECKING:
@@ -151,12 +152,6 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-def _count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(name, f"expected a positive int, got {value!r}")
-    return value
-
-
 class BaseInbox:
     """The options and the worker loop every inbox shares; subclasses implement the storage primitives.
 
@@ -255,8 +250,8 @@ class BaseInbox:
         """
         if not callable(handler):
             raise InvalidArgumentError("handler", f"expected an async callable, got {handler!r}")
-        _count("concurrency", concurrency)
-        _count("max_attempts", max_attempts)
+        positive_int(concurrency, "concurrency")
+        positive_int(max_attempts, "max_attempts")
         self._stored = anyio.Event()
         async with anyio.create_task_group() as workers:
             for _ in range(concurrency):

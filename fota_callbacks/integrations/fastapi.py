@@ -48,6 +48,7 @@ from .._client import FotaCallbacksClient
 from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import InvalidArgumentError
 from .._logsafe import printable
+from .._validation import positive_int
 from ..callbacks import VERIZON_CALLBACK_SOURCE_IPS, CallbackMessage, CallbackParseError, parse_callback_message
 from ..inbox import Inbox
 from ..transport._common import BodyTooLarge, ClientGone, read_asgi_body, read_body
@@ -77,11 +78,6 @@ DEFAULT_MAX_BODY_SIZE: Final = MAX_REQUEST_BODY_BYTES
 AppT = TypeVar("AppT", bound=Starlette)
 CallbackHandler = Callable[[CallbackMessage], Awaitable[object]]
 """`async def handler(message: CallbackMessage) -> None`; what it returns is ignored."""
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(name, f"expected a positive int, got {value!r}")
 
 
 # --- one shared client --------------------------------------------------------------------------------------------
@@ -114,8 +110,8 @@ def fota_lifespan(
         raise InvalidArgumentError("handler", "a handler here runs an inbox's worker: pass inbox= too")
     if inbox is not None and not isinstance(inbox, Inbox):
         raise InvalidArgumentError("inbox", f"expected an Inbox (MemoryInbox, SqliteInbox, RedisInbox), got {inbox!r}")
-    _check_positive_int("workers", workers)
-    _check_positive_int("max_attempts", max_attempts)
+    positive_int(workers, "workers")
+    positive_int(max_attempts, "max_attempts")
 
     @contextlib.asynccontextmanager
     async def run(app: AppT) -> AsyncIterator[Any]:
@@ -284,7 +280,7 @@ def callback_router(
         if value == "":
             raise InvalidArgumentError(name, "an empty value would accept messages without credentials")
     expected_username, expected_password = _secret_bytes(username), _secret_bytes(password)
-    _check_positive_int("max_body_size", max_body_size)
+    positive_int(max_body_size, "max_body_size")
 
     async def run_handler(message: CallbackMessage) -> None:
         assert handler is not None

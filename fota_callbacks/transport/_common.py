@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from .._checks import is_positive_number
 from .._constants import ACCEPT_ENCODING
 from .._errors import ApiConnectionError, ApiTimeoutError, InvalidArgumentError
+from .._validation import positive_int
 from .base import Request
 
 __all__ = [
@@ -56,9 +57,8 @@ def import_extra(name: str, transport: str, extra: str | None, python: tuple[int
 
 def check_pool_options(max_connections: object, keepalive_expiry: object, max_response_bytes: object) -> None:
     """Refuse pool options the HTTP stacks would read another way (None or 0 connections: no limit at all)."""
-    for name, value in (("max_connections", max_connections), ("max_response_bytes", max_response_bytes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidArgumentError(name, f"expected a positive int, got {value!r}")
+    positive_int(max_connections, "max_connections")
+    positive_int(max_response_bytes, "max_response_bytes")
     if not is_positive_number(keepalive_expiry):
         problem = f"expected a positive number of seconds, got {keepalive_expiry!r}"
         raise InvalidArgumentError("keepalive_expiry", problem)
