@@ -258,7 +258,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
 
     @property
     def client(self) -> ClientT:
-        """The client you passed; or the one this transport made, whose connection pool it uses."""
+        """The client you passed; or the one this transport made, on the connection pools it uses."""
         return self._client
 
     async def send(self, request: Request) -> Response:
@@ -284,7 +284,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
             raise _common.no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=False) from exc
 
     async def _on_pool(self, request: Request, body: Any) -> Response:
-        """The request on the owned connection pool (`AsyncHTTPTransport.handle_async_request`)."""
+        """The request on the owned connection pools (`handle_async_request`, below the client layer)."""
         if self._closed:
             raise RuntimeError(f"this {type(self).__name__} is closed")
         cached = self._urls.get(request.url)
