@@ -141,10 +141,16 @@ async def fill_pool(http: Any, url: str, connections: int) -> None:
 
 
 def pool_size(http: Any) -> int | None:
-    """How many connections an httpx-family client's pool holds (internals; None if they changed)."""
-    pool = getattr(getattr(http, "_transport", None), "_pool", None)
-    connections = getattr(pool, "connections", None)
-    return len(connections) if isinstance(connections, list) else None
+    """How many connections an httpx-family client's pool holds (internals; None if they changed). The client of
+    an `HttpxTransport` that owns its pool sends on several (`pools`): their connections are added up."""
+    transport = getattr(http, "_transport", None)
+    total = 0
+    for each in getattr(transport, "pools", [transport]):
+        connections = getattr(getattr(each, "_pool", None), "connections", None)
+        if not isinstance(connections, list):
+            return None
+        total += len(connections)
+    return total
 
 
 def _headers() -> dict[str, str]:

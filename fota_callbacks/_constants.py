@@ -40,6 +40,9 @@ PATH_SEGMENT_CACHE = 1024
 
 MAX_CONNECTIONS = 100
 """Connections the bundled network transports keep open to ThingSpace at most (their pool size)."""
+POOL_SHARD_CONNECTIONS = 4
+"""An owned httpx/httpx2 pool is split into pools of at most this many connections (their per-request scans are
+linear in their size; `HttpxTransport` explains)."""
 KEEPALIVE_EXPIRY = 5.0
 """Seconds an idle pooled connection is kept before the bundled network transports close it."""
 ACCEPT_ENCODING = "gzip, deflate"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
@@ -158,11 +158,31 @@ class ServerError(ApiError):
     """HTTP 5xx."""
 
 
-class ErrorCodeError(ApiError):
+class _DocumentedBodyError(ApiError):
+    """An `ApiError` whose body names the failure in two JSON string members, kept as two attributes."""
+
+    _members: ClassVar[tuple[tuple[str, str], tuple[str, str]]]
+    """(JSON member, attribute) of the code, then of the text."""
+    _undocumented: ClassVar[str]
+    """What the message says when the body has neither."""
+
+    @classmethod
+    def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> Self:
+        """Read the two members (None when absent or not strings) and show them in the message."""
+        data = json_or_none(body)
+        found: dict[str, Any] = {attribute: _str_at(data, member) for member, attribute in cls._members}
+        detail = ": ".join(value for value in found.values() if value) or cls._undocumented
+        return cls(f"{where}: {detail}", body=body, **found, **kwargs)
+
+
+class ErrorCodeError(_DocumentedBodyError):
     """An `ApiError` whose body is ThingSpace's documented `{"errorCode": ..., "errorMessage": ...}`.
 
     `error_code` and `error_message` are None when the body is not that JSON.
     """
+
+    _members = (("errorCode", "error_code"), ("errorMessage", "error_message"))
+    _undocumented = "body is not the documented error JSON"
 
     def __init__(
         self, message: str, *, error_code: str | None = None, error_message: str | None = None, **kwargs: Any
@@ -170,12 +190,6 @@ class ErrorCodeError(ApiError):
         super().__init__(message, **kwargs)
         self.error_code = error_code
         self.error_message = error_message
-
-    @classmethod
-    def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> Self:
-        """Read the documented `{"errorCode", "errorMessage"}` body; any other body leaves both None."""
-        code, message, detail = _documented(body, "errorCode", "errorMessage", "body is not the documented error JSON")
-        return cls(f"{where}: {detail}", error_code=code, error_message=message, body=body, **kwargs)
 
 
 class FotaResultException(ErrorCodeError, BadRequestError):
@@ -201,27 +215,16 @@ class FotaV3ResultException(FotaResultException):
     """A 400 from Software Management Callbacks V3."""
 
 
-class OAuthError(ApiError):
+class OAuthError(_DocumentedBodyError):
     """The OAuth token endpoint refused to issue a token. `error` is the RFC 6749 code."""
+
+    _members = (("error", "error"), ("error_description", "error_description"))
+    _undocumented = "no OAuth error in the body"
 
     def __init__(self, message: str, *, error: str | None, error_description: str | None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.error = error
         self.error_description = error_description
-
-    @classmethod
-    def from_response(cls, where: str, *, body: bytes, **kwargs: Any) -> Self:
-        """Read the RFC 6749 `{"error", "error_description"}` body."""
-        error, description, detail = _documented(body, "error", "error_description", "no OAuth error in the body")
-        return cls(f"{where}: {detail}", error=error, error_description=description, body=body, **kwargs)
-
-
-def _documented(body: bytes, kind: str, text: str, missing: str) -> tuple[str | None, str | None, str]:
-    """The string members `kind` and `text` of a JSON error body (None when absent or not strings), and the
-    detail an error message shows: both joined, or `missing`."""
-    data = json_or_none(body)
-    first, second = _str_at(data, kind), _str_at(data, text)
-    return first, second, ": ".join(part for part in (first, second) if part) or missing
 
 
 def _str_at(data: object, key: str) -> str | None:

@@ -19,6 +19,7 @@ __all__ = [
     "check_optional_str",
     "mask_userinfo",
     "non_negative_int",
+    "positive_int",
     "positive_seconds",
 ]
 
@@ -125,6 +126,13 @@ def positive_seconds(value: object, parameter: str) -> float | None:
     if not is_positive_number(value):
         raise InvalidArgumentError(parameter, f"expected a positive number of seconds or None, got {value!r}")
     return float(value)  # type: ignore[arg-type]
+
+
+def positive_int(value: object, parameter: str) -> int:
+    """An int >= 1 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(parameter, f"expected a positive int, got {value!r}")
+    return value
 
 
 def non_negative_int(value: object, parameter: str) -> int:

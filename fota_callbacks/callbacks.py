@@ -1,7 +1,8 @@
 """The messages ThingSpace POSTs to a registered callback URL, as typed models.
 
 `parse_callback_message(body)` turns a request body into one of the message classes, chosen by its `type`.
-Verizon publishes only part of the shape (wire.md), so reading is forgiving and loses nothing:
+Verizon's documentation shows only part of the shape (the V1 example: `accountName`, `participantName`, `type`,
+`username`, `password`, `firmwareList`, `upgradeScheduled`), so reading is forgiving and loses nothing:
 
 - every documented field is optional;
 - a key the models do not know is kept in the model's `extra`, under its JSON name;

@@ -3,6 +3,8 @@ README's sections, and its API reference is generated from the docstrings."""
 
 from __future__ import annotations
 
+import html
+import importlib
 import os
 import re
 import subprocess
@@ -93,3 +95,43 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     outcome = _build(tmp_path / "site", config)
     assert outcome.returncode != 0
     assert "missing.md" in outcome.stdout + outcome.stderr
+
+
+@pytest.mark.parametrize(
+    ("page", "module"),
+    [
+        ("inbox", "fota_callbacks.inbox"),
+        ("fastapi", "fota_callbacks.integrations.fastapi"),
+        ("testing", "fota_callbacks.testing"),
+        ("callbacks", "fota_callbacks.callbacks"),
+    ],
+)
+def test_a_module_page_says_its_intro_once(site: Path, page: str, module: str) -> None:
+    # The module docstring renders under the page title; the page's own text must not say the same again.
+    summary = (importlib.import_module(module).__doc__ or "").strip().splitlines()[0].replace("`", "")
+    rendered = (site / "reference" / page / "index.html").read_text(encoding="utf-8")
+    article = rendered[rendered.index("<article") : rendered.index("</article>")]
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", article)).split())
+    text = re.sub(r"\s+(?=[,.:;)])|(?<=\()\s+", "", text)  # the spaces left where inline tags were
+    assert text.count(summary) == 1, text[:400]
+    words = re.findall(r"[\w-]+", summary)
+    page_intro = re.findall(r"[\w-]+", text[: text.index(summary)])  # the page's own text, before the docstring
+    runs = {tuple(words[i : i + 5]) for i in range(len(words) - 4)}
+    repeated = [
+        " ".join(page_intro[i : i + 5]) for i in range(len(page_intro) - 4) if tuple(page_intro[i : i + 5]) in runs
+    ]
+    assert repeated == []
+
+
+def test_what_users_read_points_to_no_file_outside_the_repository() -> None:
+    # The project's design notes (wire.md, API.md) are not shipped: docs and docstrings say what they mean instead.
+    readable = [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "pyproject.toml", *DOCS.rglob("*.md")]
+    readable += [*(ROOT / "fota_callbacks").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]
+    pointers = re.compile(r"\b(?:wire|API)\.md\b|\.\./shared\b")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in readable
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pointers.search(line)
+    ]
+    assert found == []

@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.inbox import Inbox, InboxStats
+from fota_callbacks.inbox import Inbox, InboxStats, MemoryInbox, RedisInbox, SqliteInbox
 from tests.inbox_support import Clock, MakeInbox, anyio_backend, case, make_inbox, redis_server, stats_reach
 
 pytestmark = pytest.mark.anyio
@@ -62,6 +62,14 @@ class Running:
     async def __aexit__(self, *exc_info: Any) -> None:
         self._tasks.cancel_scope.cancel()
         await self._tasks.__aexit__(*exc_info)
+
+
+def test_each_inbox_exposes_exactly_the_inbox_methods() -> None:
+    # What the reference shows as public is what the protocol promises; helpers stay private.
+    documented = {name for name in dir(Inbox) if not name.startswith("_")}
+    assert documented == {"put", "run", "stats", "dead_letters", "retry_dead", "aclose"}
+    for kind in (MemoryInbox, SqliteInbox, RedisInbox):
+        assert {name for name in dir(kind) if not name.startswith("_")} == documented, kind.__name__
 
 
 async def test_every_stored_message_is_handled_oldest_first(make_inbox: MakeInbox) -> None:

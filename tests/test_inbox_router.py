@@ -37,9 +37,13 @@ def body(n: int, **fields: Any) -> bytes:
 
 
 @asynccontextmanager
-async def receiver(inbox: Inbox, handler: Any = None, **router: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def receiver(
+    inbox: Inbox, handler: Any = None, *, max_attempts: int = 10, **router: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     """An app that stores into `inbox` (and works it off with `handler`), running with its lifespan."""
-    app = FastAPI(lifespan=fota_lifespan(client_factory, inbox=inbox, handler=handler, workers=2))
+    app = FastAPI(
+        lifespan=fota_lifespan(client_factory, inbox=inbox, handler=handler, workers=2, max_attempts=max_attempts)
+    )
     app.include_router(callback_router(inbox=inbox, **router))
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://receiver")
     async with app.router.lifespan_context(app), http:
@@ -68,6 +72,23 @@ async def test_the_router_acknowledges_what_it_stored_and_the_lifespan_worker_ha
     assert retried.status_code == 200
     assert [answer.status_code for answer in refused] == [401, 400]
     assert sorted(handled) == [0, 1, 2, 3, 4]  # once each; nothing refused was stored
+
+
+async def test_the_lifespan_worker_dead_letters_a_message_after_max_attempts_failures(make_inbox: MakeInbox) -> None:
+    attempts: list[int] = []
+
+    async def failing(message: fota.CallbackMessage) -> None:
+        attempts.append(message.raw["n"])
+        raise RuntimeError("the downstream system is down")
+
+    inbox = make_inbox(retry_base=0.01, retry_max=0.01)
+    async with receiver(inbox, failing, max_attempts=2) as http:
+        assert (await http.post("/fota/callbacks", content=body(1))).status_code == 200
+        await stats_reach(inbox, pending=0, dead=1)
+        [dead] = await inbox.dead_letters()
+        assert (dead.body, dead.attempts) == (body(1), 2)
+        assert dead.last_error == "RuntimeError: the downstream system is down"
+    assert attempts == [1, 1]  # buried after the second failure, not retried up to the default 10
 
 
 async def test_at_shutdown_the_worker_stops_and_what_it_was_handling_is_handled_after_the_restart(
@@ -167,6 +188,8 @@ def test_router_and_lifespan_refuse_unclear_configurations() -> None:
     lifespans: list[tuple[dict[str, Any], str]] = [
         ({"handler": handler}, "handler"),
         ({"inbox": inbox, "handler": handler, "workers": 0}, "workers"),
+        ({"inbox": inbox, "handler": handler, "max_attempts": 0}, "max_attempts"),
+        ({"inbox": inbox, "handler": handler, "max_attempts": True}, "max_attempts"),
     ]
     for options, parameter in lifespans:
         with pytest.raises(fota.InvalidArgumentError) as caught:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -35,6 +36,34 @@ async def test_a_new_sqlite_file_used_at_once_by_a_put_and_the_worker_is_never_l
             tasks.start_soon(inbox.stats)
         async with SqliteInbox(tmp_path / f"inbox-{n}.db") as inbox:
             assert (await inbox.stats()).pending == 1
+
+
+async def test_a_sqlite_file_another_connection_keeps_locked_does_not_hold_up_an_inbox_on_another_file(
+    tmp_path: Path,
+) -> None:
+    # The first inbox waits (up to its 30 s busy timeout) to switch a file another connection holds exclusively.
+    # Nothing outside shows when it has started waiting, so the test gives it a moment first: should it not have
+    # started yet, the second inbox simply goes first and the test passes without proving anything, never the
+    # reverse.
+    held = sqlite3.connect(tmp_path / "held.db", isolation_level=None)
+    held.execute("BEGIN EXCLUSIVE")
+    first_done = anyio.Event()
+    async with SqliteInbox(tmp_path / "held.db") as first, SqliteInbox(tmp_path / "free.db") as second:
+
+        async def put_first() -> None:
+            await first.put(message(1))
+            first_done.set()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(put_first)
+            await anyio.sleep(0.3)
+            with anyio.fail_after(20):
+                assert await second.put(message(2)) is True
+            assert not first_done.is_set()  # still waiting for its file, while the other file was written
+            held.rollback()
+            held.close()
+        assert (await first.stats()).pending == 1
+        assert (await second.stats()).pending == 1
 
 
 async def test_sqlite_puts_arriving_together_each_get_their_own_answer(tmp_path: Path) -> None:

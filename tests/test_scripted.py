@@ -258,6 +258,25 @@ async def test_the_same_script_served_over_http() -> None:
     script.assert_all_consumed()
 
 
+async def test_over_http_a_drop_before_sending_cannot_be_acted_out_and_says_so() -> None:
+    # The server saw the request, so it was sent: rather than a broken connection with request_sent=True (the
+    # opposite of what was scripted), the call fails at once with the reason, and so does the end-of-test check.
+    script = ScriptedTransport()
+    script.drop(sent=False, path=V2_PATH)
+    with serve_app(script.asgi_app) as base_url:
+        async with client_on(fota.HttpxTransport(), base_url=base_url) as client:
+            with pytest.raises(fota.ApiError) as caught:
+                await client.v2.list_registered_callbacks(ACCOUNT)
+    assert not isinstance(caught.value, fota.ApiConnectionError)
+    assert caught.value.status_code == 501
+    assert b"drop(sent=False) cannot be acted out over HTTP" in caught.value.body
+    assert len(script.requests) == 1  # not retried
+    with pytest.raises(AssertionError, match=r"drop\(sent=False\) cannot be acted out over HTTP.*GET " + V2_PATH):
+        script.assert_all_consumed()
+    script.reset()
+    script.assert_all_consumed()
+
+
 async def test_over_http_a_response_is_sent_chunked_when_it_says_so() -> None:
     script = ScriptedTransport()
     script.respond(200, json={"url": URL})

@@ -206,8 +206,8 @@ class Soak:
 
 def busy_connections(transport: fota.HttpxTransport) -> tuple[int, int]:
     """(connections in the pool, of which busy). httpx keeps its pool private: httpcore's is read here."""
-    pool = transport.client._transport._pool  # type: ignore[attr-defined]  # httpx/httpcore internals
-    connections = list(pool.connections)
+    pools = transport.client._transport.pools  # type: ignore[attr-defined]  # httpx/httpcore internals
+    connections = [conn for pool in pools for conn in pool._pool.connections]
     return len(connections), sum(1 for conn in connections if not (conn.is_idle() or conn.is_closed()))
 
 

@@ -111,8 +111,9 @@ def busy_connections(transport: fota.Transport) -> int:
         assert transport.session is not None
         return len(transport.session.connector._acquired)  # type: ignore[union-attr]
     assert isinstance(transport, fota.HttpxTransport | Httpx2Transport)
-    pool = transport.client._transport._pool  # type: ignore[union-attr]
-    return sum(1 for conn in pool.connections if not (conn.is_idle() or conn.is_closed()))
+    pools = transport.client._transport.pools  # type: ignore[union-attr]
+    connections = [conn for pool in pools for conn in pool._pool.connections]
+    return sum(1 for conn in connections if not (conn.is_idle() or conn.is_closed()))
 
 
 # --- the same requests, the same responses --------------------------------------------------------------------
@@ -403,6 +404,13 @@ async def test_no_connection_leaked_after_50_cancellations(http_kind: str, serve
             tg.cancel_scope.cancel()
         assert len(served_script.sent) == 10
         assert busy_connections(transport) == 0
+
+        served_script.script.hang(times=10)
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):  # all ten places are free again: ten requests reach the server at once
+                tg.start_soon(list_once, client)
+            await wait_until(lambda: len(served_script.sent) >= 20)
+            tg.cancel_scope.cancel()
 
         served_script.script.add(OK, times=10)
         results: list[fota.CallbackSummary] = []

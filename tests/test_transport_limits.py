@@ -29,8 +29,9 @@ import pytest
 
 import fota_callbacks as fota
 from fota_callbacks.transport import AiohttpTransport, Httpx2Transport
-from tests.harness import Scripted, resource_warnings
+from tests.harness import Scripted, resource_warnings, wait_until
 from tests.stress.raw_server import (
+    Behaviour,
     Connection,
     answer,
     hang_after_head,
@@ -106,6 +107,94 @@ async def test_a_timeout_waiting_for_a_pooled_connection_was_never_sent(http_kin
             tg.cancel_scope.cancel()
     assert info.value.request_sent is False
     assert len(server.requests) == 1
+
+
+def keep_alive(gate: threading.Event) -> Behaviour:
+    """Answer every request of a connection with the V2 listing, keeping it open; each answer waits for `gate`."""
+    response = http_response(200, LIST_BODY, [("Content-Type", "application/json"), ("Connection", "keep-alive")])
+
+    def behaviour(conn: Connection) -> None:
+        while conn.read_request():
+            while not gate.wait(0.05):
+                if conn.stopping.is_set():
+                    return
+            conn.send(response)
+
+    return behaviour
+
+
+async def test_an_owned_pool_holds_max_connections_in_all_and_reuses_them(http_kind: str) -> None:
+    """The owned pool (httpx's split in several) keeps to `max_connections` and sends one call after another on
+    one kept-alive connection."""
+    gate = threading.Event()
+    gate.set()
+    with serving(keep_alive(gate)) as server:
+        client = make_client(transport_of(http_kind, max_connections=20), server.base_url, max_retries=0)
+        async with client:
+            for _ in range(10):
+                assert await list_once(client) == SUMMARY
+            assert server.connections == 1
+            gate.clear()
+            results: list[fota.CallbackSummary] = []
+
+            async def call() -> None:
+                results.append(await list_once(client))
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(50):
+                    tg.start_soon(call)
+                await wait_until(lambda: len(server.requests) >= 10 + 20)
+                await anyio.sleep(0.2)  # the other 30 wait for a connection
+                assert (len(server.requests), server.connections) == (10 + 20, 20)
+                gate.set()
+        assert results == [SUMMARY] * 50
+        assert (len(server.requests), server.connections) == (10 + 50, 20)
+
+
+async def test_cancelled_calls_give_their_places_back(http_kind: str) -> None:
+    """Calls cancelled while the server holds them leave every place of the pool free: as many calls as
+    `max_connections` then reach the server at once."""
+    gate = threading.Event()
+    with serving(keep_alive(gate)) as server:
+        client = make_client(transport_of(http_kind, max_connections=10), server.base_url, max_retries=0)
+        async with client:
+            async with anyio.create_task_group() as tg:
+                for _ in range(7):
+                    tg.start_soon(list_once, client)
+                await wait_until(lambda: len(server.requests) >= 7)
+                tg.cancel_scope.cancel()  # their connections are dropped mid-exchange
+            results: list[fota.CallbackSummary] = []
+
+            async def call() -> None:
+                results.append(await list_once(client))
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(10):
+                    tg.start_soon(call)
+                await wait_until(lambda: len(server.requests) >= 7 + 10)
+                gate.set()
+        assert results == [SUMMARY] * 10
+        assert server.connections == 7 + 10
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_connections", 0),
+        ("max_connections", None),
+        ("max_connections", True),
+        ("max_connections", 2.5),
+        ("keepalive_expiry", 0),
+        ("keepalive_expiry", "5"),
+        ("max_response_bytes", -1),
+    ],
+)
+def test_pool_options_a_stack_would_read_another_way_are_refused(http_kind: str, option: str, value: object) -> None:
+    """httpx reads `max_connections=None` as no limit, aiohttp reads 0 so: neither is what the name says."""
+    with pytest.raises(fota.InvalidArgumentError) as info:
+        transport_of(http_kind, **{option: value})
+    assert info.value.parameter == option
+    assert repr(value) in str(info.value)
 
 
 # --- max_response_bytes: the decoded body, bounded while decoding ----------------------------------------------

@@ -103,7 +103,7 @@ def _failure(response: httpx.Response, answer: Any, base_url: str) -> CliError:
         return CliError(REFUSED, problem, host=host)
     detail = escape(str(answer.get("detail", answer["error"])))
     if answer["error"] == "no_answer":
-        # API.md: exit 1 for any outcome but a 2xx from the listener; 4 stays for "no fake-server there".
+        # The documented exit codes: 1 for any outcome but a 2xx from the listener; 4 stays for "no fake-server there".
         return CliError(REFUSED, f"the listener did not answer: {detail}")
     if answer["error"] == "not_registered":
         detail += " (register one first: fota-callbacks v1|v2|v3 register)"

@@ -22,6 +22,7 @@ import attrs
 
 from .._errors import FotaError, InvalidArgumentError
 from .._logsafe import printable
+from .._validation import positive_int
 from ..callbacks import CallbackMessage, CallbackParseError, parse_callback_message
 
 if TYPE_CHECKING:
@@ -151,12 +152,6 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-def _count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(name, f"expected a positive int, got {value!r}")
-    return value
-
-
 class BaseInbox:
     """The options and the worker loop every inbox shares; subclasses implement the storage primitives.
 
@@ -240,22 +235,23 @@ class BaseInbox:
         if self._stored is not None:
             self._stored.set()
 
-    def backoff(self, attempts: int) -> float:
+    def _backoff(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failure: `retry_base`, doubling, at most `retry_max`."""
         return min(self.retry_max, self.retry_base * 2.0 ** min(attempts - 1, 64))
 
     async def run(self, handler: InboxHandler, *, concurrency: int = 1, max_attempts: int = 10) -> None:
         """The worker: hands each stored message, oldest first, to `await handler(message)`, until cancelled.
 
-        Success: the entry is done. An exception: retried after `backoff(attempts)` seconds, and after
-        `max_attempts` failures it becomes a dead letter, as does a body that does not parse. Up to `concurrency`
-        messages are handled at once. A handling cut short (cancellation, a crash, `kill -9`) is handled again:
-        at-least-once. Storage failures (`InboxUnavailableError`) are logged and retried; they do not stop the worker.
+        Success: the entry is done. An exception: retried after `retry_base` seconds, each next time twice as long
+        up to `retry_max`; after `max_attempts` failures it becomes a dead letter, as does a body that does not
+        parse. Up to `concurrency` messages are handled at once. A handling cut short (cancellation, a crash,
+        `kill -9`) is handled again: at-least-once. Storage failures (`InboxUnavailableError`) are logged and
+        retried; they do not stop the worker.
         """
         if not callable(handler):
             raise InvalidArgumentError("handler", f"expected an async callable, got {handler!r}")
-        _count("concurrency", concurrency)
-        _count("max_attempts", max_attempts)
+        positive_int(concurrency, "concurrency")
+        positive_int(max_attempts, "max_attempts")
         self._stored = anyio.Event()
         async with anyio.create_task_group() as workers:
             for _ in range(concurrency):
@@ -327,7 +323,7 @@ class BaseInbox:
             )
             await self._settle(functools.partial(self._bury, claim, text))
         else:
-            delay = self.backoff(attempts)
+            delay = self._backoff(attempts)
             logger.warning(
                 "the FOTA callback handler failed on inbox entry %d (%s message), attempt %d of %d; "
                 "retrying in %.3g s: %s",

@@ -60,13 +60,22 @@ class _Put:
 
 _BUSY_TIMEOUT = 30.0  # seconds a statement waits for another connection's lock
 # Switching a new file to WAL needs it to itself, and SQLite reports "database is locked" at once (no busy wait)
-# when another connection opens it at the same moment: the two connections of one inbox, or two processes.
-_INITIALISING = threading.Lock()
+# when another connection opens it at the same moment: the two connections of one inbox, or two processes. The
+# connections of this process to one file take turns (a lock per file: other files need not wait); other processes
+# are waited out by retrying.
+_INITIALISING: dict[str, threading.Lock] = {}
+_INITIALISING_GUARD = threading.Lock()
 
 
-def _initialise(db: sqlite3.Connection) -> None:
+def _initialising(path: Path) -> threading.Lock:
+    key = os.path.realpath(path)  # the same file by any name (relative, through a symlink) is one lock
+    with _INITIALISING_GUARD:
+        return _INITIALISING.setdefault(key, threading.Lock())
+
+
+def _initialise(db: sqlite3.Connection, path: Path) -> None:
     deadline = time.monotonic() + _BUSY_TIMEOUT
-    with _INITIALISING:  # the connections of this process, one at a time
+    with _initialising(path):
         while True:
             try:
                 db.execute("PRAGMA journal_mode=WAL")
@@ -101,7 +110,7 @@ class _Connection:
             db = sqlite3.connect(target, uri=True, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
             try:
                 if writable:
-                    _initialise(db)
+                    _initialise(db, self.path)
                 db.execute(f"PRAGMA synchronous={self.synchronous}")
             except BaseException:
                 db.close()

@@ -48,6 +48,7 @@ from .._client import FotaCallbacksClient
 from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import InvalidArgumentError
 from .._logsafe import printable
+from .._validation import positive_int
 from ..callbacks import VERIZON_CALLBACK_SOURCE_IPS, CallbackMessage, CallbackParseError, parse_callback_message
 from ..inbox import Inbox
 from ..transport._common import BodyTooLarge, ClientGone, read_asgi_body, read_body
@@ -89,6 +90,7 @@ def fota_lifespan(
     inbox: Inbox | None = None,
     handler: CallbackHandler | None = None,
     workers: int = 1,
+    max_attempts: int = 10,
 ) -> Callable[[AppT], AbstractAsyncContextManager[Any]]:
     """A lifespan for `FastAPI(lifespan=...)` that makes one client at startup and closes it at shutdown.
 
@@ -97,17 +99,19 @@ def fota_lifespan(
     The app's own `lifespan` runs inside: after the client exists (so its startup can already call ThingSpace,
     e.g. to register the callback URL) and before the client is closed; what it yields is passed on.
 
-    With `inbox` and `handler`: `inbox.run(handler, concurrency=workers)` runs for the app's lifetime, with the
-    client open; at shutdown it is cancelled and awaited (what was being handled goes back to the inbox and is
-    handled again after the restart), then the inbox is closed. With `inbox` alone the app only stores (another
-    process runs the worker) and the inbox is closed at shutdown.
+    With `inbox` and `handler`: `inbox.run(handler, concurrency=workers, max_attempts=max_attempts)` runs for the
+    app's lifetime, with the client open: up to `workers` messages are handled at once, and a message whose
+    handling failed `max_attempts` times becomes a dead letter. At shutdown the worker is cancelled and awaited
+    (what was being handled goes back to the inbox and is handled again after the restart), then the inbox is
+    closed. With `inbox` alone the app only stores (another process runs the worker) and the inbox is closed at
+    shutdown.
     """
     if handler is not None and inbox is None:
         raise InvalidArgumentError("handler", "a handler here runs an inbox's worker: pass inbox= too")
     if inbox is not None and not isinstance(inbox, Inbox):
         raise InvalidArgumentError("inbox", f"expected an Inbox (MemoryInbox, SqliteInbox, RedisInbox), got {inbox!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InvalidArgumentError("workers", f"expected a positive int, got {workers!r}")
+    positive_int(workers, "workers")
+    positive_int(max_attempts, "max_attempts")
 
     @contextlib.asynccontextmanager
     async def run(app: AppT) -> AsyncIterator[Any]:
@@ -115,7 +119,7 @@ def fota_lifespan(
             if inbox is not None:
                 stack.push_async_callback(inbox.aclose)
                 if handler is not None:
-                    await stack.enter_async_context(_worker(inbox, handler, workers))
+                    await stack.enter_async_context(_worker(inbox, handler, workers, max_attempts))
             setattr(app.state, STATE_KEY, client)
             try:
                 if lifespan is None:
@@ -130,11 +134,11 @@ def fota_lifespan(
 
 
 @contextlib.asynccontextmanager
-async def _worker(inbox: Inbox, handler: CallbackHandler, workers: int) -> AsyncIterator[None]:
+async def _worker(inbox: Inbox, handler: CallbackHandler, workers: int, max_attempts: int) -> AsyncIterator[None]:
     """Runs the inbox's worker while the block runs; cancels and awaits it after."""
     failure: BaseException | None = None
     async with anyio.create_task_group() as worker:
-        worker.start_soon(functools.partial(inbox.run, handler, concurrency=workers))
+        worker.start_soon(functools.partial(inbox.run, handler, concurrency=workers, max_attempts=max_attempts))
         try:
             yield
         except BaseException as exc:  # the app's own error, re-raised as it is once the worker stopped
@@ -276,8 +280,7 @@ def callback_router(
         if value == "":
             raise InvalidArgumentError(name, "an empty value would accept messages without credentials")
     expected_username, expected_password = _secret_bytes(username), _secret_bytes(password)
-    if isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size < 1:
-        raise InvalidArgumentError("max_body_size", f"expected a positive int, got {max_body_size!r}")
+    positive_int(max_body_size, "max_body_size")
 
     async def run_handler(message: CallbackMessage) -> None:
         assert handler is not None

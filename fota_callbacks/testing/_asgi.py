@@ -105,7 +105,9 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
 
 async def _respond(send: Send, response: Response) -> None:
     headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.raw()]
-    if "content-length" not in response.headers:
+    # A response framed by Transfer-Encoding must not also declare a length (RFC 9112 6.3): uvicorn on h11 drops
+    # it, on httptools it would send both.
+    if "content-length" not in response.headers and "transfer-encoding" not in response.headers:
         headers.append((b"content-length", str(len(response.content)).encode("ascii")))
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": response.content})

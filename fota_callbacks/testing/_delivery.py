@@ -1,9 +1,9 @@
-"""Callback delivery (ThingSpace -> the registered URL, wire.md "Callback messages"), over real HTTP with httpx.
+"""Callback delivery (ThingSpace POSTing a callback message to the registered URL), over real HTTP with httpx.
 
 - `await emit(account, message, version=...)`, `emit_firmware_list(...)` and `emit_upgrade_event(...)` POST a
   callback message (JSON, `Content-Type: application/json`) to the URL registered for the account: for V1 the
   registration of `service` ("Fota"), for V2/V3 the account's URL of that version. Nothing registered:
-  `CallbackNotRegisteredError`, nothing sent. Messages have the documented shape (wire.md): `accountName`,
+  `CallbackNotRegisteredError`, nothing sent. Messages have Verizon's documented shape: `accountName`,
   `participantName`, `type`, `username` and `password` (V1: the registration's, echoed; else ""),
   `firmwareList` and `upgradeScheduled`, the elements not relevant to the type empty (`[]`, `{}`).
 - Only to the registered URL, or where `redirect_deliveries(registered_url, to=...)` says (exactly that

@@ -1,11 +1,12 @@
 """FakeThingSpace: an in-memory, stateful fake of ThingSpace's Software Management Callbacks V1, V2 and V3,
-with the OAuth 2 token endpoint and the M2M session login/logout they need (wire.md).
+with the OAuth 2 token endpoint and the M2M session login/logout they need, as Verizon documents them.
 
 One core, `handle(Request) -> Response`, routes every request; `transport()` puts it behind an
 `InMemoryTransport` and `asgi_app` serves it over real HTTP. Only the URL's path matters (any scheme and host).
 The parts: `_auth_server` (tokens, sessions and their checks), `_registrations` (the store and the V1/V2/V3
-operations), `_delivery` (callback messages to listeners), `_wire` (the fake's own reading of wire.md: it does
-not share the SDK's validators, so that it can catch their bugs). Their docstrings say exactly how each behaves.
+operations), `_delivery` (callback messages to listeners), `_wire` (the fake's own reading of the documented wire
+format: it does not share the SDK's validators, so that it can catch their bugs). Their docstrings say exactly
+how each behaves.
 
 Errors of the callbacks and session endpoints: `{"errorCode": ..., "errorMessage": ...}` with these codes
 - 400 InvalidAccount: the account path segment is not `##########-#####`;
@@ -78,8 +79,8 @@ _DEFAULTS = {
     "password": "fake-password",
 }
 
-# Routes are read from wire.md, rather than from the SDK's endpoint declarations, so that the fake catches a
-# wrong path in the SDK instead of agreeing with it.
+# Routes are written from Verizon's API documentation, rather than from the SDK's endpoint declarations, so that
+# the fake catches a wrong path in the SDK instead of agreeing with it.
 _URL_PATH = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*:)?(?://[^/?#]*)?([^?#]*)")
 _CALLBACKS_PATH = re.compile(r"/api/fota/(v[123])/callbacks/([^/]+)(?:/name/([^/]+))?")
 _URL_CALLBACK_METHODS: Mapping[str, Operation] = {

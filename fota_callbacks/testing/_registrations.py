@@ -2,7 +2,7 @@
 
 - V1 keeps named registrations (service name -> url, username, password).
   `GET /api/fota/v1/callbacks/{account}` answers a JSON array of `{"aname", "name", "url", "username"?,
-  "password"?}`, or 200 with an EMPTY body when nothing is registered (wire.md: an empty body means none).
+  "password"?}`, or 200 with an EMPTY body when nothing is registered (as ThingSpace does: an empty body means none).
   `POST` (body `{"name": "Fota", "url": http(s) URL, "username"?, "password"?}`) stores or replaces the
   registration of that name and answers `{"accountName": account, "serviceName": name}`.
   `DELETE /api/fota/v1/callbacks/{account}/name/{service}` removes it, answering `{"success": true}`;
@@ -46,7 +46,7 @@ from ._wire import (
 __all__ = ["AccountCallbacks", "Registrations", "V1Seed"]
 
 _V1_SERVICE = "Fota"
-_NO_V1_CALLBACKS = Response(200, Headers(), b"")  # wire.md: an empty body means none registered
+_NO_V1_CALLBACKS = Response(200, Headers(), b"")  # as ThingSpace answers: an empty body means none registered
 _NO_URL_CALLBACK = Response(200, JSON_HEADERS, b"{}")
 _DEREGISTERED = Response(200, JSON_HEADERS, b'{"success":true}')
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.lowlevel
 
-from .._errors import InvalidArgumentError
+from .._errors import ApiConnectionError, InvalidArgumentError
 from ..transport._common import no_response
 from ..transport.base import Headers, Request, Response
 from ..transport.memory import InMemoryTransport
@@ -28,6 +28,17 @@ from ._asgi import AsgiApp
 __all__ = ["ScriptedAnswer", "ScriptedTransport", "UnscriptedRequestError"]
 
 HeadersInput = Mapping[str, str] | Iterable[tuple[str, str]]
+
+_NOT_SENT_OVER_HTTP = (
+    "drop(sent=False) cannot be acted out over HTTP: a server only sees requests that were sent; "
+    "use the ScriptedTransport itself as the client's transport for it"
+)
+# 501 is not retried by the client: the call that met the answer fails at once, with the reason in the body.
+_NOT_ACTABLE = Response(
+    501,
+    Headers((("Content-Type", "application/json"),)),
+    jsonlib.dumps({"errorCode": "ScriptNotActable", "errorMessage": _NOT_SENT_OVER_HTTP}).encode(),
+)
 
 
 class UnscriptedRequestError(AssertionError):
@@ -168,14 +179,17 @@ class ScriptedTransport:
         self._answers: list[ScriptedAnswer] = []
         self._requests: list[Request] = []
         self._unscripted: list[Request] = []
+        self._not_actable: list[Request] = []  # met a drop(sent=False) over HTTP
         self._closed = False
         # The request's timeout is enforced around the answer exactly as for any in-process handler.
         self._in_process = InMemoryTransport(self._answer)
-        self.asgi_app = AsgiApp(self.send)
+        self.asgi_app = AsgiApp(self._send_over_http)
         """An ASGI 3 application answering from this script over real HTTP (`serve_app(transport.asgi_app)`).
 
-        A `drop()` answer then sends part of a response and cuts the connection, so the client sees
-        `request_sent=True` whatever `sent` says; a `hang()` ends when the client disconnects.
+        A `drop()` answer then sends part of a response and cuts the connection: the client sees a broken
+        connection with `request_sent=True`. A `drop(sent=False)` cannot be acted out by a server (the request
+        reached it, so it was sent): a request that meets one is answered 501 with the reason in the body, and
+        `assert_all_consumed()` fails. A `hang()` ends when the client disconnects.
         """
 
     # -- the script ------------------------------------------------------------------------------------------
@@ -233,7 +247,8 @@ class ScriptedTransport:
     ) -> ScriptedAnswer:
         """Queue a connection failure: `fota.ApiConnectionError` with `request_sent=sent`. True (the default)
         acts out a connection that broke after the request went out (the server may have processed it); False,
-        one that was refused before anything was sent. The other arguments as for `respond`."""
+        one that was refused before anything was sent (in-process only: see `asgi_app`). The other arguments as
+        for `respond`."""
         if not isinstance(sent, bool):
             raise InvalidArgumentError("sent", f"must be a bool, got {sent!r}")
         return self._queue("drop", None, sent, method, path, delay, times)
@@ -286,10 +301,12 @@ class ScriptedTransport:
         return self._closed
 
     def assert_all_consumed(self) -> None:
-        """Fail (`AssertionError`) if a queued answer was not used up or a request matched no answer."""
+        """Fail (`AssertionError`) if a queued answer was not used up, a request matched no answer, or a request
+        over HTTP met a `drop(sent=False)` (see `asgi_app`)."""
         problems = [f"not used: {answer!r}" for answer in self.pending]
         with self._lock:
             problems += [f"no answer for: {r.method} {urlsplit(r.url).path}" for r in self._unscripted]
+            problems += [f"{_NOT_SENT_OVER_HTTP} ({r.method} {urlsplit(r.url).path})" for r in self._not_actable]
         if problems:
             raise AssertionError("ScriptedTransport: " + "; ".join(problems))
 
@@ -299,6 +316,7 @@ class ScriptedTransport:
             self._answers.clear()
             self._requests.clear()
             self._unscripted.clear()
+            self._not_actable.clear()
 
     # -- the Transport protocol ------------------------------------------------------------------------------
 
@@ -307,6 +325,16 @@ class ScriptedTransport:
         if self._closed:
             raise RuntimeError("this ScriptedTransport was closed (aclose)")
         return await self._in_process.send(request)
+
+    async def _send_over_http(self, request: Request) -> Response:
+        try:
+            return await self.send(request)
+        except ApiConnectionError as exc:
+            if exc.request_sent:
+                raise  # acted out by the server: a partial response, then the connection cut
+            with self._lock:
+                self._not_actable.append(request)
+            return _NOT_ACTABLE
 
     async def _answer(self, request: Request) -> Response:
         with self._lock:  # taking an answer and recording the request is one step: arrival order is queue order

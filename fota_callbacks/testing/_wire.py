@@ -1,5 +1,5 @@
-"""The fake's own reading of wire.md: what an account and a callback URL are, how a JSON body is read, and how
-errors are answered.
+"""The fake's own reading of ThingSpace's documented wire format: what an account and a callback URL are, how a JSON
+body is read, and how errors are answered.
 
 None of it comes from the SDK's validators: a fake that shared them would agree with the SDK's bugs instead of
 catching them.
@@ -19,9 +19,9 @@ from ..transport.base import Headers, Request, Response
 _ACCOUNT = re.compile(r"[0-9]{10}-[0-9]{5}")  # "##########-#####", ASCII digits only
 _USERINFO = re.compile(r"(?<=//)[^/?#]*@")
 CALLBACK_URL_SCHEMES: Mapping[str, tuple[str, ...]] = {"v1": ("http", "https"), "v2": ("https",), "v3": ("https",)}
-"""wire.md: V1 registers any http(s) listener; V2 and V3 require HTTPS (the documented Decision)."""
+"""V1 registers any http(s) listener; V2 and V3 require HTTPS, as their documentation says."""
 
-# wire.md: V2/V3 JSON bodies arrive as "*/*" from Verizon's generated SDKs, which ThingSpace accepts.
+# V2/V3 JSON bodies arrive as "*/*" from Verizon's generated SDKs, which ThingSpace accepts.
 _JSON_MEDIA_TYPES = frozenset({"application/json", "*/*"})
 
 JSON_HEADERS = Headers((("Content-Type", "application/json"),))

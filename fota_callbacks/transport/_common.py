@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._checks import is_positive_number
 from .._constants import ACCEPT_ENCODING
-from .._errors import ApiConnectionError, ApiTimeoutError
+from .._errors import ApiConnectionError, ApiTimeoutError, InvalidArgumentError
+from .._validation import positive_int
 from .base import Request
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "BodyTooLarge",
     "ClientGone",
     "ca_bundle_context",
+    "check_pool_options",
     "environment_proxies",
     "import_extra",
     "no_response",
@@ -50,6 +53,15 @@ def import_extra(name: str, transport: str, extra: str | None, python: tuple[int
             install = f"'fota-callbacks[{extra}]'" if extra else "fota-callbacks"
             message = f"{transport} needs the {name} package: pip install {install}"
         raise ImportError(message, name=name) from exc
+
+
+def check_pool_options(max_connections: object, keepalive_expiry: object, max_response_bytes: object) -> None:
+    """Refuse pool options the HTTP stacks would read another way (None or 0 connections: no limit at all)."""
+    positive_int(max_connections, "max_connections")
+    positive_int(max_response_bytes, "max_response_bytes")
+    if not is_positive_number(keepalive_expiry):
+        problem = f"expected a positive number of seconds, got {keepalive_expiry!r}"
+        raise InvalidArgumentError("keepalive_expiry", problem)
 
 
 def ca_bundle_context(path: str) -> ssl.SSLContext:

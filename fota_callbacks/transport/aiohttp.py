@@ -13,6 +13,7 @@ from .._constants import ACCEPT_ENCODING, DEFAULT_TIMEOUT, KEEPALIVE_EXPIRY, MAX
 from ._common import (
     attempt_timed_out,
     ca_bundle_context,
+    check_pool_options,
     environment_proxies,
     import_extra,
     no_response,
@@ -90,6 +91,7 @@ class AiohttpTransport:
         keepalive_expiry: float = KEEPALIVE_EXPIRY,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
+        check_pool_options(max_connections, keepalive_expiry, max_response_bytes)
         self._aiohttp = import_extra("aiohttp", "AiohttpTransport", "aiohttp")
         from multidict import CIMultiDict, CIMultiDictProxy  # installed with aiohttp
         from yarl import URL

@@ -17,7 +17,14 @@ import anyio
 import attrs
 import httpx
 
-from .._constants import ACCEPT_ENCODING, DEFAULT_TIMEOUT, KEEPALIVE_EXPIRY, MAX_CONNECTIONS, MAX_RESPONSE_BYTES
+from .._constants import (
+    ACCEPT_ENCODING,
+    DEFAULT_TIMEOUT,
+    KEEPALIVE_EXPIRY,
+    MAX_CONNECTIONS,
+    MAX_RESPONSE_BYTES,
+    POOL_SHARD_CONNECTIONS,
+)
 from .._errors import ApiConnectionError
 from . import _common
 from .base import Request, Response
@@ -82,6 +89,72 @@ def _request_body_class(base: type[Any]) -> type[Any]:
     return RequestBody
 
 
+def _pools_class(base_transport: type[Any], base_stream: type[Any]) -> type[Any]:
+    """The transport class of an owned pool, for the package whose `AsyncBaseTransport` and `AsyncByteStream` are
+    given: `max_connections` split over several connection pools of at most `POOL_SHARD_CONNECTIONS` each.
+
+    httpcore's pool goes over every connection it holds, probing each idle socket for readability, whenever a
+    request starts or a response ends: its CPU per request grows with the number of connections, and at 32 in use
+    those scans cost more than the rest of a request. Several small pools keep each scan short. They are filled
+    in order, a request going to the first one with a free place (so light traffic stays on the first pool and its
+    warm connections), and the limits add up to `max_connections`. When every place is taken, a request waits in
+    the pool with the fewest waiting, for a connection of that pool.
+    """
+
+    class Released(base_stream):  # type: ignore[misc]
+        """A response body that gives its place in its pool back when it is closed."""
+
+        __slots__ = ("_busy", "_index", "_stream")
+
+        def __init__(self, stream: Any, busy: list[int] | None, index: int) -> None:
+            self._stream = stream
+            self._busy = busy
+            self._index = index
+
+        def __aiter__(self) -> AsyncIterator[bytes]:
+            iterator: AsyncIterator[bytes] = self._stream.__aiter__()
+            return iterator
+
+        async def aclose(self) -> None:
+            busy, self._busy = self._busy, None
+            if busy is not None:
+                busy[self._index] -= 1
+            await self._stream.aclose()
+
+    class Pools(base_transport):  # type: ignore[misc]
+        def __init__(self, new_pool: Callable[[int], Any], max_connections: int) -> None:
+            count = -(-max_connections // POOL_SHARD_CONNECTIONS)
+            share, extra = divmod(max_connections, count)
+            self.sizes = [share + (index < extra) for index in range(count)]
+            self.pools = [new_pool(size) for size in self.sizes]
+            self._busy = [0] * count
+
+        def _pick(self) -> int:
+            busy, sizes = self._busy, self.sizes
+            for index, size in enumerate(sizes):
+                if busy[index] < size:
+                    return index
+            return min(range(len(sizes)), key=lambda index: busy[index] - sizes[index])
+
+        async def handle_async_request(self, request: Any) -> Any:
+            busy = self._busy
+            index = self._pick()
+            busy[index] += 1
+            try:
+                response = await self.pools[index].handle_async_request(request)
+            except BaseException:
+                busy[index] -= 1
+                raise
+            response.stream = Released(response.stream, busy, index)
+            return response
+
+        async def aclose(self) -> None:
+            for pool in self.pools:
+                await pool.aclose()
+
+    return Pools
+
+
 @attrs.frozen
 class _Package:
     """The parts of an httpx-like package a transport calls, looked up when it is made."""
@@ -94,6 +167,7 @@ class _Package:
     limits: Any
     timeout: Any
     request_body: Any
+    pools: Any
     timeout_error: type[Exception]
     request_error: type[Exception]
     """Every failure of a request: transport errors, and a body that does not decode (a broken Content-Encoding)."""
@@ -112,6 +186,7 @@ class _Package:
             limits=module.Limits,
             timeout=module.Timeout,
             request_body=_request_body_class(module.AsyncByteStream),
+            pools=_pools_class(module.AsyncBaseTransport, module.AsyncByteStream),
             timeout_error=module.TimeoutException,
             request_error=module.RequestError,
             not_sent=(module.ConnectError, module.ConnectTimeout, module.PoolTimeout, module.UnsupportedProtocol),
@@ -148,6 +223,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         keepalive_expiry: float = KEEPALIVE_EXPIRY,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
+        _common.check_pool_options(max_connections, keepalive_expiry, max_response_bytes)
         self._package = package = _Package.load(self._package_name, type(self).__name__, self._extra, self._python)
         self._owns_client = client is None
         self._pool: Any = None
@@ -157,16 +233,17 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         if client is None:
             # The packages deprecate a CA bundle path given as `verify`: the context is built here instead.
             verify = _common.ca_bundle_context(verify) if isinstance(verify, str) else verify
-            limits = package.limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                keepalive_expiry=keepalive_expiry,
-            )
 
             def pool(proxy: str | None = None) -> Any:
-                return package.http_transport(
-                    verify=verify, limits=limits, trust_env=False, proxy=package.proxy(proxy) if proxy else None
-                )
+                def connections(size: int) -> Any:
+                    limits = package.limits(
+                        max_connections=size, max_keepalive_connections=size, keepalive_expiry=keepalive_expiry
+                    )
+                    return package.http_transport(
+                        verify=verify, limits=limits, trust_env=False, proxy=package.proxy(proxy) if proxy else None
+                    )
+
+                return package.pools(connections, max_connections)
 
             self._new_pool = pool
             self._pool = self._proxied[None] = pool()
@@ -181,7 +258,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
 
     @property
     def client(self) -> ClientT:
-        """The client you passed; or the one this transport made, whose connection pool it uses."""
+        """The client you passed; or the one this transport made, on the connection pools it uses."""
         return self._client
 
     async def send(self, request: Request) -> Response:
@@ -207,7 +284,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
             raise _common.no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=False) from exc
 
     async def _on_pool(self, request: Request, body: Any) -> Response:
-        """The request on the owned connection pool (`AsyncHTTPTransport.handle_async_request`)."""
+        """The request on the owned connection pools (`handle_async_request`, below the client layer)."""
         if self._closed:
             raise RuntimeError(f"this {type(self).__name__} is closed")
         cached = self._urls.get(request.url)
@@ -301,10 +378,11 @@ class _HttpxFamilyTransport(Generic[ClientT]):
 class HttpxTransport(_HttpxFamilyTransport[httpx.AsyncClient]):
     """Sends requests with httpx: the default transport, on asyncio and trio.
 
-    With no `client`, it sends on a connection pool of its own (`httpx.AsyncHTTPTransport`: TLS verified,
-    redirects not followed, `max_connections` pooled, idle connections closed after `keepalive_expiry` seconds),
+    With no `client`, it sends on connection pools of its own (`httpx.AsyncHTTPTransport`s: TLS verified,
+    redirects not followed, idle connections closed after `keepalive_expiry` seconds), at most `max_connections`
+    connections in all, split over pools of at most 4 (an httpx pool's CPU per request grows with its size),
     through the proxies that `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` name when it is made; its
-    `client` is an `httpx.AsyncClient` on that pool, closed by `aclose()`. A `client` you pass is used as it is
+    `client` is an `httpx.AsyncClient` on those pools, closed by `aclose()`. A `client` you pass is used as it is
     (its hooks, mounts, auth, proxies; respx and pytest-httpx mocks) and is never closed.
     `verify` is True (httpx's CA certificates), False (no verification: tests only), the path of a CA bundle,
     or an `ssl.SSLContext`.

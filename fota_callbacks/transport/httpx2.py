@@ -18,10 +18,11 @@ class Httpx2Transport(_HttpxFamilyTransport[AsyncClient]):
     """Sends requests with httpx2 (extra `httpx2`, which needs Python 3.11+), on asyncio and trio; options and
     behaviour as `HttpxTransport`'s.
 
-    With no `client`, it sends on a connection pool of its own (`httpx2.AsyncHTTPTransport`: TLS verified,
-    redirects not followed, `max_connections` pooled, idle connections closed after `keepalive_expiry` seconds),
-    through the proxies that `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` name when it is made; its
-    `client` is an `httpx2.AsyncClient` on that pool, closed by `aclose()`. A `client` you pass is used as it is
+    With no `client`, it sends on connection pools of its own (`httpx2.AsyncHTTPTransport`s: TLS verified,
+    redirects not followed, idle connections closed after `keepalive_expiry` seconds), at most `max_connections`
+    connections in all, split as `HttpxTransport` splits them, through the proxies that `HTTPS_PROXY`,
+    `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` name when it is made; its `client` is an `httpx2.AsyncClient` on those
+    pools, closed by `aclose()`. A `client` you pass is used as it is
     and is never closed.
     `verify` is True (httpx2's default CA certificates), False (no verification: tests only), the path of a
     CA bundle, or an `ssl.SSLContext`.
