@@ -78,7 +78,8 @@ async def test_a_session_that_overrides_request_is_sent_through(served_script: S
 async def test_a_mock_patched_in_after_the_first_request_applies(
     served_script: Scripted, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # aioresponses mocks aiohttp by patching `ClientSession._request`, possibly after the session was first used.
+    # aioresponses mocks aiohttp by patching `ClientSession._request`, possibly after the session was first used:
+    # the transport sends through the public `request`, which calls it.
     served_script.script.add(OK)
     transport = AiohttpTransport()
     try:

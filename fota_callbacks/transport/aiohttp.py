@@ -102,7 +102,6 @@ class AiohttpTransport:
         self._given = session
         self._owns_session = session is None
         self._session: aiohttp.ClientSession | None = None
-        self._direct = False
         self._closed = False
         self._ssl = ca_bundle_context(ssl) if isinstance(ssl, str) else ssl
         self._max_connections = max_connections
@@ -154,10 +153,6 @@ class AiohttpTransport:
             # response: then `max_retries=0` or `retry_maybe_processed=False` would not hold.
             if hasattr(session, "_retry_connection"):
                 session._retry_connection = False
-        # `ClientSession.request` only wraps `_request` in a context manager that `send` does not use: calling
-        # `_request` saves the wrapper and a second pass of the keyword arguments, unless a subclass overrides
-        # `request`. Looked up per call, so that mocks patching `ClientSession._request` (aioresponses) apply.
-        self._direct = type(session).request is self._aiohttp.ClientSession.request and hasattr(session, "_request")
         self._session = session
         return session
 
@@ -195,7 +190,6 @@ class AiohttpTransport:
         session = self._session
         if session is None:
             session = self._open()
-        send = session._request if self._direct else session.request
         cached = self._urls.get(request.url)
         if cached is None:
             cached = self._url(request.url)
@@ -209,7 +203,7 @@ class AiohttpTransport:
         connected = [not self._owns_session]  # a session you pass says nothing: a timeout counts as maybe sent
         mark = _connected.set(connected)
         try:
-            response = await send(
+            response = await session.request(
                 request.method,
                 url,
                 headers=headers,
