@@ -126,8 +126,20 @@ def _pools_class(base_transport: type[Any], base_stream: type[Any]) -> type[Any]
             count = -(-max_connections // POOL_SHARD_CONNECTIONS)
             share, extra = divmod(max_connections, count)
             self.sizes = [share + (index < extra) for index in range(count)]
-            self.pools = [new_pool(size) for size in self.sizes]
+            self._new_pool = new_pool
+            self._made: list[Any] = [None] * count  # each made when first needed: most traffic needs one or two
             self._busy = [0] * count
+
+        @property
+        def pools(self) -> list[Any]:
+            """The connection pools made so far (`AsyncHTTPTransport`s), in the order they are filled."""
+            return [pool for pool in self._made if pool is not None]
+
+        def _pool(self, index: int) -> Any:
+            pool = self._made[index]
+            if pool is None:
+                pool = self._made[index] = self._new_pool(self.sizes[index])
+            return pool
 
         def _pick(self) -> int:
             busy, sizes = self._busy, self.sizes
@@ -141,7 +153,7 @@ def _pools_class(base_transport: type[Any], base_stream: type[Any]) -> type[Any]
             index = self._pick()
             busy[index] += 1
             try:
-                response = await self.pools[index].handle_async_request(request)
+                response = await (self._made[index] or self._pool(index)).handle_async_request(request)
             except BaseException:
                 busy[index] -= 1
                 raise
@@ -162,6 +174,7 @@ class _Package:
     async_client: Any
     http_transport: Any
     request: Any
+    create_ssl_context: Any
     url: Any
     proxy: Any
     limits: Any
@@ -181,6 +194,7 @@ class _Package:
             async_client=module.AsyncClient,
             http_transport=module.AsyncHTTPTransport,
             request=module.Request,
+            create_ssl_context=module.create_ssl_context,
             url=module.URL,
             proxy=module.Proxy,
             limits=module.Limits,
@@ -231,8 +245,13 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         self._proxy_for = None
         self._closed = False
         if client is None:
-            # The packages deprecate a CA bundle path given as `verify`: the context is built here instead.
-            verify = _common.ca_bundle_context(verify) if isinstance(verify, str) else verify
+            # The packages deprecate a CA bundle path given as `verify`: the context is built here instead. Built
+            # once (loading the CA certificates takes tens of ms) and shared by all the pools, as one pool shares it.
+            verify = (
+                _common.ca_bundle_context(verify)
+                if isinstance(verify, str)
+                else package.create_ssl_context(verify=verify, trust_env=False)
+            )
 
             def pool(proxy: str | None = None) -> Any:
                 def connections(size: int) -> Any:
