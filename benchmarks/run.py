@@ -2,9 +2,10 @@
 
 Sections, in order: cold start (fresh subprocesses), memory (a fresh subprocess), in-memory (this process),
 FakeThingSpace (this process), receiver (uvicorn apps in other processes, loaded from this one), loopback
-HTTP against `benchmarks.server` (another process). With two or more CPUs the servers are pinned to the first
-and this process (and the subprocesses it starts) to the second. The default run takes about
-7 minutes on a 2-core machine; `--quick` (a smoke check, numbers indicative only) about 1.5 minutes.
+HTTP against `benchmarks.server` (another process), and the same server against Verizon's own SDK (when
+installed). With two or more CPUs the servers are pinned to the first and this process (and the subprocesses
+it starts) to the second. The default run takes about 7 minutes on a 2-core machine; `--quick` (a smoke
+check, numbers indicative only) about 1.5 minutes.
 Nothing here asserts on timings: the verdict column only compares a number with its target.
 """
 
@@ -14,6 +15,7 @@ import argparse
 import asyncio
 import datetime
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -23,13 +25,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import coldstart, fake, inmemory, loopback, memory, receiver
+from . import coldstart, fake, inmemory, loopback, memory, receiver, verizon
 from ._common import cpu_layout, pin_to_cpu, render_table
 from .server import ServerProcess
 
 __all__ = ["Settings", "main"]
 
-SECTIONS = ("coldstart", "memory", "inmemory", "fake", "receiver", "loopback")
+SECTIONS = ("coldstart", "memory", "inmemory", "fake", "receiver", "loopback", "verizon")
 RECEIVER_APPS = ("asgi", "starlette", "fastapi_plain", "router", "sqlite", "redis", "sqlite_worker", "redis_worker")
 
 
@@ -51,6 +53,7 @@ class Settings:
     receiver_rounds: int
     receiver_slice_s: float
     receiver_profile: bool
+    verizon_rounds: int
 
 
 FULL = Settings(
@@ -70,6 +73,7 @@ FULL = Settings(
     receiver_rounds=9,
     receiver_slice_s=1.0,
     receiver_profile=True,
+    verizon_rounds=7,
 )
 QUICK = Settings(
     coldstart_samples=3,
@@ -88,6 +92,7 @@ QUICK = Settings(
     receiver_rounds=3,
     receiver_slice_s=0.4,
     receiver_profile=False,
+    verizon_rounds=2,
 )
 
 
@@ -332,6 +337,16 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
         print(loopback.format_loopback(results["loopback"]) + "\n", flush=True)
+    if "verizon" in args.only:
+        if importlib.util.find_spec("verizon") is None:
+            print("verizon: skipped, Verizon's SDK is not installed (pip install sdksio-verizon-apis-sdk==2.0.0)\n")
+        else:
+            progress("against Verizon's SDK ...")
+            with ServerProcess(cpu=server_cpu) as server:
+                results["verizon"] = verizon.measure(
+                    server.base_url, [1, 32], rounds=settings.verizon_rounds, slice_s=settings.slice_s * 2
+                )
+            print(verizon.format_verizon(results["verizon"]) + "\n", flush=True)
 
     print(_targets(results))
     elapsed = time.perf_counter() - started
