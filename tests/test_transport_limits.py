@@ -19,7 +19,7 @@ import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,21 @@ def keep_alive(gate: threading.Event) -> Behaviour:
     return behaviour
 
 
+@contextlib.asynccontextmanager
+async def calls_in_flight(client: fota.FotaCallbacksClient, count: int) -> AsyncIterator[list[fota.CallbackSummary]]:
+    """`count` V2 list calls started in a task group; the block runs while they are under way, and the list of
+    their results is complete once it ends."""
+    results: list[fota.CallbackSummary] = []
+
+    async def call() -> None:
+        results.append(await list_once(client))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(count):
+            tg.start_soon(call)
+        yield results
+
+
 async def test_an_owned_pool_holds_max_connections_in_all_and_reuses_them(http_kind: str) -> None:
     """The owned pool (httpx's split in several) keeps to `max_connections` and sends one call after another on
     one kept-alive connection."""
@@ -135,14 +150,7 @@ async def test_an_owned_pool_holds_max_connections_in_all_and_reuses_them(http_k
                 assert await list_once(client) == SUMMARY
             assert server.connections == 1
             gate.clear()
-            results: list[fota.CallbackSummary] = []
-
-            async def call() -> None:
-                results.append(await list_once(client))
-
-            async with anyio.create_task_group() as tg:
-                for _ in range(50):
-                    tg.start_soon(call)
+            async with calls_in_flight(client, 50) as results:
                 await wait_until(lambda: len(server.requests) >= 10 + 20)
                 await anyio.sleep(0.2)  # the other 30 wait for a connection
                 assert (len(server.requests), server.connections) == (10 + 20, 20)
@@ -163,14 +171,7 @@ async def test_cancelled_calls_give_their_places_back(http_kind: str) -> None:
                     tg.start_soon(list_once, client)
                 await wait_until(lambda: len(server.requests) >= 7)
                 tg.cancel_scope.cancel()  # their connections are dropped mid-exchange
-            results: list[fota.CallbackSummary] = []
-
-            async def call() -> None:
-                results.append(await list_once(client))
-
-            async with anyio.create_task_group() as tg:
-                for _ in range(10):
-                    tg.start_soon(call)
+            async with calls_in_flight(client, 10) as results:
                 await wait_until(lambda: len(server.requests) >= 7 + 10)
                 gate.set()
         assert results == [SUMMARY] * 10
