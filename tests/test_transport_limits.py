@@ -109,8 +109,9 @@ async def test_a_timeout_waiting_for_a_pooled_connection_was_never_sent(http_kin
     assert len(server.requests) == 1
 
 
-def keep_alive(gate: threading.Event) -> Behaviour:
-    """Answer every request of a connection with the V2 listing, keeping it open; each answer waits for `gate`."""
+def keep_alive(gate: threading.Event, closed: list[int] | None = None) -> Behaviour:
+    """Answer every request of a connection with the V2 listing, keeping it open; each answer waits for `gate`.
+    A connection the client closes adds an item to `closed`."""
     response = http_response(200, LIST_BODY, [("Content-Type", "application/json"), ("Connection", "keep-alive")])
 
     def behaviour(conn: Connection) -> None:
@@ -119,6 +120,8 @@ def keep_alive(gate: threading.Event) -> Behaviour:
                 if conn.stopping.is_set():
                     return
             conn.send(response)
+        if closed is not None:
+            closed.append(1)
 
     return behaviour
 
@@ -176,6 +179,23 @@ async def test_cancelled_calls_give_their_places_back(http_kind: str) -> None:
                 gate.set()
         assert results == [SUMMARY] * 10
         assert server.connections == 7 + 10
+
+
+async def test_idle_connections_of_a_burst_are_closed_after_keepalive_expiry(http_kind: str) -> None:
+    """After a burst, the connections it opened are closed once idle for `keepalive_expiry`, even those of the
+    pools past the first that later traffic does not need (httpx's pools expire connections only when used)."""
+    gate, closed = threading.Event(), list[int]()
+    with serving(keep_alive(gate, closed)) as server:
+        transport = transport_of(http_kind, max_connections=16, keepalive_expiry=0.3)
+        async with make_client(transport, server.base_url, max_retries=0) as client:
+            async with calls_in_flight(client, 12) as results:
+                await wait_until(lambda: len(server.requests) >= 12)
+                gate.set()
+            assert (results, server.connections) == ([SUMMARY] * 12, 12)
+            await anyio.sleep(0.5)
+            assert await list_once(client) == SUMMARY  # one call after another needs one connection
+            await wait_until(lambda: len(closed) >= 12, within=3)
+            assert server.connections == 13
 
 
 @pytest.mark.parametrize(

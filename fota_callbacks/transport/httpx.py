@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -122,13 +123,16 @@ def _pools_class(base_transport: type[Any], base_stream: type[Any]) -> type[Any]
             await self._stream.aclose()
 
     class Pools(base_transport):  # type: ignore[misc]
-        def __init__(self, new_pool: Callable[[int], Any], max_connections: int) -> None:
+        def __init__(self, new_pool: Callable[[int], Any], max_connections: int, keepalive_expiry: float) -> None:
             count = -(-max_connections // POOL_SHARD_CONNECTIONS)
             share, extra = divmod(max_connections, count)
             self.sizes = [share + (index < extra) for index in range(count)]
             self._new_pool = new_pool
             self._made: list[Any] = [None] * count  # each made when first needed: most traffic needs one or two
             self._busy = [0] * count
+            self._started = [0.0] * count  # when each pool was last given a request
+            self._expiry = keepalive_expiry
+            self._sweep_at = time.monotonic() + keepalive_expiry
 
         @property
         def pools(self) -> list[Any]:
@@ -149,9 +153,13 @@ def _pools_class(base_transport: type[Any], base_stream: type[Any]) -> type[Any]
             return min(range(len(sizes)), key=lambda index: busy[index] - sizes[index])
 
         async def handle_async_request(self, request: Any) -> Any:
+            now = time.monotonic()
+            if now >= self._sweep_at:
+                await self._sweep(now)
             busy = self._busy
             index = self._pick()
             busy[index] += 1
+            self._started[index] = now
             try:
                 response = await (self._made[index] or self._pool(index)).handle_async_request(request)
             except BaseException:
@@ -159,6 +167,21 @@ def _pools_class(base_transport: type[Any], base_stream: type[Any]) -> type[Any]
                 raise
             response.stream = Released(response.stream, busy, index)
             return response
+
+        async def _sweep(self, now: float) -> None:
+            """Close the pools past the first that were given no request for `keepalive_expiry` seconds.
+
+            httpcore closes a pool's expired connections only when that pool is used again: after a burst, the
+            later pools would keep their idle connections (and a server's closes of them) open until `aclose()`.
+            A pool closed here is made again when traffic needs it.
+            """
+            self._sweep_at = now + self._expiry
+            for index in range(1, len(self._made)):
+                pool = self._made[index]
+                if pool is not None and not self._busy[index] and now - self._started[index] >= self._expiry:
+                    self._made[index] = None
+                    with anyio.CancelScope(shield=True):
+                        await pool.aclose()
 
         async def aclose(self) -> None:
             for pool in self.pools:
@@ -262,7 +285,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
                         verify=verify, limits=limits, trust_env=False, proxy=package.proxy(proxy) if proxy else None
                     )
 
-                return package.pools(connections, max_connections)
+                return package.pools(connections, max_connections, keepalive_expiry)
 
             self._new_pool = pool
             self._pool = self._proxied[None] = pool()
