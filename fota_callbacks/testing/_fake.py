@@ -42,6 +42,7 @@ import httpx
 
 from .._client import FotaCallbacksClient
 from .._errors import InvalidArgumentError
+from .._validation import positive_int
 from ..callbacks import CallbackMessage, CallbackMessageType, Firmware, UpgradeSchedule
 from ..transport.base import Headers, Request, Response
 from ..transport.memory import InMemoryTransport
@@ -273,8 +274,7 @@ class FakeThingSpace:
         """Act out `fault` for the next `times` requests of `version` and/or `operation` (None: any)."""
         if not isinstance(fault, Fault):
             raise InvalidArgumentError("fault", f"expected a Fault, got {type(fault).__name__}")
-        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
-            raise InvalidArgumentError("times", f"must be an int >= 1, got {times!r}")
+        positive_int(times, "times")
         check_filter(version, operation)
         self._faults.arm(fault, times, version, operation)
 
