@@ -5,10 +5,10 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from fota_callbacks.testing import ScriptedTransport
-from tests.harness import Scripted, Switchboard, run_switchboard
-from tests.stress import figures
-from tests.stress.scale import MODE
-from tests.stress.sentinels import GUARD
+from tests.support import figures
+from tests.support.harness import Scripted, Switchboard, run_switchboard
+from tests.support.scale import MODE
+from tests.support.sentinels import GUARD
 
 
 @pytest.fixture(
@@ -44,7 +44,7 @@ def _switchboard() -> Iterator[tuple[Switchboard, str]]:
 
 @pytest.fixture
 def served_script(_switchboard: tuple[Switchboard, str]) -> Scripted:
-    """A fresh `ScriptedTransport` served over real HTTP on 127.0.0.1 (see tests/harness.py)."""
+    """A fresh `ScriptedTransport` served over real HTTP on 127.0.0.1 (see tests/support/harness.py)."""
     board, base_url = _switchboard
     served = Scripted("http", ScriptedTransport(), base_url)
     board.app = served.script.asgi_app
@@ -79,7 +79,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-# --- no secret in any log record or captured output (tests/stress/sentinels.py, tests/test_secrets.py) ----------
+# --- no secret in any log record or captured output (tests/support/sentinels.py, reliability/test_secrets.py) ---
 
 
 @pytest.fixture(scope="session", autouse=True)

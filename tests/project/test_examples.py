@@ -1,0 +1,192 @@
+"""examples/fastapi_app.py, run as its docstring says: under uvicorn, against `fota-callbacks fake-server`, each a
+process of its own on a free port of 127.0.0.1, stopped by its process id."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+import fota_callbacks as fota
+from tests.support import ROOT
+from tests.support.harness import free_port
+
+ACCOUNT = "0000123456-00001"
+USERNAME = "listener"
+PASSWORD = "example-app-password"
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
+    """Until something accepts connections on `port` (uvicorn listens only once the app's startup is done)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listening on {port} after {timeout} s:\n{log.read_text(errors='replace')}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _start(command: list[str], env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_port(port, process, log)
+    except BaseException:
+        _stop(process)
+        raise
+    return process
+
+
+def _environment(**values: str) -> dict[str, str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("THINGSPACE_", "FOTA_LISTENER_", "FOTA_ACCOUNT", "FOTA_INBOX", "FOTA_ALLOWED"))
+    }
+    environment.update(values)
+    return environment
+
+
+@pytest.fixture
+def fake_server(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    command = [sys.executable, "-m", "fota_callbacks", "fake-server", "--host", "127.0.0.1", "--port", str(port)]
+    process = _start(command, _environment(), tmp_path / "fake-server.log", port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+def _thingspace(base_url: str) -> dict[str, str]:
+    """What fake-server says to export (it accepts any credentials)."""
+    return {
+        "THINGSPACE_BASE_URL": base_url,
+        "THINGSPACE_CLIENT_ID": "example-client",
+        "THINGSPACE_CLIENT_SECRET": "example-secret",
+        "THINGSPACE_USERNAME": "example-user",
+        "THINGSPACE_PASSWORD": "example-password",
+    }
+
+
+def _message(username: str, password: str) -> dict[str, object]:
+    return {
+        "type": "upgradeProgress",
+        "accountName": ACCOUNT,
+        "username": username,
+        "password": password,
+        "firmwareList": [],
+    }
+
+
+def _wait_for_line(log: Path, text: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"{text!r} not logged:\n{log.read_text(errors='replace')}"
+        time.sleep(0.05)
+
+
+def test_the_example_app_registers_itself_and_accepts_only_its_credentials(fake_server: str, tmp_path: Path) -> None:
+    port = free_port()
+    listener_url = f"http://127.0.0.1:{port}/fota/callbacks"
+    env = _environment(
+        **_thingspace(fake_server),
+        FOTA_LISTENER_USERNAME=USERNAME,
+        FOTA_LISTENER_PASSWORD=PASSWORD,
+        FOTA_LISTENER_URL=listener_url,
+        FOTA_INBOX=str(tmp_path / "inbox.db"),
+    )
+    log = tmp_path / "app.log"
+    command = [sys.executable, "-m", "uvicorn", "examples.fastapi_app:app", "--host", "127.0.0.1", "--port", str(port)]
+    app = _start(command, env, log, port)
+    try:
+        # Startup registered this listener, with its credentials, on the fake ThingSpace.
+        async def registered() -> list[fota.RegisteredCallbacks]:
+            async with fota.FotaCallbacksClient(
+                base_url=fake_server, client_id="test", client_secret="test", username="test", password="test"
+            ) as client:
+                return await client.v1.list_registered_callbacks(ACCOUNT)
+
+        [callback] = anyio.run(registered)
+        assert (callback.url, callback.username) == (listener_url, USERNAME)
+        assert "callback for 0000123456-00001 registered" in log.read_text()
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            wrong = http.post("/fota/callbacks", content=json.dumps(_message(USERNAME, "guessed")))
+            assert wrong.status_code == 401
+            assert "upgradeProgress message" not in log.read_text()
+
+            right = http.post("/fota/callbacks", content=json.dumps(_message(USERNAME, PASSWORD)))
+            assert right.status_code == 200
+            _wait_for_line(log, f"upgradeProgress message for account {ACCOUNT}")
+
+            assert http.get("/registration").json() == {"account": ACCOUNT, "urls": [listener_url]}
+
+        # The newcomer's loop: the fake delivers to the URL registered at startup, echoing its credentials.
+        trigger = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fota_callbacks",
+                "trigger",
+                "firmwareList",
+                "--account",
+                ACCOUNT,
+                "--set",
+                "toVersion=9.9",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert trigger.returncode == 0, trigger.stdout + trigger.stderr
+        assert "listener answered 200" in trigger.stdout
+        _wait_for_line(log, f"firmwareList message for account {ACCOUNT}")
+        _wait_for_line(log, "-> 9.9")  # the handler's line for each firmware offered
+    finally:
+        _stop(app)
+    assert PASSWORD not in log.read_text()
+
+
+def _run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_example_app_refuses_to_start_without_credentials(tmp_path: Path) -> None:
+    env = _environment(**_thingspace("http://127.0.0.1:9"), FOTA_INBOX=str(tmp_path / "inbox.db"))
+    outcome = _run_python("import examples.fastapi_app", env)
+    assert outcome.returncode == 1
+    assert "set FOTA_LISTENER_USERNAME and FOTA_LISTENER_PASSWORD" in outcome.stderr
+    assert "Traceback" not in outcome.stderr
+    assert not (tmp_path / "inbox.db").exists()
+
+
+def test_the_example_app_starts_without_credentials_only_when_told_it_is_insecure(tmp_path: Path) -> None:
+    env = _environment(FOTA_LISTENER_INSECURE="1", FOTA_INBOX=str(tmp_path / "inbox.db"))
+    outcome = _run_python("import examples.fastapi_app as example; print(example.USERNAME, example.PASSWORD)", env)
+    assert outcome.returncode == 0, outcome.stderr
+    assert outcome.stdout.split() == ["None", "None"]

@@ -1,0 +1,189 @@
+"""Real services for the inbox tests: `redis-server` and uvicorn processes on 127.0.0.1, each stopped by its pid."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from fota_callbacks.inbox import Inbox, InboxStats, MemoryInbox, RedisInbox, SqliteInbox
+from tests.support import ROOT
+from tests.support.harness import free_port
+
+
+def redis_server_binary() -> str:
+    """The `redis-server` to run; under CI (`CI=true`) a missing one fails the test instead of skipping it."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("redis-server is not installed: .ci/run installs the Debian package redis-server")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    return binary
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop one process we started, by its pid, and reap it."""
+    if process.poll() is None:
+        os.kill(process.pid, sig)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+class RedisServer:
+    """A `redis-server` on 127.0.0.1 with its data in `directory`; every write fsynced before the answer."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory, self.port = directory, port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        command = [
+            redis_server_binary(),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.directory),
+            "--save", "",
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None:
+            stop(self.process, sig)
+            self.process = None
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process {process.pid} exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session; tests keep apart by using their own stream names."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+class AppServer:
+    """`tests/support/inbox_app.py` under uvicorn in its own process, configured through the environment."""
+
+    def __init__(self, **settings: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, **{f"FOTA_TEST_{name.upper()}": value for name, value in settings.items()}}
+        command = [sys.executable, "-m", "uvicorn", "tests.support.inbox_app:app", "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "--log-level", "warning", "--no-access-log"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env)
+
+    def ready(self) -> AppServer:
+        """Wait until it answers (start several first, then wait for each: they start in parallel)."""
+        wait_for_port(self.port, self.process)
+        httpx.get(f"{self.base_url}/health", timeout=10).raise_for_status()
+        return self
+
+    def kill(self) -> None:
+        """`kill -9`: no shutdown, nothing flushed or released."""
+        stop(self.process, signal.SIGKILL)
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+@pytest.fixture
+def app_servers() -> Iterator[Callable[..., AppServer]]:
+    """Starts `AppServer`s; whatever still runs at the end of the test is stopped."""
+    started: list[AppServer] = []
+
+    def start(**settings: str) -> AppServer:
+        started.append(AppServer(**settings))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+# --- one fixture for every kind of inbox ---------------------------------------------------------------------------
+
+CASES = [("memory", "asyncio"), ("memory", "trio"), ("sqlite", "asyncio"), ("sqlite", "trio"), ("redis", "asyncio")]
+
+
+class Clock:
+    """Wall-clock seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(params=CASES, ids=[f"{kind}-{backend}" for kind, backend in CASES])
+def case(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def anyio_backend(case: tuple[str, str]) -> str:
+    return case[1]
+
+
+MakeInbox = Callable[..., Inbox]
+
+
+@pytest.fixture
+def make_inbox(case: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> MakeInbox:
+    """Makes an inbox of the case's kind; the same `name` makes another handle on the same storage."""
+    kind = case[0]
+
+    def make(name: str = "inbox", **options: Any) -> Inbox:
+        options.setdefault("poll_interval", 0.01)
+        if kind == "memory":
+            return MemoryInbox(**options)
+        if kind == "sqlite":
+            return SqliteInbox(tmp_path / f"{name}.db", **options)
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return RedisInbox(server.url, stream=f"test:{tmp_path.name}:{name}", **options)
+
+    return make
+
+
+async def stats_reach(inbox: Inbox, **expected: int) -> InboxStats:
+    """Wait until `inbox.stats()` shows the expected counts (the worker runs in another task or process)."""
+    with anyio.fail_after(30):  # generous: CI machines are shared and slow at times
+        while True:
+            stats = await inbox.stats()
+            if all(getattr(stats, name) == value for name, value in expected.items()):
+                return stats
+            await anyio.sleep(0.005)

@@ -1,0 +1,537 @@
+"""Every transport keeps the same contract: the same requests on the wire, the same decoded responses and the
+same error classes for the same failures, cancellation without leaked connections, and the same ownership rules.
+
+Each test drives the public client against a `ScriptedTransport` script served on 127.0.0.1, over httpx, httpx2
+and aiohttp (aiohttp on asyncio only) and, when it is not about connections, in this process (an
+`InMemoryTransport` on the same script).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+import pytest
+from anyio.streams.tls import TLSListener
+
+import fota_callbacks as fota
+from fota_callbacks.transport import AiohttpTransport, Httpx2Transport
+from tests.support.harness import Scripted, json_response, resource_warnings, wait_until
+from tests.support.wire_cases import ACCOUNT, BEARER, M2M, OPERATIONS, Op
+
+pytestmark = pytest.mark.anyio
+
+HTTP_KINDS = ["httpx", "httpx2", "aiohttp"]
+KINDS = [*HTTP_KINDS, "memory"]
+SDK_HEADERS = ("accept", "authorization", "vz-m2m-token", "user-agent", "content-type")
+CALLBACK_URL = "https://listener.example.com/fota"
+OK = fota.Response(200, {"content-type": "application/json"}, b'{"url":"' + CALLBACK_URL.encode() + b'"}')
+SUMMARY = fota.CallbackSummary(url=CALLBACK_URL)
+
+
+# --- transports -----------------------------------------------------------------------------------------------
+
+
+def _require(kind: str, backend: str) -> None:
+    if kind == "httpx2":
+        pytest.importorskip("httpx2", reason="the httpx2 extra is not installed (it needs Python >= 3.11)")
+    if kind == "aiohttp":
+        pytest.importorskip("aiohttp", reason="the aiohttp extra is not installed")
+        # On trio it is not run at all (tests/conftest.py); its refusal of trio is tested below.
+        assert backend == "asyncio"
+
+
+def make_transport(kind: str, served: Scripted | None = None, **options: Any) -> fota.Transport:
+    """A transport of `kind` that owns its HTTP client; TLS options are left out (plain http://)."""
+    if kind == "httpx":
+        # verify=False: loading the CA bundle costs ~50 ms per client, and http:// does not use it.
+        return fota.HttpxTransport(verify=False, **options)
+    if kind == "httpx2":
+        return Httpx2Transport(verify=False, **options)
+    if kind == "aiohttp":
+        return AiohttpTransport(**options)
+    assert not options
+    assert served is not None
+    return fota.InMemoryTransport(served.script.send)
+
+
+def make_client(transport: fota.Transport, base_url: str, **options: Any) -> fota.FotaCallbacksClient:
+    options.setdefault("max_retries", 0)  # every failure surfaces as it is
+    return fota.FotaCallbacksClient(
+        access_token=BEARER, m2m_token=M2M, base_url=base_url, transport=transport, **options
+    )
+
+
+@pytest.fixture
+def backend(anyio_backend: tuple[str, dict[str, object]]) -> str:
+    return anyio_backend[0]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest, backend: str) -> str:
+    """Every transport."""
+    _require(request.param, backend)
+    return str(request.param)
+
+
+@pytest.fixture(params=HTTP_KINDS)
+def http_kind(request: pytest.FixtureRequest, backend: str) -> str:
+    """Every transport that opens connections."""
+    _require(request.param, backend)
+    return str(request.param)
+
+
+@contextlib.asynccontextmanager
+async def client_on(
+    kind: str, served: Scripted, transport_options: dict[str, Any] | None = None, **options: Any
+) -> AsyncIterator[fota.FotaCallbacksClient]:
+    transport = make_transport(kind, served, **(transport_options or {}))
+    async with make_client(transport, served.base_url, **options) as client:
+        yield client
+
+
+async def list_once(client: fota.FotaCallbacksClient) -> fota.CallbackSummary:
+    return await client.v2.list_registered_callbacks(ACCOUNT)
+
+
+def busy_connections(transport: fota.Transport) -> int:
+    """Connections checked out of the transport's pool (the HTTP stacks' internals: no public API says)."""
+    if isinstance(transport, AiohttpTransport):
+        assert transport.session is not None
+        return len(transport.session.connector._acquired)  # type: ignore[union-attr]
+    assert isinstance(transport, fota.HttpxTransport | Httpx2Transport)
+    pools = transport.client._transport.pools  # type: ignore[union-attr]
+    connections = [conn for pool in pools for conn in pool._pool.connections]
+    return sum(1 for conn in connections if not (conn.is_idle() or conn.is_closed()))
+
+
+# --- the same requests, the same responses --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", OPERATIONS, ids=str)
+async def test_same_request_on_the_wire_and_same_result(kind: str, op: Op, served_script: Scripted) -> None:
+    served_script.script.add(json_response(200, op.response))
+    async with client_on(kind, served_script) as client:
+        assert await op.run(client) == op.expected
+
+    [sent] = served_script.sent
+    assert (sent.method, sent.path, sent.query) == (op.method, op.path, "")
+    assert sent.body == (op.body or b"")
+    assert sent.header("accept") == "application/json"
+    assert sent.header("authorization") == f"Bearer {BEARER}"
+    assert sent.header("vz-m2m-token") == M2M
+    assert sent.header("user-agent") == f"fota-callbacks-python/{fota.__version__}"
+    assert sent.header("content-type") == ("application/json" if op.body else None)
+    names = [name.lower() for name, _ in sent.headers]
+    for name in SDK_HEADERS:
+        assert names.count(name) <= 1, f"{name} sent twice"
+    assert "cookie" not in names
+    if kind != "memory":
+        assert sent.header("host") == served_script.base_url.removeprefix("http://")
+        assert "transfer-encoding" not in names
+        if op.body:
+            assert sent.header("content-length") == str(len(op.body))
+        else:
+            assert sent.header("content-length") in (None, "0")
+
+
+async def test_same_response_status_headers_and_request_id(kind: str, served_script: Scripted) -> None:
+    served_script.script.add(
+        fota.Response(
+            201,
+            [
+                ("Content-Type", "application/json"),
+                ("X-Request-ID", "req-42"),
+                ("X-Repeated", "one"),
+                ("X-Repeated", "two"),
+            ],
+            b'{"success":true}',
+        )
+    )
+    async with client_on(kind, served_script) as client:
+        raw = await client.v3.with_raw_response.deregister_callback(ACCOUNT)
+    assert raw.status_code == 201
+    assert raw.data == fota.FotaV3SuccessResult(success=True)
+    assert raw.request_id == "req-42"
+    assert raw.headers["x-request-id"] == "req-42"
+    assert raw.headers["x-repeated"] == "one, two"
+    assert [value for name, value in raw.headers.raw() if name.lower() == "x-repeated"] == ["one", "two"]
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, fota.FotaV2ResultException),
+        (401, fota.AuthenticationError),
+        (404, fota.NotFoundError),
+        (429, fota.RateLimitError),
+        (503, fota.ServerError),
+    ],
+)
+async def test_same_error_class_for_a_status(
+    kind: str, status: int, error: type[fota.ApiError], served_script: Scripted
+) -> None:
+    body = b'{"errorCode":"E42","errorMessage":"no"}'
+    served_script.script.add(json_response(status, body, {"x-request-id": "req-7"}))
+    async with client_on(kind, served_script) as client:
+        with pytest.raises(fota.ApiError) as info:
+            await list_once(client)
+    assert type(info.value) is error
+    assert (info.value.status_code, info.value.body, info.value.request_id) == (status, body, "req-7")
+
+
+async def test_gzip_body_is_decoded(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.add(
+        fota.Response(200, {"content-type": "application/json", "content-encoding": "gzip"}, gzip.compress(OK.content))
+    )
+    async with client_on(http_kind, served_script) as client:
+        assert await list_once(client) == SUMMARY
+
+
+async def test_a_body_that_does_not_decode_is_a_connection_error(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.add(fota.Response(200, {"content-encoding": "gzip"}, b"this is not gzip"))
+    served_script.script.add(OK)
+    # (httpx abandons its own body generators on a decoding error: trio warns when they are collected.)
+    async with resource_warnings(), client_on(http_kind, served_script) as client:
+        with pytest.raises(fota.ApiConnectionError) as info:
+            await list_once(client)
+        assert type(info.value) is fota.ApiConnectionError
+        assert info.value.request_sent is True
+        assert await list_once(client) == SUMMARY
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b'{"url": 5}', b"[]", b'{"url":"https://e.com/cb"'], ids=["text", "type", "array", "cut"]
+)
+async def test_malformed_body_is_a_response_validation_error(kind: str, body: bytes, served_script: Scripted) -> None:
+    served_script.script.add(json_response(200, body))
+    async with client_on(kind, served_script) as client:
+        with pytest.raises(fota.ResponseValidationError) as info:
+            await list_once(client)
+    assert info.value.body == body
+
+
+async def test_a_redirect_is_not_followed(kind: str, served_script: Scripted) -> None:
+    elsewhere = served_script.base_url + "/elsewhere"
+    served_script.script.add(fota.Response(302, {"location": elsewhere, "content-length": "0"}))
+    served_script.script.add(OK)
+    async with client_on(kind, served_script) as client:
+        with pytest.raises(fota.ApiError) as info:
+            await list_once(client)
+    assert info.value.status_code == 302
+    assert info.value.headers["location"] == elsewhere
+    assert [r.path for r in served_script.sent] == [f"/api/fota/v2/callbacks/{ACCOUNT}"]
+
+
+# --- the same errors for the same failures ------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_refused_connection_was_never_sent(http_kind: str) -> None:
+    transport = make_transport(http_kind)
+    async with make_client(transport, f"http://127.0.0.1:{_closed_port()}") as client:
+        with pytest.raises(fota.ApiConnectionError) as info:
+            await list_once(client)
+    assert type(info.value) is fota.ApiConnectionError
+    assert info.value.request_sent is False
+
+
+async def test_reset_mid_body(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.drop()
+    served_script.script.add(OK)
+    async with client_on(http_kind, served_script) as client:
+        with pytest.raises(fota.ApiConnectionError) as info:
+            await list_once(client)
+        assert type(info.value) is fota.ApiConnectionError
+        assert info.value.request_sent is True
+        assert await list_once(client) == SUMMARY  # the broken connection is not reused
+    assert len(served_script.sent) == 2
+
+
+async def test_no_answer_within_the_timeout(kind: str, served_script: Scripted) -> None:
+    served_script.script.hang()
+    served_script.script.add(OK)
+    async with client_on(kind, served_script, timeout=0.2) as client:
+        started = time.monotonic()
+        with pytest.raises(fota.ApiTimeoutError) as info:
+            await list_once(client)
+        assert time.monotonic() - started < 2
+        assert info.value.request_sent is True
+        assert await list_once(client) == SUMMARY
+    assert len(served_script.sent) == 2
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_body_over_max_response_bytes(http_kind: str, declared: bool, served_script: Scripted) -> None:
+    body = b'{"url":"' + b"x" * 2000 + b'"}'
+    headers = {"content-type": "application/json"}
+    if declared:
+        headers["content-length"] = str(len(body))
+    else:
+        headers["transfer-encoding"] = "chunked"
+    served_script.script.add(fota.Response(200, headers, body))
+    served_script.script.add(OK)
+    async with client_on(http_kind, served_script, {"max_response_bytes": 1000}) as client:
+        with pytest.raises(fota.ApiConnectionError, match="max_response_bytes=1000") as info:
+            await list_once(client)
+        assert type(info.value) is fota.ApiConnectionError
+        assert info.value.request_sent is True
+        assert await list_once(client) == SUMMARY
+
+
+async def test_max_response_bytes_holds_for_the_decompressed_body(http_kind: str, served_script: Scripted) -> None:
+    bomb = gzip.compress(b"0" * 1_000_000)  # ~1 KB on the wire
+    served_script.script.add(fota.Response(200, {"content-encoding": "gzip"}, bomb))
+    async with client_on(http_kind, served_script, {"max_response_bytes": 100_000}) as client:
+        with pytest.raises(fota.ApiConnectionError, match="max_response_bytes"):
+            await list_once(client)
+
+
+@contextlib.asynccontextmanager
+async def raw_server(answer: bytes, tls: ssl.SSLContext | None = None) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A TCP server on 127.0.0.1 (over TLS with `tls`) that reads each request's head, writes `answer` and closes
+    the connection. Yields its base URL and the request heads it read."""
+    heads: list[bytes] = []
+
+    async def serve(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += await stream.receive()
+            heads.append(head)
+            if answer:
+                await stream.send(answer)
+
+    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+    listener: anyio.abc.Listener[Any] = tcp if tls is None else TLSListener(tcp, tls, standard_compatible=False)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve)
+        yield f"{'http' if tls is None else 'https'}://127.0.0.1:{port}", heads
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"", b"HTTP/1.1 200 OK\r\nContent-Length: 1", b"HTTP/1.1 20 whatever\r\n\r\n", b"\x00\x01 not http\r\n\r\n"],
+    ids=["closed-before-answering", "cut-in-the-head", "bad-status-line", "not-http"],
+)
+async def test_broken_or_malformed_http_is_a_connection_error(http_kind: str, answer: bytes) -> None:
+    """Once sent, the request is not sent again by the HTTP stack: the client's RetryPolicy decides retries."""
+    async with (
+        raw_server(answer) as (base_url, heads),
+        make_client(make_transport(http_kind), base_url) as client,
+    ):
+        with pytest.raises(fota.ApiConnectionError) as info:
+            await list_once(client)
+    assert type(info.value) is fota.ApiConnectionError
+    assert info.value.request_sent is True
+    assert len(heads) == 1
+
+
+def tls_for_127_0_0_1(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 from a new trustme CA, and the path of a bundle holding that CA."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return server_context, bundle
+
+
+async def test_tls_is_verified_by_default_and_a_ca_bundle_can_be_given(http_kind: str, tmp_path: Path) -> None:
+    server_context, bundle = tls_for_127_0_0_1(tmp_path)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(OK.content),
+        OK.content,
+    )
+    option = "ssl" if http_kind == "aiohttp" else "verify"
+    async with raw_server(answer, tls=server_context) as (base_url, heads):
+        transport = {"httpx": fota.HttpxTransport, "httpx2": Httpx2Transport, "aiohttp": AiohttpTransport}[http_kind]
+        async with make_client(transport(), base_url) as client:  # the default CA certificates
+            with pytest.raises(fota.ApiConnectionError) as info:
+                await list_once(client)
+            assert type(info.value) is fota.ApiConnectionError
+            assert info.value.request_sent is False
+        async with make_client(transport(**{option: str(bundle)}), base_url) as client:
+            assert await list_once(client) == SUMMARY
+        async with make_client(transport(**{option: ssl.create_default_context(cafile=bundle)}), base_url) as client:
+            assert await list_once(client) == SUMMARY
+    assert len(heads) == 2  # the first client sent nothing
+
+
+# --- cancellation -------------------------------------------------------------------------------------------
+
+
+async def test_cancelled_call_then_a_call_that_succeeds(kind: str, served_script: Scripted) -> None:
+    served_script.script.hang()
+    served_script.script.add(OK)
+    async with client_on(kind, served_script) as client:
+        with anyio.move_on_after(0.2) as scope:
+            await list_once(client)
+        assert scope.cancelled_caught
+        assert await list_once(client) == SUMMARY
+    assert len(served_script.sent) == 2
+
+
+async def test_no_connection_leaked_after_50_cancellations(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.hang(times=10)
+    transport = make_transport(http_kind, served_script, max_connections=10)
+    async with make_client(transport, served_script.base_url) as client:
+        async with anyio.create_task_group() as tg:
+            for _ in range(50):
+                tg.start_soon(list_once, client)
+            # 10 calls hang on the server, 40 wait for a connection from the pool: cancel them all.
+            await wait_until(lambda: len(served_script.sent) >= 10)
+            tg.cancel_scope.cancel()
+        assert len(served_script.sent) == 10
+        assert busy_connections(transport) == 0
+
+        served_script.script.hang(times=10)
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):  # all ten places are free again: ten requests reach the server at once
+                tg.start_soon(list_once, client)
+            await wait_until(lambda: len(served_script.sent) >= 20)
+            tg.cancel_scope.cancel()
+
+        served_script.script.add(OK, times=10)
+        results: list[fota.CallbackSummary] = []
+
+        async def call() -> None:
+            results.append(await list_once(client))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):  # as many at once as the pool holds: none of its places was lost
+                tg.start_soon(call)
+        assert results == [SUMMARY] * 10
+        assert busy_connections(transport) == 0
+
+
+# --- ownership and lifecycle --------------------------------------------------------------------------------
+
+
+async def test_owned_client_is_closed_by_aclose(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.add(OK)
+    transport = make_transport(http_kind, served_script)
+    async with make_client(transport, served_script.base_url) as client:
+        await list_once(client)
+    if isinstance(transport, AiohttpTransport):
+        assert transport.session is None  # closed and let go
+    else:
+        assert isinstance(transport, fota.HttpxTransport | Httpx2Transport)
+        assert transport.client.is_closed
+    await transport.aclose()  # twice is fine
+    with pytest.raises(RuntimeError):
+        await transport.send(fota.Request("GET", served_script.base_url + "/"))
+
+
+async def test_owned_transport_never_used_closes_twice_and_refuses_to_send(
+    http_kind: str, served_script: Scripted
+) -> None:
+    served_script.script.add(OK)
+    transport = make_transport(http_kind, served_script)
+    await transport.aclose()
+    await transport.aclose()
+    if isinstance(transport, AiohttpTransport):
+        assert transport.session is None  # no session was ever opened
+    else:
+        assert isinstance(transport, fota.HttpxTransport | Httpx2Transport)
+        assert transport.client.is_closed
+    with pytest.raises(RuntimeError, match="closed"):
+        await transport.send(fota.Request("GET", served_script.base_url + "/"))
+    assert served_script.script.requests == []  # nothing was sent after the close
+
+
+async def test_a_client_you_pass_is_not_closed(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.add(OK, times=2)
+    http: Any
+    transport: fota.Transport
+    if http_kind == "aiohttp":
+        import aiohttp
+
+        http = aiohttp.ClientSession()
+        transport = AiohttpTransport(http)
+        assert transport.session is http
+    elif http_kind == "httpx":
+        http = httpx.AsyncClient()
+        transport = fota.HttpxTransport(http)
+    else:
+        import httpx2
+
+        http = httpx2.AsyncClient()
+        transport = Httpx2Transport(http)
+    async with http:
+        async with make_client(transport, served_script.base_url) as client:
+            assert await list_once(client) == SUMMARY
+        assert not _is_closed(http)
+        await transport.aclose()
+        assert not _is_closed(http)
+        # still yours, and still usable
+        assert (await transport.send(fota.Request("GET", served_script.base_url + "/x"))).status_code == 200
+    assert _is_closed(http)
+
+
+def _is_closed(http: Any) -> bool:
+    return bool(http.is_closed if hasattr(http, "is_closed") else http.closed)  # httpx(2) | aiohttp
+
+
+@pytest.fixture
+def aiohttp_made_outside_any_loop() -> AiohttpTransport:
+    pytest.importorskip("aiohttp", reason="the aiohttp extra is not installed")
+    return AiohttpTransport()
+
+
+@pytest.mark.parametrize("anyio_backend", [("trio", {})], ids=["trio"])
+async def test_aiohttp_refuses_trio(aiohttp_made_outside_any_loop: AiohttpTransport) -> None:
+    with pytest.raises(RuntimeError, match=r"asyncio only.*use HttpxTransport"):
+        AiohttpTransport()
+    with pytest.raises(RuntimeError, match=r"asyncio only.*use HttpxTransport"):
+        await aiohttp_made_outside_any_loop.send(fota.Request("GET", "http://127.0.0.1:9/"))
+    await aiohttp_made_outside_any_loop.aclose()
+
+
+# --- optional packages --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("transport", "package", "extra"),
+    [(AiohttpTransport, "aiohttp", "aiohttp"), (Httpx2Transport, "httpx2", "httpx2")],
+    ids=["aiohttp", "httpx2"],
+)
+def test_a_missing_extra_is_named(
+    transport: type[fota.Transport], package: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, package, None)  # as if not installed
+    wanted = rf"pip install 'fota-callbacks\[{extra}\]'"
+    if package == "httpx2" and sys.version_info < (3, 11):
+        wanted = r"needs the httpx2 package, which needs Python 3\.11 or later"  # no extra would help
+    with pytest.raises(ImportError, match=wanted) as info:
+        transport()
+    assert info.value.name == package
+
+
+def test_importing_the_sdk_imports_no_optional_http_stack() -> None:
+    code = (
+        "import sys, fota_callbacks, fota_callbacks.transport; "
+        "print(sorted(m for m in ('aiohttp', 'httpx2', 'httpcore2', 'yarl', 'multidict') if m in sys.modules))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert output.strip() == "[]"
