@@ -17,19 +17,33 @@ entry held by a stopped worker is handled by another; not used by `MemoryInbox`)
 (how often idle workers look for entries stored by other processes), `clock=time.time`.
 """
 
-from ._base import Inbox, InboxEntry, InboxHandler, InboxOptions, InboxStats, InboxUnavailableError
+from ._base import BaseInbox, InboxOptions
+from ._records import (
+    Inbox,
+    InboxEntry,
+    InboxHandler,
+    InboxNotFoundError,
+    InboxStats,
+    InboxUnavailableError,
+    OrderKey,
+    Readiness,
+)
 from .memory import MemoryInbox
 from .redis import RedisInbox
 from .sqlite import SqliteInbox
 
 __all__ = [
+    "BaseInbox",
     "Inbox",
     "InboxEntry",
     "InboxHandler",
+    "InboxNotFoundError",
     "InboxOptions",
     "InboxStats",
     "InboxUnavailableError",
     "MemoryInbox",
+    "OrderKey",
+    "Readiness",
     "RedisInbox",
     "SqliteInbox",
 ]

@@ -1,49 +1,57 @@
-"""What every inbox shares: the protocol, the records it hands out, and the worker loop.
+"""What every inbox shares: its options, its public surface, and the storage steps each store implements.
 
-An implementation stores entries and moves them between states (pending, claimed by a worker, done, dead); the
-loop here decides what happens to them: parse, hand to the handler, keep the claim alive, retry with backoff,
-bury after too many failures, give the entry back when cancelled. Each storage primitive is one small method.
+A store keeps entries and moves them between states (pending, claimed by a worker, done, dead); the worker
+(`_worker.py`) decides what happens to them. Each storage step below is one small method, and the steps that
+touch many entries take them in batches: a worker records what became of the entries it handled and claims the
+next ones in one `_exchange`.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
 import hashlib
-import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, TypedDict, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, TypedDict, TypeVar
 
-import anyio
-import attrs
-
-from .._errors import FotaError, InvalidArgumentError
+from .._errors import InvalidArgumentError
 from .._logsafe import printable
 from .._validation import positive_int
 from ..callbacks import CallbackMessage, CallbackParseError, parse_callback_message
+from ._records import (
+    Claim,
+    InboxEntry,
+    InboxHandler,
+    InboxStats,
+    InboxUnavailableError,
+    OrderKey,
+    Outcome,
+    Readiness,
+    utc,  # noqa: F401 - the stores import it from here
+)
 
 if TYPE_CHECKING:
-    pass
+    import anyio
 
-logger = logging.getLogger("fota_callbacks.inbox")
-
-InboxHandler = Callable[[CallbackMessage], Awaitable[object]]
-"""`async def handler(message: CallbackMessage) -> None`; what it returns is ignored."""
+__all__ = [
+    "DEFAULT_DEDUP_WINDOW",
+    "DEFAULT_RETAIN_DONE",
+    "BaseInbox",
+    "InboxOptions",
+    "dedup_key",
+    "error_text",
+    "stale_after",
+]
 
 _Self = TypeVar("_Self", bound="BaseInbox")
-_InboxT = TypeVar("_InboxT", bound="Inbox")
 
 MAX_ERROR_TEXT = 1000
-
-
-class InboxUnavailableError(FotaError):
-    """The inbox could not store or read entries (a read-only file, a full disk, an unreachable Redis).
-
-    The callback router answers 503 to the sender when `put` raises it, so the sender retries.
-    """
+DEFAULT_DEDUP_WINDOW = 1800.0
+"""Longer than ThingSpace's retry cadence (three retries, five minutes apart), so a retry is stored once."""
+DEFAULT_RETAIN_DONE = 7 * 24 * 3600.0
+REPLAY_PAGE = 500
 
 
 class InboxOptions(TypedDict, total=False):
@@ -54,81 +62,22 @@ class InboxOptions(TypedDict, total=False):
     retry_max: float
     claim_idle: float
     poll_interval: float
+    retain_done: float
     clock: Callable[[], float]
-
-
-@attrs.frozen
-class InboxStats:
-    """How many entries wait to be handled (`pending`, retries included), are dead letters, or were handled."""
-
-    pending: int
-    dead: int
-    done: int
-
-
-@attrs.frozen
-class InboxEntry:
-    """A stored callback body: a dead letter, as `dead_letters()` lists them.
-
-    `attempts` counts the failed handlings; `last_error` is the last failure as printable ASCII
-    (`"KeyError: 'x'"`); `received_at` is when `put` stored it (UTC).
-    """
-
-    id: int
-    body: bytes = attrs.field(repr=lambda body: f"<{len(body)} bytes>")  # may echo a V1 password
-    attempts: int
-    last_error: str | None
-    received_at: datetime.datetime
-
-
-@attrs.frozen
-class Claim:
-    """An entry a worker took to handle. `token` lets the store tell this claim from a later one."""
-
-    id: int
-    body: bytes
-    attempts: int
-    token: str = ""
-
-
-@runtime_checkable
-class Inbox(Protocol):
-    """Stores callback bodies durably and hands them to a handler: `MemoryInbox`, `SqliteInbox`, `RedisInbox`."""
-
-    async def put(self, body: bytes) -> bool:
-        """Store `body` durably; False when the same body was stored within the dedup window."""
-        ...
-
-    async def run(self, handler: InboxHandler, *, concurrency: int = 1, max_attempts: int = 10) -> None:
-        """Hand stored messages to `handler` until cancelled; retry failures, bury after `max_attempts`."""
-        ...
-
-    async def stats(self) -> InboxStats:
-        """Counts of pending, dead and handled entries."""
-        ...
-
-    async def dead_letters(self) -> list[InboxEntry]:
-        """The entries that failed `max_attempts` times (or could not be parsed), oldest first."""
-        ...
-
-    async def retry_dead(self, id: int | None = None) -> int:
-        """Put one dead letter (or all) back in the queue; how many were."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections and files."""
-        ...
-
-    async def __aenter__(self: _InboxT) -> _InboxT: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None: ...
+    create: bool
 
 
 def error_text(exc: BaseException) -> str:
-    """What `last_error` and the logs say about a failure: type and message, escaped, on one line."""
-    return printable(f"{type(exc).__name__}: {exc}", MAX_ERROR_TEXT)
+    """What `last_error` and the logs say about a failure: type and message, escaped, on one line.
+
+    Never raises: an exception whose `str()` fails is named by its type alone.
+    """
+    name = printable(type(exc).__name__, 200)
+    try:
+        detail = str(exc)
+    except Exception:
+        return f"{name}: <str() of the exception failed>"
+    return printable(f"{name}: {detail}", MAX_ERROR_TEXT)
 
 
 def dedup_key(body: bytes) -> bytes:
@@ -136,86 +85,140 @@ def dedup_key(body: bytes) -> bytes:
     return hashlib.sha256(body).digest()
 
 
-def utc(timestamp: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
-
-
-def _non_negative(name: str, value: float) -> float:
+def _seconds(name: str, value: object, *, positive: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise InvalidArgumentError(name, f"expected a non-negative number of seconds, got {value!r}")
-    return float(value)
-
-
-def _positive(name: str, value: float) -> float:
-    if _non_negative(name, value) == 0:
+    if positive and value == 0:
         raise InvalidArgumentError(name, f"expected a positive number of seconds, got {value!r}")
     return float(value)
 
 
-class BaseInbox:
-    """The options and the worker loop every inbox shares; subclasses implement the storage primitives.
+def _timestamp(name: str, value: object) -> float:
+    """Epoch seconds from an aware datetime or a number."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            raise InvalidArgumentError(name, f"expected an aware datetime (with a timezone), got {value!r}")
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidArgumentError(name, f"expected an aware datetime or epoch seconds, got {value!r}")
+    return float(value)
 
-    `dedup_window`: seconds during which an identical body is not stored again (0: never deduplicated).
-    `retry_base` / `retry_max`: the first retry waits `retry_base` seconds, each next one twice as long, up to
-    `retry_max`. `claim_idle`: an entry claimed by a worker that stopped (killed, cut off) goes back to the queue
-    after this many seconds; a live worker renews its claim while its handler runs. `poll_interval`: how often an
-    idle worker looks for new or due entries that were not put through this object. `clock`: wall-clock seconds
-    (`time.time`), replaceable in tests.
+
+class _WorkerState:
+    """Whether a worker runs on this inbox in this process; what stopped it when it is down."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.running = 0
+        self.failure: str | None = None
+        self.wake: anyio.Event | None = None  # set by put: idle workers of this process look at once
+
+
+class BaseInbox:
+    """The options and behaviour every inbox shares; a store implements the storage steps.
+
+    Options (keywords, every inbox):
+    - `dedup_window` (1800 s): an identical body stored again within this many seconds is acknowledged but not
+      stored twice (ThingSpace retries three times, five minutes apart, with an identical body); 0: off.
+    - `retry_base` (1 s) / `retry_max` (300 s): the first retry after a handler failure waits `retry_base`
+      seconds, each next one twice as long, up to `retry_max`.
+    - `claim_idle` (60 s): an entry claimed by a worker that stopped (killed, cut off) goes back to the queue
+      this long after its claim was last renewed; a live worker renews its claims while it holds them.
+    - `poll_interval` (0.5 s): how often an idle worker looks for entries stored by other processes.
+    - `retain_done` (7 days): handled entries are kept this long (for `replay`), then purged by the worker;
+      0 drops them at once.
+    - `clock` (`time.time`): wall-clock seconds; every time-based rule (dedup, backoff, retention, age) follows it.
+    - `create` (True): create the storage on first use; False only uses an existing inbox and raises
+      `InboxNotFoundError` (changing nothing) where there is none.
     """
 
     def __init__(
         self,
         *,
-        dedup_window: float = 300.0,
+        dedup_window: float = DEFAULT_DEDUP_WINDOW,
         retry_base: float = 1.0,
         retry_max: float = 300.0,
         claim_idle: float = 60.0,
         poll_interval: float = 0.5,
+        retain_done: float = DEFAULT_RETAIN_DONE,
         clock: Callable[[], float] = time.time,
+        create: bool = True,
     ) -> None:
-        self.dedup_window = _non_negative("dedup_window", dedup_window)
-        self.retry_base = _positive("retry_base", retry_base)
-        self.retry_max = _positive("retry_max", retry_max)
+        self.dedup_window = _seconds("dedup_window", dedup_window, positive=False)
+        self.retry_base = _seconds("retry_base", retry_base, positive=True)
+        self.retry_max = _seconds("retry_max", retry_max, positive=True)
         if self.retry_max < self.retry_base:
             raise InvalidArgumentError("retry_max", f"must be at least retry_base ({retry_base}), got {retry_max}")
-        self.claim_idle = _positive("claim_idle", claim_idle)
-        self.poll_interval = _positive("poll_interval", poll_interval)
+        self.claim_idle = _seconds("claim_idle", claim_idle, positive=True)
+        self.poll_interval = _seconds("poll_interval", poll_interval, positive=True)
+        self.retain_done = _seconds("retain_done", retain_done, positive=False)
         if not callable(clock):
             raise InvalidArgumentError("clock", f"expected a callable returning seconds, got {clock!r}")
+        if not isinstance(create, bool):
+            raise InvalidArgumentError("create", f"expected True or False, got {create!r}")
+        self.create = create
         self._clock = clock
-        self._stored: anyio.Event | None = None  # set by put so idle workers in this process wake at once
+        self._worker = _WorkerState()
 
-    # --- what an implementation provides -----------------------------------------------------------------------
+    # --- the storage steps a store implements ---------------------------------------------------------------------
 
-    async def _store(self, body: bytes, key: bytes, now: float) -> bool:
+    async def _store(self, body: bytes, key: bytes, now: float, trace: str | None) -> bool:
+        """Store a new pending entry received at `now`, unless `key` was stored within `dedup_window`; durable
+        when this returns. `trace`: the W3C traceparent of the request, kept with the entry."""
         raise NotImplementedError
 
-    async def _claim(self, now: float) -> Claim | None:
-        """The oldest due entry, now claimed until `now + claim_idle`; None when nothing is due."""
+    async def _exchange(self, outcomes: Sequence[Outcome], now: float, limit: int) -> list[Claim]:
+        """Record `outcomes` (each only while its claim still holds), then claim up to `limit` entries (0: none)
+        until `now + claim_idle`: pending, due by `now`, not claimed, and not held back by an older pending entry
+        with the same stored order key; oldest (lowest id) first."""
         raise NotImplementedError
 
-    async def _renew(self, claim: Claim, now: float) -> None:
+    async def _hold(self, keyed: Sequence[tuple[Claim, str]], now: float) -> set[int]:
+        """Store each claim's order key ("" for none), and release (due now, no attempt counted) and return the ids
+        of those that must wait: an older pending entry has the same key, or an older entry is claimed with its
+        key not stored yet (another worker is keying it). Atomic."""
         raise NotImplementedError
 
-    async def _complete(self, claim: Claim) -> None:
+    async def _renew(self, claims: Sequence[Claim], now: float) -> None:
+        """Extend each claim that still holds until `now + claim_idle`."""
         raise NotImplementedError
 
-    async def _reschedule(self, claim: Claim, error: str, due: float) -> None:
-        """One more failed attempt: due again at `due`."""
+    async def _purge(self, now: float) -> None:
+        """Delete the done entries handled before `now - retain_done`, and the dedup keys expired by `now`."""
         raise NotImplementedError
 
-    async def _bury(self, claim: Claim, error: str) -> None:
-        """One more failed attempt, and the last: to the dead letters."""
+    async def _counts(self, now: float) -> InboxStats:
         raise NotImplementedError
 
-    async def _release(self, claim: Claim) -> None:
-        """Handling was cut short (not failed): due again now, no attempt counted."""
+    async def _dead(self) -> list[InboxEntry]:
         raise NotImplementedError
+
+    async def _revive(self, id: int | None, now: float) -> int:
+        """Dead letter `id` (or every one) pending again, due now, attempts 0; how many."""
+        raise NotImplementedError
+
+    async def _handled(self, since: float, until: float | None, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to `limit` done entries with `since <= received_at < until` and id > `after`, by id."""
+        raise NotImplementedError
+
+    async def _requeue(self, ids: Sequence[int], now: float) -> int:
+        """The done entries among `ids` pending again, due now, attempts 0; how many."""
+        raise NotImplementedError
+
+    async def _probe(self) -> None:
+        """Raise `InboxUnavailableError` unless the store takes writes now (cheap: a readiness probe)."""
+        raise NotImplementedError
+
+    async def _handle(self, handler: InboxHandler, message: CallbackMessage, claim: Claim) -> bool:
+        """One handling attempt. True: the store already recorded the entry as done (a store that commits the
+        handler's own writes with that record does so here); False: the worker records the outcome."""
+        await handler(message)
+        return False
 
     async def aclose(self) -> None:
         raise NotImplementedError
 
-    # --- the public surface ---------------------------------------------------------------------------------------
+    # --- the public surface -------------------------------------------------------------------------------------
 
     async def put(self, body: bytes) -> bool:
         """Store `body`; it is durable when this returns. False: the same body was stored within `dedup_window`.
@@ -225,37 +228,116 @@ class BaseInbox:
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise InvalidArgumentError("body", f"expected bytes, got {type(body).__name__}")
         body = bytes(body)
-        stored = await self._store(body, dedup_key(body), self._clock())
-        if stored:
-            self._wake()
+        stored = await self._store(body, dedup_key(body), self._clock(), None)
+        if stored and self._worker.wake is not None:
+            self._worker.wake.set()
         return stored
 
-    def _wake(self) -> None:
-        """New work: idle workers of this process look at once instead of at their next poll."""
-        if self._stored is not None:
-            self._stored.set()
-
-    def _backoff(self, attempts: int) -> float:
-        """Seconds to wait after the `attempts`-th failure: `retry_base`, doubling, at most `retry_max`."""
-        return min(self.retry_max, self.retry_base * 2.0 ** min(attempts - 1, 64))
-
-    async def run(self, handler: InboxHandler, *, concurrency: int = 1, max_attempts: int = 10) -> None:
+    async def run(
+        self,
+        handler: InboxHandler,
+        *,
+        concurrency: int = 1,
+        max_attempts: int = 10,
+        order_key: OrderKey | None = None,
+    ) -> None:
         """The worker: hands each stored message, oldest first, to `await handler(message)`, until cancelled.
 
-        Success: the entry is done. An exception: retried after `retry_base` seconds, each next time twice as long
-        up to `retry_max`; after `max_attempts` failures it becomes a dead letter, as does a body that does not
-        parse. Up to `concurrency` messages are handled at once. A handling cut short (cancellation, a crash,
-        `kill -9`) is handled again: at-least-once. Storage failures (`InboxUnavailableError`) are logged and
-        retried; they do not stop the worker.
+        Success: the entry is done. Any exception (a `CancelledError` the handler raises while the worker is not
+        being cancelled, and one whose `str()` fails, included) is a failed attempt: retried after `retry_base`
+        seconds, each next time twice as long up to `retry_max`; after `max_attempts` failures the entry becomes a
+        dead letter, as does a body that does not parse. Up to `concurrency` messages are handled at once.
+
+        `order_key(message) -> str | None`: messages with the same key are handled one at a time, in the order
+        received; a failing one holds back the later ones of its key until it is done or dead. None (or `""`):
+        no order. Every worker of an inbox should use the same `order_key`.
+
+        A handling cut short (cancellation, a crash, `kill -9`) is handled again: at-least-once. When the worker
+        is cancelled, what it holds is released at once. `KeyboardInterrupt` and `SystemExit` from a handler
+        release the entry and propagate. Store failures are logged and retried; anything else that would end the
+        worker is logged at ERROR and the worker restarts after a backoff, during which `ready()` says so.
         """
         if not callable(handler):
             raise InvalidArgumentError("handler", f"expected an async callable, got {handler!r}")
         positive_int(concurrency, "concurrency")
         positive_int(max_attempts, "max_attempts")
-        self._stored = anyio.Event()
-        async with anyio.create_task_group() as workers:
-            for _ in range(concurrency):
-                workers.start_soon(self._work, handler, max_attempts)
+        if order_key is not None and not callable(order_key):
+            raise InvalidArgumentError("order_key", f"expected a callable or None, got {order_key!r}")
+        from ._worker import supervise
+
+        await supervise(self, handler, concurrency=concurrency, max_attempts=max_attempts, order_key=order_key)
+
+    async def stats(self) -> InboxStats:
+        """What the inbox holds now: see `InboxStats`."""
+        return await self._counts(self._clock())
+
+    async def dead_letters(self) -> list[InboxEntry]:
+        """The dead letters, oldest first."""
+        return await self._dead()
+
+    async def retry_dead(self, id: int | None = None) -> int:
+        """Put dead letter `id` (or every one) back in the queue with its attempts reset; how many were."""
+        if id is not None and (isinstance(id, bool) or not isinstance(id, int)):
+            raise InvalidArgumentError("id", f"expected an entry id (int) or None, got {id!r}")
+        revived = await self._revive(id, self._clock())
+        self._wake_workers(revived)
+        return revived
+
+    async def replay(
+        self,
+        *,
+        since: datetime.datetime | float,
+        until: datetime.datetime | float | None = None,
+        type: str | None = None,
+        account: str | None = None,
+    ) -> int:
+        """Put the handled entries received in [`since`, `until`) back in the queue, to be handled again (after a
+        handler bug is fixed); how many were. `since`/`until` are aware datetimes or epoch seconds; `type` and
+        `account` narrow it to messages of that `type` and `accountName`. Dead letters are not replayed (see
+        `retry_dead`); entries already purged (`retain_done`) cannot be.
+        """
+        start = _timestamp("since", since)
+        end = None if until is None else _timestamp("until", until)
+        for name, value in (("type", type), ("account", account)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidArgumentError(name, f"expected a string or None, got {value!r}")
+        requeued, after = 0, 0
+        while page := await self._handled(start, end, after, REPLAY_PAGE):
+            after = page[-1][0]
+            chosen = [id for id, body in page if _matches(body, type, account)]
+            if chosen:
+                requeued += await self._requeue(chosen, self._clock())
+        self._wake_workers(requeued)
+        return requeued
+
+    async def ready(self) -> Readiness:
+        """Whether this inbox can take messages now: the store takes writes (a cheap probe) and, when a worker
+        runs on this inbox in this process, it is alive."""
+        down = self.worker_down
+        if down is not None:
+            return Readiness(False, down)
+        try:
+            await self._probe()
+        except InboxUnavailableError as exc:
+            return Readiness(False, error_text(exc).removeprefix(f"{InboxUnavailableError.__name__}: "))
+        return Readiness(True)
+
+    @property
+    def worker_down(self) -> str | None:
+        """Why the worker this process started on this inbox is not running (stopped, restarting); None while it
+        runs, or when none was started here. Receivers answer 503 while it is not None."""
+        state = self._worker
+        if not state.started or state.running:
+            return None
+        return state.failure or "the inbox's worker is not running"
+
+    def _wake_workers(self, count: int) -> None:
+        if count and self._worker.wake is not None:
+            self._worker.wake.set()
+
+    def _backoff(self, attempts: int) -> float:
+        """Seconds to wait after the `attempts`-th failure: `retry_base`, doubling, at most `retry_max`."""
+        return min(self.retry_max, self.retry_base * 2.0 ** min(attempts - 1, 64))
 
     async def __aenter__(self: _Self) -> _Self:
         return self
@@ -265,90 +347,17 @@ class BaseInbox:
     ) -> None:
         await self.aclose()
 
-    # --- the loop -----------------------------------------------------------------------------------------------------
 
-    async def _work(self, handler: InboxHandler, max_attempts: int) -> None:
-        while True:
-            stored = self._stored
-            try:
-                # Shielded: a claim taken and then lost to cancellation would wait out `claim_idle`.
-                with anyio.CancelScope(shield=True):
-                    claim = await self._claim(self._clock())
-            except InboxUnavailableError as exc:
-                logger.warning("the FOTA inbox cannot read entries: %s", error_text(exc))
-                claim = None
-            if claim is None:
-                with anyio.move_on_after(self.poll_interval):
-                    if stored is not None:
-                        await stored.wait()
-                if stored is not None and stored.is_set() and stored is self._stored:
-                    self._stored = anyio.Event()
-                continue
-            await self._handle(claim, handler, max_attempts)
+def _matches(body: bytes, type: str | None, account: str | None) -> bool:
+    if type is None and account is None:
+        return True
+    try:
+        message = parse_callback_message(body)
+    except CallbackParseError:
+        return False
+    return (type is None or message.type == type) and (account is None or message.account_name == account)
 
-    async def _handle(self, claim: Claim, handler: InboxHandler, max_attempts: int) -> None:
-        try:
-            message = parse_callback_message(claim.body)
-        except CallbackParseError as exc:
-            logger.error("FOTA inbox entry %d does not parse, moved to the dead letters: %s", claim.id, error_text(exc))
-            await self._settle(functools.partial(self._bury, claim, error_text(exc)))
-            return
-        failure: Exception | None = None
-        try:
-            async with anyio.create_task_group() as renewal:
-                renewal.start_soon(self._keep_claimed, claim)
-                try:
-                    await handler(message)
-                except Exception as exc:
-                    failure = exc
-                renewal.cancel_scope.cancel()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._settle(functools.partial(self._release, claim))
-            raise
-        if failure is None:
-            await self._settle(functools.partial(self._complete, claim))
-            return
-        attempts = claim.attempts + 1
-        text = error_text(failure)
-        if attempts >= max_attempts:
-            logger.error(
-                "the FOTA callback handler failed on inbox entry %d (%s message), attempt %d of %d; "
-                "moved to the dead letters: %s",
-                claim.id,
-                printable(message.type),
-                attempts,
-                max_attempts,
-                text,
-            )
-            await self._settle(functools.partial(self._bury, claim, text))
-        else:
-            delay = self._backoff(attempts)
-            logger.warning(
-                "the FOTA callback handler failed on inbox entry %d (%s message), attempt %d of %d; "
-                "retrying in %.3g s: %s",
-                claim.id,
-                printable(message.type),
-                attempts,
-                max_attempts,
-                delay,
-                text,
-            )
-            await self._settle(functools.partial(self._reschedule, claim, text, self._clock() + delay))
 
-    async def _keep_claimed(self, claim: Claim) -> None:
-        while True:
-            await anyio.sleep(self.claim_idle / 3)
-            try:
-                await self._renew(claim, self._clock())
-            except InboxUnavailableError as exc:
-                logger.warning("the FOTA inbox cannot renew its claim on entry %d: %s", claim.id, error_text(exc))
-
-    async def _settle(self, step: Callable[[], Awaitable[None]]) -> None:
-        # If the store cannot record the outcome, the claim lapses and the entry is handled again: at-least-once.
-        try:
-            await step()
-        except InboxUnavailableError as exc:
-            logger.warning(
-                "the FOTA inbox cannot record an outcome (the entry will be handled again): %s", error_text(exc)
-            )
+def stale_after(claim_idle: float) -> float:
+    """A claim not renewed for this long is stale: its worker renews every third of `claim_idle`."""
+    return claim_idle / 2

@@ -17,7 +17,7 @@ import anyio
 import httpx
 import pytest
 
-from fota_callbacks.inbox import Inbox, InboxStats, MemoryInbox, RedisInbox, SqliteInbox
+from fota_callbacks.inbox import BaseInbox, Inbox, InboxStats, MemoryInbox, RedisInbox, SqliteInbox
 from tests.support import ROOT
 from tests.support.harness import free_port
 
@@ -134,6 +134,7 @@ def app_servers() -> Iterator[Callable[..., AppServer]]:
 # --- one fixture for every kind of inbox ---------------------------------------------------------------------------
 
 CASES = [("memory", "asyncio"), ("memory", "trio"), ("sqlite", "asyncio"), ("sqlite", "trio"), ("redis", "asyncio")]
+DURABLE = ("sqlite", "redis", "postgres")
 
 
 class Clock:
@@ -159,7 +160,7 @@ def anyio_backend(case: tuple[str, str]) -> str:
     return case[1]
 
 
-MakeInbox = Callable[..., Inbox]
+MakeInbox = Callable[..., BaseInbox]
 
 
 @pytest.fixture
@@ -167,7 +168,7 @@ def make_inbox(case: tuple[str, str], tmp_path: Path, request: pytest.FixtureReq
     """Makes an inbox of the case's kind; the same `name` makes another handle on the same storage."""
     kind = case[0]
 
-    def make(name: str = "inbox", **options: Any) -> Inbox:
+    def make(name: str = "inbox", **options: Any) -> BaseInbox:
         options.setdefault("poll_interval", 0.01)
         if kind == "memory":
             return MemoryInbox(**options)
@@ -179,7 +180,36 @@ def make_inbox(case: tuple[str, str], tmp_path: Path, request: pytest.FixtureReq
     return make
 
 
-async def stats_reach(inbox: Inbox, **expected: int) -> InboxStats:
+@pytest.fixture(scope="session")
+def postgres_server() -> None:
+    """Filled in with PostgresInbox."""
+
+
+async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until `condition()` holds (state another task changes without notifying)."""
+    with anyio.fail_after(within):
+        while not condition():  # noqa: ASYNC110
+            await anyio.sleep(0.005)
+
+
+class Running:
+    """`inbox.run(handler, **options)` in the background, for the duration of an `async with`."""
+
+    def __init__(self, inbox: Inbox, handler: Any, **options: Any) -> None:
+        self.inbox, self.handler, self.options = inbox, handler, options
+
+    async def __aenter__(self) -> Running:
+        self._tasks = anyio.create_task_group()
+        await self._tasks.__aenter__()
+        self._tasks.start_soon(lambda: self.inbox.run(self.handler, **self.options))
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._tasks.cancel_scope.cancel()
+        await self._tasks.__aexit__(*exc_info)
+
+
+async def stats_reach(inbox: Inbox, **expected: float) -> InboxStats:
     """Wait until `inbox.stats()` shows the expected counts (the worker runs in another task or process)."""
     with anyio.fail_after(30):  # generous: CI machines are shared and slow at times
         while True:
