@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .._asgi import ClientGone, read_asgi_body, respond_json
 from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import InvalidArgumentError
-from ..transport._common import ClientGone, read_asgi_body
 from ._common import USAGE, CliError, Output, add_command, clock, escape, host_of
-from ._serving import add_server_options, need, respond_json, serve
+from ._serving import add_server_options, need, serve
 
 if TYPE_CHECKING:
     from ..testing import Delivery, DeliveryVersion, FakeThingSpace

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from .._asgi import ClientGone, read_asgi_body, respond_json
 from .._constants import MAX_REQUEST_BODY_BYTES
 from ..callbacks import CallbackParseError, _redacted, parse_callback_message
-from ..transport._common import ClientGone, read_asgi_body
 from ._common import USAGE, CliError, Output, add_command, clock, escape
-from ._serving import add_server_options, need, respond_json, serve
+from ._serving import add_server_options, need, serve
 
 DEFAULT_PATH = "/fota/callbacks"
 

@@ -4,11 +4,10 @@ foreground on a socket bound here, with JSON answers."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from ._common import OK, USAGE, CliError, Output, port
@@ -73,10 +72,3 @@ def serve(app: Any, args: argparse.Namespace, output: Output, announce: Callable
     with sock:
         server.run(sockets=[sock])
     return OK
-
-
-async def respond_json(send: Any, status: int, data: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-    body = json.dumps(data).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -44,6 +44,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "fota_callbacks.integrations.fastapi needs FastAPI: pip install 'fota-callbacks[fastapi]'"
     ) from exc
 
+from .._asgi import ClientGone, read_asgi_body
 from .._client import FotaCallbacksClient
 from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import InvalidArgumentError
@@ -51,7 +52,7 @@ from .._logsafe import printable
 from .._validation import positive_int
 from ..callbacks import VERIZON_CALLBACK_SOURCE_IPS, CallbackMessage, CallbackParseError, parse_callback_message
 from ..inbox import Inbox
-from ..transport._common import BodyTooLarge, ClientGone, read_asgi_body, read_body
+from ..transport._common import BodyTooLarge, read_body
 from ._route import ASGI_ATTRIBUTE, CallbackRoute
 
 __all__ = [

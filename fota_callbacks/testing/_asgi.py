@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import anyio
 
+from .._asgi import ClientGone, read_asgi_body
 from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import ApiConnectionError
-from ..transport._common import ClientGone, read_asgi_body
 from ..transport.base import Headers, Request, Response
 from ..transport.memory import Handler
 from ._serve import serve_app

@@ -1,6 +1,5 @@
 """What the bundled network transports share: loading their optional package, TLS from a CA bundle path, proxies
-from the environment, the bounded and decoded body read (also of an ASGI request, for the servers in `cli` and
-`testing`), and the SDK's errors for requests that got no response."""
+from the environment, the bounded and decoded body read, and the SDK's errors for requests that got no response."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import ssl
 import sys
 import urllib.request
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,13 +22,11 @@ from .base import Request
 __all__ = [
     "ACCEPT_ENCODING",
     "BodyTooLarge",
-    "ClientGone",
     "ca_bundle_context",
     "check_pool_options",
     "environment_proxies",
     "import_extra",
     "no_response",
-    "read_asgi_body",
     "read_body",
     "read_response_body",
 ]
@@ -270,34 +267,6 @@ async def read_body(
         if chunk:
             body.add(chunk)
     return b"".join(body.chunks)
-
-
-class ClientGone(Exception):
-    """The client disconnected before sending its whole request."""
-
-
-async def read_asgi_body(
-    receive: Callable[[], Awaitable[Mapping[str, Any]]], limit: int, headers: Iterable[tuple[bytes, bytes]] = ()
-) -> bytes | None:
-    """An ASGI request's body, or None as soon as it is known to exceed `limit` bytes (also when a Content-Length
-    among its `headers`, the scope's, says so: then nothing is read); `ClientGone` when the client left first."""
-    for name, value in headers:
-        if name == b"content-length":
-            if value.isdigit() and int(value) > limit:
-                return None
-            break
-    body = b""
-    while True:  # a plain loop, no async generator: this runs once per callback a server receives
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientGone
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            body = body + chunk if body else chunk  # one chunk, the common case, is kept without a copy
-            if len(body) > limit:
-                return None
-        if not message.get("more_body", False):
-            return body
 
 
 async def read_response_body(
