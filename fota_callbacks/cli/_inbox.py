@@ -8,7 +8,8 @@ import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..callbacks import CallbackParseError, _redacted, parse_callback_message
+from .._logsafe import redacted
+from ..callbacks import CallbackParseError, parse_callback_message
 from ._common import NO_RESPONSE, OK, REFUSED, USAGE, CliError, Output, Progress, add_command, escape, host_of
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def _entry_json(entry: InboxEntry) -> dict[str, Any]:
         data["unreadable"] = str(exc)
     else:
         data["type"], data["account"] = message.type, message.account_name
-        data["message"] = _redacted(dict(message.raw))
+        data["message"] = redacted(dict(message.raw))
     return data
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import hmac
 import json
+import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .._asgi import ClientGone, read_asgi_body, respond_json
-from .._constants import MAX_REQUEST_BODY_BYTES
-from ..callbacks import CallbackParseError, _redacted, parse_callback_message
+from .._asgi import respond_json
+from .._logsafe import redacted
+from ..callbacks import CallbackMessage
+from ..receiver import CallbackReceiver
 from ._common import USAGE, CliError, Output, add_command, clock, escape
 from ._serving import add_server_options, need, serve
 
@@ -27,8 +28,11 @@ def add_parser(commands: Any) -> None:
     sub.add_argument("--json", action="store_true", help="one JSON object per message, and errors as JSON")
 
 
-def _secret(value: str | None) -> bytes:
-    return (value or "").encode("utf-8", "surrogatepass")
+async def _shown_after(message: CallbackMessage) -> None:
+    """The receiver's handler: nothing to do before the answer; `Listener` prints the message after it."""
+
+
+_ALLOW_POST = ((b"allow", b"POST"),)
 
 
 def _flat(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -43,57 +47,37 @@ def _flat(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 class Listener:
-    """An ASGI app receiving callback messages on `path`; `show` prints each one."""
+    """An ASGI app receiving callback messages on `path` with a `CallbackReceiver`; `show` prints each one."""
 
     def __init__(self, output: Output, *, path: str, username: str | None, password: str | None, as_json: bool):
         self.output = output
         self.path = path
-        self.username = username
-        self.password = password
         self.as_json = as_json
+        self.receiver = CallbackReceiver(_shown_after, username=username, password=password)
+        # The receiver logs its refusals; this command prints them itself (below), in its own format.
+        logging.getLogger("fota_callbacks.receiver").addHandler(logging.NullHandler())
 
     async def __call__(self, scope: Mapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        peer = scope["client"][0] if scope.get("client") else "unknown"
         if scope["path"] != self.path:
             await respond_json(send, 404, {"error": "not_found", "detail": f"callbacks are received on {self.path}"})
             return
         if scope["method"] != "POST":
-            await respond_json(send, 405, {"error": "method_not_allowed", "detail": "use POST"})
+            await respond_json(send, 405, {"error": "method_not_allowed", "detail": "use POST"}, _ALLOW_POST)
             return
-        try:
-            body = await read_asgi_body(receive, MAX_REQUEST_BODY_BYTES)
-        except ClientGone:
+        reception = await self.receiver.serve_asgi(scope, receive, send)
+        peer = scope["client"][0] if scope.get("client") else "unknown"
+        if reception is None:
             return
-        if body is None:
-            await self._refuse(send, peer, 413, "too_large", f"the body is larger than {MAX_REQUEST_BODY_BYTES} bytes")
-            return
-        try:
-            message = parse_callback_message(body)
-        except CallbackParseError as exc:
-            await self._refuse(send, peer, 400, "malformed_callback", str(exc))
-            return
-        if self.username is not None or self.password is not None:
-            # Both configured comparisons always run: which one failed must not show in the timing.
-            username_ok = self.username is None or hmac.compare_digest(
-                _secret(message.username), _secret(self.username)
-            )
-            password_ok = self.password is None or hmac.compare_digest(
-                _secret(message.password), _secret(self.password)
-            )
-            if not (username_ok and password_ok):
-                await self._refuse(send, peer, 401, "unauthorized", "wrong or missing username/password")
-                return
-        self.show(message.raw, peer)
-        await respond_json(send, 200, {"status": "ok"})
-
-    async def _refuse(self, send: Any, peer: str, status: int, error: str, detail: str) -> None:
-        self.output.log(f"{clock()} refused a callback from {escape(peer)}: {escape(detail)} ({status})")
-        await respond_json(send, status, {"error": error, "detail": detail})
+        if reception.message is not None and reception.status < 300:
+            self.show(reception.message.raw, peer)
+        elif reception.status >= 300:
+            detail = json.loads(reception.body).get("detail", "")
+            self.output.log(f"{clock()} refused a callback from {escape(peer)}: {escape(detail)} ({reception.status})")
 
     def show(self, raw: Mapping[str, Any], peer: str) -> None:
-        data = _redacted(dict(raw))
+        data = redacted(dict(raw))
         kind, account = data.get("type"), data.get("accountName")
         if self.as_json:
             received = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -103,7 +87,7 @@ class Listener:
         what = escape(str(kind)) if kind is not None else "(no type)"
         whom = escape(str(account)) if account is not None else "(no account)"
         lines = [f"{clock()} {what} for {whom} from {escape(peer)}"]
-        shown = _redacted({key: value for key, value in raw.items() if value not in ("", None)})  # no empty "***"
+        shown = redacted({key: value for key, value in raw.items() if value not in ("", None)})  # no empty "***"
         fields = [(key, value) for key, value in _flat(shown) if key not in ("type", "accountName")]
         width = max((len(key) for key, _ in fields), default=0)
         lines += [

@@ -65,7 +65,7 @@ def test_register_trigger_and_listen_through_a_redirect() -> None:
             assert triggered.returncode == 0, triggered.stderr
             assert triggered.stdout.splitlines() == [
                 f"upgradeProgress for {ACCOUNT} (v2) -> {listen_url} (registered as {PUBLIC_URL})",
-                'listener answered 200: {"status": "ok"}',
+                'listener answered 200: {"status":"ok"}',
             ]
 
             printed = json.loads(listen.wait_for("stdout", lambda line: line.startswith("{")))
@@ -103,7 +103,7 @@ def test_v1_credentials_are_checked_and_never_printed() -> None:
         refused = cli("trigger", "upgradeScheduled", "--account", ACCOUNT, "--version", "1", env=env)
         assert refused.returncode == 1
         assert "listener answered 401" in refused.stdout
-        listen.wait_for("stderr", lambda line: line.endswith("wrong or missing username/password (401)"))
+        listen.wait_for("stderr", lambda line: line.endswith("wrong or missing username/password in the message (401)"))
     for process in (listen, server):
         assert CALLBACK_PASSWORD not in process.stdout + process.stderr
 

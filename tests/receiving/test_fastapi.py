@@ -318,7 +318,7 @@ async def test_sender_controlled_text_cannot_forge_log_lines(
         answer = await listener.post("/failing", firmware_list_message(type=forged))
 
     assert answer.status_code == 500
-    [record] = [record for record in caplog.records if record.name == "fota_callbacks.integrations.fastapi"]
+    [record] = [record for record in caplog.records if record.name == "fota_callbacks.receiver"]
     text = record.getMessage()
     assert "forged" in text
     assert text.isascii()
@@ -343,7 +343,7 @@ async def test_background_handling_answers_202_then_runs_the_handler(
     listener: Listener, caplog: pytest.LogCaptureFixture
 ) -> None:
     failure = ErrorLogged()
-    logger = logging.getLogger("fota_callbacks.integrations.fastapi")
+    logger = logging.getLogger("fota_callbacks.receiver")
     logger.addHandler(failure)
     try:
         with caplog.at_level(logging.DEBUG):
