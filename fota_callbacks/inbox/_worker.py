@@ -184,6 +184,9 @@ class Worker:
             self.outcomes = outcomes + self.outcomes
             await anyio.sleep(self.inbox.poll_interval)
             return 0
+        except BaseException:
+            self.outcomes = outcomes + self.outcomes  # still to record (or give back) when this worker exits
+            raise
         for claim, message in admitted:
             self.held[claim.id] = claim
             self.queue.append((claim, message))
