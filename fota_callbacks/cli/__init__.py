@@ -42,7 +42,13 @@ fake-server prints the values that work with it.
 
 
 async def _run_demo(args: argparse.Namespace, output: Output) -> int:
-    """the whole lifecycle on V1, V2 and V3 against the embedded fake (no network)"""
+    """the whole lifecycle on V1, V2 and V3 against the embedded fake (no network)
+
+    Register, list, update (V2 and V3) and deregister a callback on V1, V2 and V3 against FakeThingSpace in this
+    process: no credentials, no network, nothing to start. It prints each operation's result, then the requests
+    that reached the fake (the OAuth token and the M2M session login first); -v shows each HTTP attempt as it
+    happens.
+    """
     from .._demo import run_demo
 
     progress = Progress(output, verbose=args.verbose)
