@@ -16,7 +16,7 @@ import anyio
 
 from .. import _errors as errors
 from .._version import __version__
-from . import _api, _devserver, _inbox, _listen, _trigger
+from . import _api, _devserver, _doctor, _inbox, _listen, _trigger
 from ._common import INTERRUPTED, CliError, Output, Parser, Progress, add_command, api_error_code
 
 __all__ = ["main"]
@@ -34,6 +34,8 @@ examples:
   fota-callbacks trigger upgradeProgress --account 0000123456-00001 --set status=InProgress
 
   fota-callbacks inbox stats --sqlite fota-inbox.db
+
+  fota-callbacks doctor https://example.com/fota
 
 credentials come from THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET and THINGSPACE_M2M_TOKEN
 (or THINGSPACE_USERNAME and THINGSPACE_PASSWORD); THINGSPACE_BASE_URL replaces the root.
@@ -74,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     _listen.add_parser(commands)
     _trigger.add_parser(commands)
     _inbox.add_parser(commands)
+    _doctor.add_parser(commands)
     return parser
 
 
