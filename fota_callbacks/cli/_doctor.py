@@ -202,9 +202,8 @@ def _port(target: _Target) -> Check:
     return Check(
         "port",
         "flag",
-        f"{target.port} is not a port ThingSpace's callback services are published to deliver to (80, 443, "
-        "9001-9006, 28200-28220, 50551-50559; published for Connectivity Management, not confirmed for FOTA): "
-        "listen on 443 unless Verizon confirms this one",
+        f"{target.port} is not among the ports ThingSpace is published to deliver callbacks to (80, 443, "
+        "9001-9006, 28200-28220, 50551-50559, for Connectivity Management; not confirmed for FOTA): prefer 443",
     )
 
 
