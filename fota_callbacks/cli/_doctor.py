@@ -26,7 +26,7 @@ import attrs
 
 from .._constants import CERTIFICATE_RENEWAL_DAYS, DOCTOR_ANSWER_WITHIN, THINGSPACE_DELIVERY_PORTS
 from .._errors import InvalidArgumentError
-from .._validation import check_callback_url
+from .._validation import check_callback_url, mask_userinfo
 from .._version import __version__
 from ._common import OK, REFUSED, USAGE, CliError, Output, add_command, escape
 from ._tls_probe import (
@@ -96,7 +96,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     checks = examine(args.url, int(args.version), trusted, note)
     ok = all(check.status != "fail" for check in checks)
     if args.json:
-        output.line(json.dumps({"url": args.url, "ok": ok, "checks": [attrs.asdict(check) for check in checks]}))
+        shown = mask_userinfo(args.url)  # a password in the URL is not printed back
+        output.line(json.dumps({"url": shown, "ok": ok, "checks": [attrs.asdict(check) for check in checks]}))
     else:
         width = max(len(check.name) for check in checks)
         for check in checks:
@@ -175,12 +176,15 @@ def _target(url: str, checks: list[Check]) -> _Target | None:
     except UnicodeError:
         checks.append(Check("url", "fail", f"{parts.hostname!r} is not a valid host name"))
         return None
+    if port == 0:
+        checks.append(Check("url", "fail", "port 0 is not a port a listener can be reached on: give the real one"))
+        return None
     scheme = parts.scheme.lower()
     authority = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
     resource = quote(parts.path or "/", safe="/%!$&'()*+,;=:@-._~") + (f"?{parts.query}" if parts.query else "")
-    default = 443 if scheme == "https" else 80
-    checks.append(Check("url", "pass", f"an absolute {scheme}:// URL: host {host}, port {port or default}"))
-    return _Target(scheme, host, port or default, authority, resource)
+    port = port if port is not None else 443 if scheme == "https" else 80
+    checks.append(Check("url", "pass", f"an absolute {scheme}:// URL: host {host}, port {port}"))
+    return _Target(scheme, host, port, authority, resource)
 
 
 def _scheme(target: _Target, version: int) -> Check:

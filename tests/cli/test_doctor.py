@@ -320,6 +320,8 @@ def test_http_is_for_v1_only(version: str, code: int, scheme: str, capsys: pytes
         ("listener.example.com/fota", "must be an absolute http:// or https:// URL"),
         ("https:///fota", "has no host"),
         ("https://listener.example.com/a b", "contains whitespace"),
+        ("https://listener.example.com:0/fota", "port 0 is not a port a listener can be reached on"),
+        ("https://listener.example.com:99999/fota", "is not a valid URL (malformed host or port)"),
     ],
 )
 def test_a_url_that_is_not_absolute_fails_first(url: str, problem: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -328,6 +330,16 @@ def test_a_url_that_is_not_absolute_fails_first(url: str, problem: str, capsys: 
     [check] = report["checks"]
     assert (check["name"], check["status"]) == ("url", "fail")
     assert problem in check["detail"]
+
+
+def test_a_password_in_the_url_is_not_printed_back(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"https://listener:SENTINEL-DOCTOR-PASSWORD@127.0.0.1:{free_port()}/fota"
+    code, report = doctor(capsys, url)
+    assert code == 1
+    assert report["url"] == url.replace("listener:SENTINEL-DOCTOR-PASSWORD", "***")
+    assert "SENTINEL-DOCTOR-PASSWORD" not in json.dumps(report)
+    main(["doctor", url])
+    assert "SENTINEL-DOCTOR-PASSWORD" not in capsys.readouterr().out
 
 
 def test_what_a_server_sends_is_escaped(capsys: pytest.CaptureFixture[str]) -> None:
