@@ -18,6 +18,10 @@ local fake, from the root of the clone, in three shells:
     # 3: the fake POSTs an upgradeProgress message to the registered URL; the app logs it
     fota-callbacks trigger upgradeProgress --account 0000123456-00001 --base-url http://127.0.0.1:8080
 
+With `FOTA_ALLOWED_IPS=verizon` the app would refuse the local fake's deliveries (403): to restrict the sources
+and still try it locally, set `FOTA_ALLOWED_IPS=verizon,127.0.0.1,::1`. The inbox file (`fota-inbox.db` and its
+`-wal`/`-shm` companions) is written in the working directory; the repository's .gitignore leaves it out.
+
 Settings (environment variables):
 - `FOTA_LISTENER_USERNAME`, `FOTA_LISTENER_PASSWORD`: the credentials ThingSpace echoes; required. Without them
   the app refuses to start, unless `FOTA_LISTENER_INSECURE=1` says to accept callbacks from anyone (local
@@ -26,8 +30,10 @@ Settings (environment variables):
 - `FOTA_LISTENER_URL` (default `http://127.0.0.1:8000/fota/callbacks`): the address ThingSpace POSTs to; in
   production, this service's public URL.
 - `FOTA_INBOX` (default `fota-inbox.db`): the SQLite file of the inbox.
-- `FOTA_ALLOWED_IPS`: `verizon` (Verizon's published addresses) or addresses and networks separated by commas;
-  unset, any source address is accepted. Behind a proxy, see the README ("allowed_ips behind a proxy").
+- `FOTA_ALLOWED_IPS`: the source addresses and networks accepted, separated by commas; the word `verizon` stands
+  for Verizon's published addresses. `verizon,127.0.0.1,::1` accepts ThingSpace and this machine (the local
+  fake-server's deliveries); unset, any source address is accepted. Behind a proxy, see the README ("allowed_ips
+  behind a proxy").
 - `FOTA_FORCE_REGISTER=1`: register at startup even if ThingSpace already lists this URL and username. ThingSpace
   does not list the password back, so start once with it after changing `FOTA_LISTENER_PASSWORD`.
 """
@@ -88,9 +94,10 @@ async def on_message(message: fota.CallbackMessage) -> None:
 
 
 def _allowed_ips(setting: str) -> Literal["verizon"] | list[str] | None:
-    if setting.strip() == "verizon":
-        return "verizon"
+    """`FOTA_ALLOWED_IPS` as `callback_router` takes it: "verizon" alone, or a list (which may hold "verizon")."""
     entries = [entry.strip() for entry in setting.split(",") if entry.strip()]
+    if entries == ["verizon"]:
+        return "verizon"
     return entries or None
 
 

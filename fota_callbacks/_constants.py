@@ -49,3 +49,12 @@ ACCEPT_ENCODING = "gzip, deflate"
 """The codings the bundled network transports ask for: exactly those they decode within `max_response_bytes`."""
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
 """Callback and fake-server request bodies longer than this are refused (413) unless configured otherwise."""
+
+THINGSPACE_DELIVERY_PORTS = frozenset({80, 443, *range(9001, 9007), *range(28200, 28221), *range(50551, 50560)})
+"""The ports ThingSpace's Connectivity Management callbacks are published to deliver to (not confirmed for FOTA:
+`fota-callbacks doctor` flags another port, it does not fail it)."""
+DOCTOR_ANSWER_WITHIN = 5.0
+"""Seconds `fota-callbacks doctor` gives a listener to connect, to complete a TLS handshake and to answer."""
+CERTIFICATE_RENEWAL_DAYS = 14
+"""`fota-callbacks doctor` fails a certificate that expires within this many days (ThingSpace checks the
+certificate at the start of every session)."""

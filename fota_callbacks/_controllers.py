@@ -88,7 +88,8 @@ class UrlCallbacksApi(Generic[SummaryT, RequestT, ResultT, SuccessT]):
         return cls(
             version,
             request,
-            Endpoint(version, "list_registered_callbacks", "GET", path, summary),
+            # Verizon documents an empty list body for "nothing registered" (V1, V3; V2 taken to be the same).
+            Endpoint(version, "list_registered_callbacks", "GET", path, summary, empty=summary),
             Endpoint(version, "update_callback", "PUT", path, result),
             Endpoint(version, "register_callback", "POST", path, result),
             Endpoint(
@@ -112,7 +113,7 @@ class UrlCallbacksRawController(Generic[SummaryT, RequestT, ResultT, SuccessT]):
         return checked
 
     async def list_registered_callbacks(self, account: str) -> ApiResponse[SummaryT]:
-        """The callback URL registered for `account`."""
+        """The callback URL registered for `account` (`url` None when none is: an empty body, or `{}`)."""
         return await self._pipeline.call(self._api.list, (check_account(account),))
 
     async def register_callback(self, account: str, body: RequestT) -> ApiResponse[ResultT]:
@@ -150,7 +151,7 @@ class UrlCallbacksController(Generic[SummaryT, RequestT, ResultT, SuccessT]):
     # The same checks as `with_raw_response`'s methods, through `Pipeline.data`: no ApiResponse to discard.
 
     async def list_registered_callbacks(self, account: str) -> SummaryT:
-        """The callback URL registered for `account`."""
+        """The callback URL registered for `account` (`url` None when none is: an empty body, or `{}`)."""
         raw = self.with_raw_response
         return await raw._pipeline.data(raw._api.list, (check_account(account),))
 

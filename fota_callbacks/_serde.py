@@ -122,7 +122,7 @@ def _utf8_text(body: bytes) -> bytes | str:
 def decoder(target: Any, *, empty: Callable[[], Any] | None = None) -> Callable[[bytes, int], Any]:
     """Build, once, the function that turns a 2xx body into `target` or raises `ResponseValidationError`.
 
-    `empty` gives the value of an empty body, where the API documents one (V1 list: none registered).
+    `empty` gives the value of an empty body, where the API documents one (list: nothing registered).
     """
     structure = converter.get_structure_hook(target)
 

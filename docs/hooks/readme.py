@@ -5,7 +5,9 @@ In a page under docs/, a line
 - `<!-- readme: ## Quickstart -->` is replaced by the README section "Quickstart", its heading at level 2 (its
   subsections follow); `<!-- readme: # Errors -->` makes it the page title;
 - `<!-- readme: intro -->` by the README's text before its first section, without the `# title` line;
-- `<!-- file: benchmarks/README.md -->` by that file of the repository.
+- `<!-- file: benchmarks/README.md -->` by that file of the repository;
+- `<!-- code: examples/fastapi_app.py -->` by that file of the repository as a code block (its language named by
+  its extension), shown as it is.
 Links in the included text to repository files that are pages of the site (`REPO_PAGES`) and to README headings
 are pointed at those pages; anything else a link names must exist, or `mkdocs build --strict` fails.
 """
@@ -20,7 +22,7 @@ from typing import Any
 from mkdocs.exceptions import PluginError
 
 ROOT = Path(__file__).resolve().parents[2]
-DIRECTIVE = re.compile(r"^<!-- (?P<kind>readme|file): (?P<what>.+?) -->$", re.MULTILINE)
+DIRECTIVE = re.compile(r"^<!-- (?P<kind>readme|file|code): (?P<what>.+?) -->$", re.MULTILINE)
 HEADING = re.compile(r"^(?P<level>#{1,6}) (?P<title>.+)$")
 LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
 
@@ -29,7 +31,9 @@ REPO_PAGES = {
     "README.md": "index.md",
     "benchmarks/README.md": "guides/benchmarks.md",
     "CHANGELOG.md": "changelog.md",
+    "examples/fastapi_app.py": "examples/fastapi_app.md",
 }
+CODE_LANGUAGES = {".py": "python", ".sh": "sh", ".toml": "toml", ".yml": "yaml"}
 
 
 def _outside_code(lines: list[str]) -> list[bool]:
@@ -131,11 +135,15 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
     def included(match: re.Match[str]) -> str:
         what = match["what"].strip()
-        if match["kind"] == "file":
+        if match["kind"] in ("file", "code"):
             path = ROOT / what
             if not path.is_file():
                 raise PluginError(f"{page.file.src_uri}: no file {what!r} in the repository")
-            return _relink(path.read_text(encoding="utf-8"), what, page.file.src_uri, config)
+            text = path.read_text(encoding="utf-8")
+            if match["kind"] == "code":
+                fence = "````" if "```" in text else "```"
+                return f"{fence}{CODE_LANGUAGES.get(path.suffix, '')}\n{text.rstrip()}\n{fence}"
+            return _relink(text, what, page.file.src_uri, config)
         if what == "intro":
             return _relink(intro, "README.md", page.file.src_uri, config)
         heading = HEADING.match(what)

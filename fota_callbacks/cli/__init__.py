@@ -16,7 +16,7 @@ import anyio
 
 from .. import _errors as errors
 from .._version import __version__
-from . import _api, _devserver, _inbox, _listen, _trigger
+from . import _api, _devserver, _doctor, _inbox, _listen, _trigger
 from ._common import INTERRUPTED, CliError, Output, Parser, Progress, add_command, api_error_code
 
 __all__ = ["main"]
@@ -35,6 +35,8 @@ examples:
 
   fota-callbacks inbox stats --sqlite fota-inbox.db
 
+  fota-callbacks doctor https://example.com/fota
+
 credentials come from THINGSPACE_CLIENT_ID, THINGSPACE_CLIENT_SECRET and THINGSPACE_M2M_TOKEN
 (or THINGSPACE_USERNAME and THINGSPACE_PASSWORD); THINGSPACE_BASE_URL replaces the root.
 fake-server prints the values that work with it.
@@ -42,7 +44,13 @@ fake-server prints the values that work with it.
 
 
 async def _run_demo(args: argparse.Namespace, output: Output) -> int:
-    """the whole lifecycle on V1, V2 and V3 against the embedded fake (no network)"""
+    """the whole lifecycle on V1, V2 and V3 against the embedded fake (no network)
+
+    Register, list, update (V2 and V3) and deregister a callback on V1, V2 and V3 against FakeThingSpace in this
+    process: no credentials, no network, nothing to start. It prints each operation's result, then the requests
+    that reached the fake (the OAuth token and the M2M session login first); -v shows each HTTP attempt as it
+    happens.
+    """
     from .._demo import run_demo
 
     progress = Progress(output, verbose=args.verbose)
@@ -68,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     _listen.add_parser(commands)
     _trigger.add_parser(commands)
     _inbox.add_parser(commands)
+    _doctor.add_parser(commands)
     return parser
 
 

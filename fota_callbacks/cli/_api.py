@@ -10,9 +10,12 @@ from .. import _errors as errors
 from .._client import FotaCallbacksClient
 from .._environments import Environment
 from .._serde import converter
-from .._validation import check_account
+from .._validation import check_account, check_callback_url
+from ..v1.controller import V1
 from ..v1.models import CallbackService, FotaV1CallbackRegistrationRequest
+from ..v2.controller import V2
 from ..v2.models import FotaV2CallbackRegistrationRequest
+from ..v3.controller import V3
 from ..v3.models import FotaV3CallbackRegistrationRequest
 from ._common import (
     OK,
@@ -21,6 +24,7 @@ from ._common import (
     Progress,
     add_command,
     api_error_code,
+    escape,
     host_of,
     positive_seconds,
     retries,
@@ -33,6 +37,11 @@ OPERATIONS = {
     "v3": ("list", "register", "update", "deregister"),
 }
 _REQUESTS = {"v2": FotaV2CallbackRegistrationRequest, "v3": FotaV3CallbackRegistrationRequest}
+_URL_SCHEMES = {
+    "v1": V1.callback_url_schemes,
+    "v2": V2.version.callback_url_schemes,
+    "v3": V3.version.callback_url_schemes,
+}
 _NONE_REGISTERED = "(none registered)"
 
 
@@ -68,6 +77,9 @@ def _check(args: argparse.Namespace) -> None:
         raise errors.InvalidArgumentError("--url", f"{operation} needs --url")
     if operation not in ("register", "update") and args.url:
         raise errors.InvalidArgumentError("--url", f"{operation} takes no --url")
+    if args.url:
+        # The SDK would name it `body.url`, the parameter of its model; the user typed --url.
+        check_callback_url(args.url, _URL_SCHEMES[args.command], "--url")
     if args.command == "v1" and operation != "register" and (args.username or args.password):
         raise errors.InvalidArgumentError("--username/--password", f"{operation} takes no credentials")
 
@@ -95,7 +107,7 @@ async def _call(client: FotaCallbacksClient, args: argparse.Namespace) -> Any:
 
 def table(data: Any) -> str:
     """A result as aligned `key  value` lines; one block per registration. Nothing registered (V1's empty list,
-    V2/V3's empty object) reads the same on every version."""
+    V2/V3's summary without a URL) reads the same on every version."""
     rows = data if isinstance(data, list) else [data]
     if not rows or rows == [{}]:
         return _NONE_REGISTERED
@@ -103,7 +115,8 @@ def table(data: Any) -> str:
     for row in rows:
         fields = dict(row)
         width = max(len(key) for key in fields)
-        blocks.append("\n".join(f"{key:<{width}}  {value}" for key, value in fields.items()))
+        # The values come from the server: one escaped line each, whatever it put in them.
+        blocks.append("\n".join(f"{escape(key):<{width}}  {escape(str(value))}" for key, value in fields.items()))
     return "\n\n".join(blocks)
 
 

@@ -61,19 +61,23 @@ class Output:
                 self.on_closed = None
 
     def note(self, text: str) -> None:
-        print(f"{_PROG}: {text}", file=sys.stderr, flush=True)
+        """One line on stderr; anything in `text` that a server sent cannot break it or reach the terminal raw."""
+        print(f"{_PROG}: {escape(text)}", file=sys.stderr, flush=True)
 
     def log(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
     def error(self, code: int, message: str, host: str | None = None) -> int:
+        """The command's error, one line on stderr: `message` often quotes a server (an `errorMessage`), so a
+        CR/LF cannot forge a second line and terminal escapes are shown, not obeyed. `--json`: one JSON object,
+        the message kept as it was (JSON escapes it)."""
         if host and host not in message:
             message = f"{message} (host {host})"
         if self.json_errors:
             data = {"error": message, "exit_code": code, **({"host": host} if host else {})}
             print(json.dumps(data), file=sys.stderr, flush=True)
         else:
-            print(f"{_PROG}: error: {message}", file=sys.stderr, flush=True)
+            print(f"{_PROG}: error: {escape(message)}", file=sys.stderr, flush=True)
         return code
 
 
@@ -97,13 +101,23 @@ def clock() -> str:
 
 
 class Parser(argparse.ArgumentParser):
-    """Usage errors are one line (and JSON with `--json`), exit status 2."""
+    """Usage errors are one line (and JSON with `--json`), exit status 2, naming the help of the (sub)command
+    whose usage was wrong."""
 
     json_errors = False
 
     def error(self, message: str) -> NoReturn:
         Output(json_errors=self.json_errors).error(USAGE, f"{message} (see {self.prog} --help)")
         sys.exit(USAGE)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but an argument no parser took is reported by the subcommand it was given to
+        (`v2 list --username`: "see fota-callbacks v2 --help"), not by the top-level parser."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command: argparse.ArgumentParser = getattr(parsed, "command_parser", self)
+            command.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
 
 def _number(read: Callable[[str], Any], fits: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
@@ -140,7 +154,7 @@ def add_command(
         name, **{"help": summary, "description": details or None, **texts}
     )
     parser.add_argument("-v", "--verbose", action="store_true", help=f"show {verbose} on stderr")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, command_parser=parser)
     return parser
 
 
@@ -156,11 +170,11 @@ class Progress:
         self.verbose = verbose
         self.host: str | None = None
         self.waiting_for: str | None = None
-        self.since = time.monotonic()
+        self.started = time.monotonic()
+        """When the command started: the "still waiting" notice counts from here, across attempts and retries."""
 
     def waiting(self, what: str | None) -> None:
         self.waiting_for = what
-        self.since = time.monotonic()
 
     async def middleware(self, request: Request, call_next: SendNext) -> Response:
         self.host = host_of(request.url)
@@ -211,22 +225,19 @@ class _Handler(logging.Handler):
 
 @contextlib.asynccontextmanager
 async def waiting_notice(progress: Progress, first: float = WAIT_NOTICE_AFTER) -> AsyncIterator[None]:
-    """While the block runs, say on stderr what it waits for when that lasts `first` seconds (then every 10 s)."""
+    """While the block runs, say on stderr what it waits for once the command has run `first` seconds (then every
+    10 s). Counted from the command's start, not per wait: attempts shorter than `first` (`--timeout 2`) and the
+    retries between them add up to a silence the user must not sit through."""
 
     async def watch() -> None:
-        current: tuple[str, float] | None = None  # the wait being timed: what, since when
         notice_at = first
         while True:
             await anyio.sleep(0.25)
-            what, since = progress.waiting_for, progress.since
-            if what is None:
-                continue
-            if current != (what, since):
-                current, notice_at = (what, since), first
-            waited = time.monotonic() - since
-            if waited >= notice_at:
+            what = progress.waiting_for
+            waited = time.monotonic() - progress.started
+            if what is not None and waited >= notice_at:
                 progress.output.note(f"still waiting for {what} ({waited:.0f} s so far; Ctrl-C to give up)")
-                notice_at += 10.0
+                notice_at = waited + 10.0
 
     failure: Exception | None = None
     async with anyio.create_task_group() as tasks:

@@ -153,7 +153,9 @@ async def run(args: argparse.Namespace, output: Output) -> int:
     if args.json:
         output.line(json.dumps(answer))
     else:
-        via = "" if answer["url"] == answer["registered_url"] else f" (registered as {answer['registered_url']})"
-        output.line(f"{args.type} for {account} ({answer['version']}) -> {answer['url']}{via}")
+        # What the server sent is shown escaped, one line each.
+        url, registered = escape(str(answer["url"])), escape(str(answer["registered_url"]))
+        via = "" if url == registered else f" (registered as {registered})"
+        output.line(f"{args.type} for {account} ({escape(str(answer['version']))}) -> {url}{via}")
         output.line(f"listener answered {status}: {escape(answer['response'][:200])}")
     return OK if isinstance(status, int) and 200 <= status < 300 else REFUSED

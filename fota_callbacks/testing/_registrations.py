@@ -8,7 +8,8 @@
   `DELETE /api/fota/v1/callbacks/{account}/name/{service}` removes it, answering `{"success": true}`;
   400 CallbackNotFound when nothing is registered under that name.
 - V2 and V3 keep one callback URL per account and version.
-  `GET .../callbacks/{account}` answers `{"url": ...}`, or `{}` when none is registered.
+  `GET .../callbacks/{account}` answers `{"url": ...}`, or 200 with an EMPTY body when none is registered (as
+  ThingSpace documents for V1 and V3 list; V2 is taken to behave the same).
   `POST` (body `{"url": https URL}`) sets or replaces the URL and answers `{"url": ...}`.
   `PUT` (same body) replaces the URL and answers `{"url": ...}`; 400 CallbackNotFound when none is registered.
   `DELETE` removes it, answering `{"success": true}`; 400 CallbackNotFound when none is registered.
@@ -46,8 +47,8 @@ from ._wire import (
 __all__ = ["AccountCallbacks", "Registrations", "V1Seed"]
 
 _V1_SERVICE = "Fota"
-_NO_V1_CALLBACKS = Response(200, Headers(), b"")  # as ThingSpace answers: an empty body means none registered
-_NO_URL_CALLBACK = Response(200, JSON_HEADERS, b"{}")
+# As ThingSpace answers a list with nothing registered: 200 and an empty body, on every version.
+_NOTHING_REGISTERED = Response(200, Headers(), b"")
 _DEREGISTERED = Response(200, JSON_HEADERS, b'{"success":true}')
 
 V1Seed = Mapping[str, RegisteredCallbacks] | Iterable[RegisteredCallbacks | FotaV1CallbackRegistrationRequest]
@@ -147,9 +148,9 @@ class Registrations:
             state = self._accounts.get(account)
             if version == "v1":
                 entries = [] if state is None else [_registration_json(entry) for entry in state.v1.values()]
-                return json_response(200, entries) if entries else _NO_V1_CALLBACKS
+                return json_response(200, entries) if entries else _NOTHING_REGISTERED
             url = None if state is None else state.urls.get(version)
-        return _NO_URL_CALLBACK if url is None else json_response(200, {"url": url})
+        return _NOTHING_REGISTERED if url is None else json_response(200, {"url": url})
 
     def _v1_register(self, request: Request, version: Version, account: str, service: str | None) -> Response:
         data = json_object(request)

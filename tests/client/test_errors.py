@@ -230,7 +230,7 @@ MALFORMED: dict[str, tuple[str, bytes, str]] = {
     "not-json": ("v2.list", b"Service Unavailable", "$"),
     "html": ("v3.register", b"<html><body>OK</body></html>", "$"),
     "truncated": ("v2.list", b'{"url":"https://a/cb"', "$"),
-    "empty-object-body": ("v3.list", b"", "$"),
+    "empty-body": ("v3.register", b"", "$"),  # only a list's empty body has a meaning (nothing registered)
     "not-utf8": ("v2.update", b'{"url":"\xff"}', "$"),
     "array-for-object": ("v2.list", b'[{"url":"https://a/cb"}]', "$"),
     "string-for-object": ("v1.register", b'"0000123456-00001"', "$"),

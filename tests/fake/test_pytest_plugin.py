@@ -3,6 +3,7 @@ fresh process, on asyncio and on trio."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -145,3 +146,88 @@ def test_fota_callbacks_testing_imports_without_pytest() -> None:
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["ScriptedTransport", "FakeThingSpace"]
+
+
+ALONE = """
+    import httpx
+
+    import fota_callbacks as fota
+
+    ACCOUNT = "0000123456-00001"
+    URL = "https://listener.example/fota"
+
+
+    async def test_only_the_url(fake_thingspace_url):
+        async with fota.FotaCallbacksClient(
+            base_url=fake_thingspace_url, client_id="id", client_secret="secret", username="u", password="p"
+        ) as client:
+            await client.v3.register_callback(ACCOUNT, fota.FotaV3CallbackRegistrationRequest(url=URL))
+            assert (await client.v3.list_registered_callbacks(ACCOUNT)).url == URL
+
+
+    async def test_only_the_fake(fake_thingspace):
+        async with fake_thingspace.client() as client:
+            assert (await client.v2.list_registered_callbacks(ACCOUNT)).url is None
+
+
+    class TestInAClass:
+        async def test_only_the_fake(self, fake_thingspace):
+            fake_thingspace.seed(ACCOUNT, v2=URL)
+            async with fake_thingspace.client() as client:
+                assert (await client.v2.list_registered_callbacks(ACCOUNT)).url == URL
+
+
+    def test_a_sync_test_stays_sync(fake_thingspace_url):
+        assert httpx.get(f"{fake_thingspace_url}/api/fota/v2/callbacks/{ACCOUNT}").status_code == 401
+"""
+
+HEADER = "fota-callbacks: trio is not installed: the trio runs of async tests are skipped (pip install trio)"
+
+
+def test_each_fixture_works_alone_in_an_async_test(pytester: pytest.Pytester) -> None:
+    pytester.makeini(textwrap.dedent(STRICT))
+    pytester.makepyfile(test_user=textwrap.dedent(ALONE))
+    result = pytester.runpytest_subprocess("-v")
+    # three async tests on two backends, one sync test once
+    result.assert_outcomes(passed=7)
+    for name in ("test_only_the_url", "test_only_the_fake", "TestInAClass::test_only_the_fake"):
+        result.stdout.fnmatch_lines([f"*{name}?asyncio? PASSED*", f"*{name}?trio? PASSED*"])
+    result.stdout.fnmatch_lines(["*test_a_sync_test_stays_sync PASSED*"])
+    assert HEADER not in result.stdout.str()
+
+
+def test_without_trio_the_header_says_trio_runs_are_skipped(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # A `trio` first on the path that cannot be imported: as if trio were not installed.
+    hidden = tmp_path_factory.mktemp("no-trio")
+    (hidden / "trio").mkdir()
+    (hidden / "trio" / "__init__.py").write_text("raise ImportError('trio is hidden by this test')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hidden), os.environ.get("PYTHONPATH")])))
+    # trio's distribution metadata is still installed, with an entry point hypothesis loads at import: skipped,
+    # as it would be absent with trio uninstalled.
+    monkeypatch.setenv("HYPOTHESIS_NO_PLUGINS", "1")
+    pytester.makeini(textwrap.dedent(STRICT))
+    pytester.makepyfile(test_user=textwrap.dedent(ALONE))
+    result = pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=4)
+    assert result.stdout.lines.count(HEADER) == 1
+    assert "?trio?" not in result.stdout.str().replace("[trio]", "?trio?")
+    result.stdout.fnmatch_lines(["*test_only_the_url?asyncio? PASSED*", "*test_only_the_fake?asyncio? PASSED*"])
+
+
+def test_a_test_marked_asyncio_is_left_to_pytest_asyncio(pytester: pytest.Pytester) -> None:
+    """Without pytest-asyncio installed, pytest itself refuses the async test: the plugin did not take it."""
+    pytester.makeini(textwrap.dedent(STRICT).replace("filterwarnings = error", "markers = asyncio"))
+    pytester.makepyfile(
+        test_user="""
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_for_pytest_asyncio(fake_thingspace):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-v")
+    assert "test_for_pytest_asyncio[" not in result.stdout.str()
+    result.assert_outcomes(failed=1)

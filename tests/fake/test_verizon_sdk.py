@@ -76,6 +76,15 @@ def _state(base_url: str) -> tuple[list[fota.RegisteredCallbacks], str | None, s
 def test_the_whole_lifecycle_of_verizons_sdk(verizon: VerizonClient, fake_server: str) -> None:
     client, session = _logged_in(verizon)
 
+    # Nothing registered yet: ThingSpace answers list with 200 and an empty body, which the SDK reads as no body.
+    for controller in (
+        client.software_management_callbacks_v1,
+        client.software_management_callbacks_v2,
+        client.software_management_callbacks_v3,
+    ):
+        nothing = controller.list_registered_callbacks(ACCOUNT)
+        assert (nothing.status_code, nothing.text, nothing.body) == (200, "", None)
+
     # V1: register (with the credentials ThingSpace echoes in messages), list, deregister.
     v1 = client.software_management_callbacks_v1
     registration = FotaV1CallbackRegistrationRequest(
@@ -93,6 +102,7 @@ def test_the_whole_lifecycle_of_verizons_sdk(verizon: VerizonClient, fake_server
     ]
     assert v1.deregister_callback(ACCOUNT, "Fota").body.success is True
     assert _state(fake_server)[0] == []
+    assert v1.list_registered_callbacks(ACCOUNT).body is None
 
     # V2 and V3 (V2's bodies go as Content-Type: */*): register, update, list, deregister.
     for version, controller, request_model in (
@@ -108,6 +118,7 @@ def test_the_whole_lifecycle_of_verizons_sdk(verizon: VerizonClient, fake_server
         assert _state(fake_server)[index] == second
         assert controller.deregister_callback(ACCOUNT).body.success is True
         assert _state(fake_server)[index] is None
+        assert controller.list_registered_callbacks(ACCOUNT).body is None
 
     # Logout ends the session: the SDK's next call is refused.
     logout = client.session_management.end_connectivity_management_session()

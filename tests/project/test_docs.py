@@ -135,3 +135,13 @@ def test_what_users_read_points_to_no_file_outside_the_repository() -> None:
         if pointers.search(line)
     ]
     assert found == []
+
+
+def test_the_example_app_is_a_page_linked_from_the_receiving_guide(site: Path) -> None:
+    page = (site / "examples" / "fastapi_app" / "index.html").read_text(encoding="utf-8")
+    code = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "def _allowed_ips(setting: str)" in code  # the file itself, as a code block
+    assert '<span class="sd">"""A FOTA callback listener' in page  # highlighted as Python: its docstring
+    receiving = (site / "guides" / "receiving" / "index.html").read_text(encoding="utf-8")
+    assert 'href="../../examples/fastapi_app/"' in receiving
+    assert "[examples/fastapi_app.py](examples/fastapi_app.py)" in README

@@ -138,8 +138,20 @@ def test_every_extra_named_exists(document: str) -> None:
     assert named <= set(metadata("fota-callbacks").get_all("Provides-Extra") or ())
 
 
-def test_the_install_section_works_from_a_clone_too() -> None:
+def test_the_install_section_installs_from_a_clone() -> None:
+    """fota-callbacks is not on the package index yet: `pip install fota-callbacks` would fail."""
     install = README.split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
-    assert "pip install fota-callbacks" in install
-    assert "pip install -e ." in install
-    assert "pip install -e '.[fastapi,server]'" in install
+    assert "not on the package index yet" in install
+    assert "distribution name will be `fota-callbacks`" in install
+    commands = [
+        line.split("#")[0].strip() for line in re.findall(r"```sh\n(.*?)```", install, re.DOTALL)[0].split("\n")
+    ]
+    assert "pip install -e ." in commands
+    assert "pip install -e '.[fastapi,server]'" in commands
+
+
+def test_no_shell_step_installs_from_the_package_index() -> None:
+    steps = "\n".join(re.findall(r"```sh\n(.*?)```", README, re.DOTALL))
+    targets = re.findall(r"pip install (?:-e )?(\S+)", steps)
+    assert len(targets) >= 5
+    assert [target for target in targets if not target.strip("'\"").startswith((".", "/"))] == []
