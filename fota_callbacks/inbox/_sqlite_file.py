@@ -47,8 +47,7 @@ CREATE TABLE fota_inbox (
 )"""
 _INDEXES = """
 CREATE INDEX fota_inbox_queue ON fota_inbox (id, due_at) WHERE state = 0;
-CREATE INDEX fota_inbox_age ON fota_inbox (received_at) WHERE state = 0;
-CREATE INDEX fota_inbox_keys ON fota_inbox (order_key, id) WHERE state = 0;
+CREATE INDEX fota_inbox_keys ON fota_inbox (order_key, id) WHERE state = 0 AND order_key != '';
 CREATE INDEX fota_inbox_done ON fota_inbox (done_at) WHERE state = 1;
 CREATE INDEX fota_inbox_dead ON fota_inbox (id) WHERE state = 2;
 """

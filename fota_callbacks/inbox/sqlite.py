@@ -42,7 +42,7 @@ _DUE = """
 SELECT id, body, attempts, received_at, order_key, trace FROM fota_inbox AS entry
 WHERE state = 0 AND due_at <= ? AND (order_key IS NULL OR order_key = '' OR NOT EXISTS (
     SELECT 1 FROM fota_inbox AS older
-    WHERE older.state = 0 AND older.order_key = entry.order_key AND older.id < entry.id))
+    WHERE older.state = 0 AND older.order_key != '' AND older.order_key = entry.order_key AND older.id < entry.id))
 ORDER BY id LIMIT ?
 """
 _HOLDING = "WHERE id = ? AND claim = ? AND state = 0"
@@ -55,7 +55,7 @@ _SETTLE = {
 }
 _FORGET = f"DELETE FROM fota_inbox {_HOLDING}"
 """A done entry when `retain_done` is 0."""
-_SAME_KEY_OLDER = "SELECT 1 FROM fota_inbox WHERE state = 0 AND order_key = ? AND id < ? LIMIT 1"
+_SAME_KEY_OLDER = "SELECT 1 FROM fota_inbox WHERE state = 0 AND order_key != '' AND order_key = ? AND id < ? LIMIT 1"
 _KEYING_OLDER = (
     "SELECT 1 FROM fota_inbox WHERE state = 0 AND order_key IS NULL AND id < ? AND claim IS NOT NULL AND due_at > ? "
     "LIMIT 1"
