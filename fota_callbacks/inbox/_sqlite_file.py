@@ -294,10 +294,18 @@ def _connect(path: Path, mode: str) -> sqlite3.Connection:
 
 
 def _layout(db: sqlite3.Connection) -> tuple[_Layout, int]:
-    """What the file holds (a read: nothing changes), and its `user_version`."""
-    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    """What the file holds (a read: nothing changes), and its `user_version`, seen in one snapshot: another process
+    may be creating the tables meanwhile."""
+    own_snapshot = not db.in_transaction
+    if own_snapshot:
+        db.execute("BEGIN")
+    try:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+    finally:
+        if own_snapshot:
+            _rollback(db)
     tables = {name for name in tables if not name.startswith("sqlite_")}
-    (version,) = db.execute("PRAGMA user_version").fetchone()
     if "fota_inbox" not in tables:
         return (_Layout.EMPTY if not tables and version == 0 else _Layout.FOREIGN), version
     if version == 0:
