@@ -24,6 +24,7 @@ from typing import Any, Final, TypeAlias
 import attrs
 
 from ._errors import FotaError
+from ._logsafe import masked
 from ._models import WireEnum, model, secret_field
 from ._serde import to_camel
 
@@ -115,24 +116,9 @@ class CampaignState(WireEnum):
     CAMPAIGN_ENDED = "CampaignEnded"
 
 
-_SECRET_KEY_PARTS = ("password", "secret", "token")
-
-
-def _redacted(value: Any) -> Any:
-    """A copy of `value` with the values of keys that look like credentials hidden, at any depth."""
-    if type(value) is dict:
-        return {
-            key: "***" if any(part in key.lower() for part in _SECRET_KEY_PARTS) else _redacted(item)
-            for key, item in value.items()
-        }
-    if type(value) is list:
-        return [_redacted(item) for item in value]
-    return value
-
-
 def _redacted_mapping(value: Mapping[str, Any]) -> str:
     """`repr` of `extra`: what ThingSpace sent beyond the documented shape may hold credentials too."""
-    return repr(_redacted(dict(value)))
+    return repr(masked(dict(value)))
 
 
 def _extra_field() -> Any:

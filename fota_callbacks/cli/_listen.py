@@ -11,7 +11,8 @@ from typing import Any
 
 from .._asgi import ClientGone, read_asgi_body, respond_json
 from .._constants import MAX_REQUEST_BODY_BYTES
-from ..callbacks import CallbackParseError, _redacted, parse_callback_message
+from .._logsafe import masked
+from ..callbacks import CallbackParseError, parse_callback_message
 from ._common import USAGE, CliError, Output, add_command, clock, escape
 from ._serving import add_server_options, need, serve
 
@@ -93,7 +94,7 @@ class Listener:
         await respond_json(send, status, {"error": error, "detail": detail})
 
     def show(self, raw: Mapping[str, Any], peer: str) -> None:
-        data = _redacted(dict(raw))
+        data = masked(dict(raw))
         kind, account = data.get("type"), data.get("accountName")
         if self.as_json:
             received = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -103,7 +104,7 @@ class Listener:
         what = escape(str(kind)) if kind is not None else "(no type)"
         whom = escape(str(account)) if account is not None else "(no account)"
         lines = [f"{clock()} {what} for {whom} from {escape(peer)}"]
-        shown = _redacted({key: value for key, value in raw.items() if value not in ("", None)})  # no empty "***"
+        shown = masked({key: value for key, value in raw.items() if value not in ("", None)})  # no empty "***"
         fields = [(key, value) for key, value in _flat(shown) if key not in ("type", "accountName")]
         width = max((len(key) for key, _ in fields), default=0)
         lines += [
