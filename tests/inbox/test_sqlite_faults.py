@@ -212,7 +212,7 @@ def make_foreign_database(path: Path) -> None:
     db.close()
 
 
-NOT_INBOXES: dict[str, Callable[[Path], None]] = {
+NOT_INBOXES: dict[str, Callable[[Path], object]] = {
     "an empty file": lambda path: path.write_bytes(b""),
     "another program's database": make_foreign_database,
     "a text file": lambda path: path.write_text("pending 3\n"),
