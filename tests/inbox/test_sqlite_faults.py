@@ -131,6 +131,25 @@ async def test_files_deleted_while_open_are_noticed_and_nothing_acknowledged_aft
         assert (await restarted.stats()).done == 2
 
 
+async def test_readiness_reports_files_deleted_under_an_inbox_made_not_to_create(tmp_path: Path) -> None:
+    # With create=False there is nothing to re-open: the probe says what happened, and creates nothing.
+    path = tmp_path / "inbox.db"
+    async with SqliteInbox(path) as receiver:
+        await receiver.put(message(1))
+        async with SqliteInbox(path, create=False) as worker:
+            assert await worker.ready() == fota.Readiness(ok=True)
+            remove_files(path)
+            readiness = await worker.ready()
+            assert not readiness.ok
+            assert "the file does not exist" in str(readiness.reason)
+            with pytest.raises(InboxNotFoundError):
+                await worker.stats()
+            assert not path.exists()
+            assert await receiver.put(message(2)) is True  # the receiver (create=True) makes a new one
+            assert await worker.ready() == fota.Readiness(ok=True)  # which the worker then uses
+            assert (await worker.stats()).pending == 1
+
+
 async def test_a_file_deleted_during_a_commit_gets_that_batch_written_again_at_its_path(tmp_path: Path) -> None:
     # Another connection holds the write lock, so the put has checked the file and waits to commit; the files are
     # deleted meanwhile, then the lock is let go: the commit goes into the unlinked file. Only the check after the
