@@ -14,8 +14,8 @@ adjacent slices see the same machine speed.
 `python -m benchmarks.receiver [--apps starlette router ...] [--rounds N] [--slice S] [--profile [APP ...]]
 [--baseline DIR]`. `--profile [APP ...]` runs those apps (default: the reference and `router`) under cProfile and
 prints where the server's time goes. `--baseline DIR` serves every app but the reference a second time, as
-`APP@baseline`, from the fota_callbacks (and benchmarks) in DIR: another commit's tree, e.g. `git archive main |
-tar -x -C DIR`; before and after are then measured in the same interleaved rounds.
+`APP@baseline`: the same apps (these benchmarks) on the fota_callbacks in DIR, another commit's tree (e.g.
+`git archive main | tar -x -C DIR`); before and after are then measured in the same interleaved rounds.
 """
 
 from __future__ import annotations
@@ -577,6 +577,16 @@ def _start_servers(
     return servers
 
 
+def _baseline_tree(baseline: str, directory: str) -> str:
+    """A directory holding these benchmarks and the baseline's fota_callbacks (symlinks): the apps a baseline child
+    serves from there are these, on the other commit's SDK."""
+    tree = os.path.join(directory, "baseline")
+    os.mkdir(tree)
+    os.symlink(os.path.join(os.path.abspath(baseline), "fota_callbacks"), os.path.join(tree, "fota_callbacks"))
+    os.symlink(os.path.dirname(os.path.abspath(__file__)), os.path.join(tree, "benchmarks"))
+    return tree
+
+
 def _store_options(apps: Sequence[str], directory: str, redis_url: str | None) -> dict[str, list[str]]:
     """The command-line options naming each inbox app's store: its own SQLite file, the shared redis-server."""
     extras: dict[str, list[str]] = {}
@@ -622,7 +632,8 @@ async def measure(
                 notes.append(f"redis apps skipped: {exc}")
                 apps = [app for app in apps if not app.startswith("redis")]
         extras = _store_options([*apps, *profile], directory, redis_url)
-        servers = _start_servers(apps, extras, stack, notes, server_cpu=server_cpu, baseline=baseline)
+        tree = None if baseline is None else _baseline_tree(baseline, directory)
+        servers = _start_servers(apps, extras, stack, notes, server_cpu=server_cpu, baseline=tree)
         if progress is not None:
             progress(f"receiver: {len(servers)} uvicorn apps, {rounds} rounds of {slice_s:g} s at C={concurrency}")
         samples = await _measure_apps(

@@ -109,7 +109,7 @@ class SqliteInbox(BaseInbox):
         self._writer = SqliteFile(self.path, synchronous="FULL", create=self.create)
         self._reader = SqliteFile(self.path, synchronous="NORMAL", create=self.create)
         self._queued: list[_Put] = []
-        self._flushing = anyio.Lock()
+        self._committed: anyio.Event | None = None  # set when the batch being written is committed (or failed)
         self._next_dedup_purge = 0.0
 
     def __repr__(self) -> str:
@@ -135,19 +135,33 @@ class SqliteInbox(BaseInbox):
     async def _store(self, body: bytes, key: bytes, now: float, trace: str | None) -> bool:
         put = _Put(body, key, now, trace)
         self._queued.append(put)
-        async with self._flushing:
-            if put.stored is None and put.error is None:
-                # Whoever gets the lock writes every put queued so far: one transaction, one fsync.
-                batch, self._queued = self._queued, []
-                try:
-                    await self._in_thread(lambda: self._write(batch))
-                except Exception as exc:
-                    for queued in batch:
-                        queued.error = exc
+        while put.stored is None and put.error is None:
+            if self._committed is None:
+                await self._write_queued()
+            else:
+                # Every put of a batch wakes at once when it is committed (not one after another, as behind a lock),
+                # so the worker they wake claims them together.
+                await self._committed.wait()
         if put.error is not None:
             raise put.error
         assert put.stored is not None
         return put.stored
+
+    async def _write_queued(self) -> None:
+        """Write every put queued so far: one transaction, one fsync; the puts queued meanwhile are the next batch."""
+        committed = self._committed = anyio.Event()
+        batch, self._queued = self._queued, []
+        try:
+            await self._in_thread(lambda: self._write(batch))
+        except Exception as exc:
+            for queued in batch:
+                queued.error = exc
+        finally:
+            for queued in batch:
+                if queued.stored is None and queued.error is None:  # never left waiting, whatever happened
+                    queued.error = InboxUnavailableError(f"the write to the SQLite inbox {self.path} was interrupted")
+            self._committed = None
+            committed.set()
 
     def _write(self, batch: list[_Put]) -> None:
         """Commit the batch to the file at the path. Checked before (the file is the open one) and after: a file
