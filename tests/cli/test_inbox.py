@@ -307,8 +307,8 @@ def test_work_handles_what_is_stored_and_gives_back_what_it_holds_on_sigterm(tmp
     server = RedisServer(tmp_path).start() if kind == "redis" else None
     try:
         options = ["--sqlite", str(tmp_path / "inbox.db")] if server is None else ["--redis", server.url]
-        opened = _opened(options) if server is not None else SqliteInbox(tmp_path / "inbox.db")
-        _in(opened, _body(1), _body(2), _body(3))
+        created = SqliteInbox(tmp_path / "inbox.db") if server is None else RedisInbox(server.url)  # as a receiver
+        _in(created, _body(1), _body(2), _body(3))
         record = tmp_path / "handled.txt"
         _handler_module(tmp_path)
         env = clean_env({"FOTA_TEST_RECORD": str(record), "FOTA_TEST_DELAY": "0"})
