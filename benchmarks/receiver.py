@@ -11,9 +11,11 @@ reading waits until the server has gone quiet, so the worker's draining of what 
 Ratios are taken per round against the reference app (`starlette`) and reported as the median with p25-p75:
 adjacent slices see the same machine speed.
 
-`python -m benchmarks.receiver [--apps starlette router ...] [--rounds N] [--slice S] [--profile [APP ...]]`.
-`--profile [APP ...]` runs those apps (default: the reference and `router`) under cProfile and prints where
-the server's time goes.
+`python -m benchmarks.receiver [--apps starlette router ...] [--rounds N] [--slice S] [--profile [APP ...]]
+[--baseline DIR]`. `--profile [APP ...]` runs those apps (default: the reference and `router`) under cProfile and
+prints where the server's time goes. `--baseline DIR` serves every app but the reference a second time, as
+`APP@baseline`: the same apps (these benchmarks) on the fota_callbacks in DIR, another commit's tree (e.g.
+`git archive main | tar -x -C DIR`); before and after are then measured in the same interleaved rounds.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ __all__ = ["RECEIVER_TARGET", "ReceiverResult", "format_receiver", "main", "meas
 
 RECEIVER_TARGET = 1.15
 REFERENCE = "starlette"
+BASELINE = "@baseline"
+"""The suffix of an app served from the `--baseline` tree."""
 DEFAULT_APPS = ("starlette", "router")
 INBOX_APPS = ("sqlite", "redis")
 # As RedisInbox's docstring asks for a body to be on disk before put returns (SqliteInbox fsyncs each commit).
@@ -286,14 +290,24 @@ def redis_server(directory: str) -> Iterator[tuple[str, int]]:
 class AppProcess:
     """One app of `receiver_apps` served by uvicorn in a child process; `pid` and `port` once started."""
 
-    def __init__(self, app: str, *, cpu: int | None, extra: Sequence[str] = (), profile: str | None = None) -> None:
-        command = [sys.executable, "-m", "benchmarks.receiver_apps", app, *extra]
+    def __init__(
+        self,
+        app: str,
+        *,
+        cpu: int | None,
+        extra: Sequence[str] = (),
+        profile: str | None = None,
+        baseline: str | None = None,
+    ) -> None:
+        command = [sys.executable, "-m", "benchmarks.receiver_apps", app.removesuffix(BASELINE), *extra]
         if cpu is not None:
             command += ["--cpu", str(cpu)]
         if profile is not None:
             command += ["--profile", profile]
         self.app = app
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        # `python -m` puts the working directory first on sys.path: the baseline tree's packages are imported.
+        cwd = baseline if app.endswith(BASELINE) else None
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd)
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
         if not line.startswith("PORT "):
@@ -397,7 +411,7 @@ async def _measure_apps(
                 messages, wall = await loads[app].run(slice_s)
                 client1, sliced = cpu_seconds(), process_cpu_seconds(pid)
                 # A worker app goes on draining what the slice stored: count it until the server is quiet.
-                cpu1 = await _settled_cpu(pid) if app.endswith("_worker") else sliced
+                cpu1 = await _settled_cpu(pid) if app.removesuffix(BASELINE).endswith("_worker") else sliced
                 sample, count = samples[app], max(1, messages)
                 sample.cpu_us.append((cpu1 - cpu0) / count * 1e6)
                 sample.per_s.append(messages / wall)
@@ -535,11 +549,53 @@ async def profile_apps(
                 render_table(
                     ["function / [package]", "self µs/msg", "cum µs/msg", "calls/msg", "where"],
                     rows,
-                    f"cProfile of the {app!r} server ({APPS[app]}), {messages} messages at C={concurrency}: "
+                    f"cProfile of the {app!r} server ({describe(app)}), {messages} messages at C={concurrency}: "
                     f"{total_us:.0f} µs/msg profiled (the profiler inflates small functions; read proportions)",
                 )
             )
     return "\n\n".join(parts)
+
+
+def _start_servers(
+    apps: Sequence[str],
+    extras: dict[str, list[str]],
+    stack: ExitStack,
+    notes: list[str],
+    *,
+    server_cpu: int | None,
+    baseline: str | None,
+) -> dict[str, AppProcess]:
+    servers: dict[str, AppProcess] = {}
+    for app in apps:
+        try:
+            server = AppProcess(app, cpu=server_cpu, extra=extras.get(app, []), baseline=baseline)
+        except RuntimeError as exc:
+            notes.append(f"{app} skipped: {exc}")
+            continue
+        stack.callback(server.stop)
+        servers[app] = server
+    return servers
+
+
+def _baseline_tree(baseline: str, directory: str) -> str:
+    """A directory holding these benchmarks and the baseline's fota_callbacks (symlinks): the apps a baseline child
+    serves from there are these, on the other commit's SDK."""
+    tree = os.path.join(directory, "baseline")
+    os.mkdir(tree)
+    os.symlink(os.path.join(os.path.abspath(baseline), "fota_callbacks"), os.path.join(tree, "fota_callbacks"))
+    os.symlink(os.path.dirname(os.path.abspath(__file__)), os.path.join(tree, "benchmarks"))
+    return tree
+
+
+def _store_options(apps: Sequence[str], directory: str, redis_url: str | None) -> dict[str, list[str]]:
+    """The command-line options naming each inbox app's store: its own SQLite file, the shared redis-server."""
+    extras: dict[str, list[str]] = {}
+    for app in apps:
+        if app.startswith("sqlite"):
+            extras[app] = ["--sqlite", os.path.join(directory, f"{app}.db")]
+        elif app.startswith("redis") and redis_url is not None:
+            extras[app] = ["--redis-url", redis_url]
+    return extras
 
 
 async def measure(
@@ -553,9 +609,13 @@ async def measure(
     profile: Sequence[str] = (),
     profile_seconds: float = 3.0,
     progress: Callable[[str], None] | None = None,
+    baseline: str | None = None,
 ) -> ReceiverResult:
-    """Serve each app, warm up, then `rounds` interleaved slices of load; then cProfile the `profile` apps."""
+    """Serve each app (and, with `baseline`, each but the reference again from that tree), warm up, then `rounds`
+    interleaved slices of load; then cProfile the `profile` apps."""
     apps = list(dict.fromkeys([REFERENCE, *apps]))
+    if baseline is not None:
+        apps += [f"{app}{BASELINE}" for app in apps if app != REFERENCE]
     notes: list[str] = []
     if importlib.util.find_spec("fota_callbacks.inbox") is None:
         skipped = [app for app in apps if app.startswith(("sqlite", "redis"))]
@@ -571,21 +631,9 @@ async def measure(
             except RuntimeError as exc:
                 notes.append(f"redis apps skipped: {exc}")
                 apps = [app for app in apps if not app.startswith("redis")]
-        extras: dict[str, list[str]] = {}
-        for app in {*apps, *profile}:
-            if app.startswith("sqlite"):
-                extras[app] = ["--sqlite", os.path.join(directory, f"{app}.db")]
-            elif app.startswith("redis") and redis_url is not None:
-                extras[app] = ["--redis-url", redis_url]
-        servers: dict[str, AppProcess] = {}
-        for app in apps:
-            try:
-                server = AppProcess(app, cpu=server_cpu, extra=extras.get(app, []))
-            except RuntimeError as exc:
-                notes.append(f"{app} skipped: {exc}")
-                continue
-            stack.callback(server.stop)
-            servers[app] = server
+        extras = _store_options([*apps, *profile], directory, redis_url)
+        tree = None if baseline is None else _baseline_tree(baseline, directory)
+        servers = _start_servers(apps, extras, stack, notes, server_cpu=server_cpu, baseline=tree)
         if progress is not None:
             progress(f"receiver: {len(servers)} uvicorn apps, {rounds} rounds of {slice_s:g} s at C={concurrency}")
         samples = await _measure_apps(
@@ -609,6 +657,11 @@ async def measure(
     return result
 
 
+def describe(app: str) -> str:
+    name = app.removesuffix(BASELINE)
+    return APPS[name] + (" (the baseline tree)" if name != app else "")
+
+
 def format_receiver(result: ReceiverResult) -> str:
     rows = []
     for app in result.apps:
@@ -616,7 +669,7 @@ def format_receiver(result: ReceiverResult) -> str:
         low, high = result.spread(app)
         rows.append(
             [
-                f"{app}: {APPS[app]}",
+                f"{app}: {describe(app)}",
                 f"{median(s.cpu_us):.0f}",
                 f"{median(s.per_s):,.0f}",
                 f"{median(s.busy) * 100:.0f}%",
@@ -655,6 +708,11 @@ def main(argv: list[str] | None = None) -> None:
         help="also cProfile these apps' servers (none named: the reference and router)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers to this JSON file")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also serve the apps from the fota_callbacks in DIR (another commit's tree), as APP@baseline",
+    )
     args = parser.parse_args(argv)
     layout = cpu_layout()
     server_cpu, client_cpu = layout if layout is not None else (None, None)
@@ -672,6 +730,7 @@ def main(argv: list[str] | None = None) -> None:
             server_cpu=server_cpu,
             profile=() if args.profile is None else (args.profile or [REFERENCE, "router"]),
             progress=progress,
+            baseline=args.baseline,
         )
     )
     print(format_receiver(result))

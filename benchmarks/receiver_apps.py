@@ -16,8 +16,8 @@ Every app answers `POST /fota/callbacks` with 200 `{"status":"ok"}` for a JSON o
 - `router`: FastAPI + `callback_router(handler)` with V1 credentials and a handler that does nothing;
 - `sqlite` / `redis`: FastAPI + `callback_router(inbox=SqliteInbox(...) | RedisInbox(...))`: the
   acknowledgement path (the message stored before the 200), no worker in the process;
-- `sqlite_worker` / `redis_worker`: the same with `fota_lifespan(inbox=..., handler=...)` running the worker
-  (a handler that does nothing) in the server process, as a one-process deployment would.
+- `sqlite_worker` / `redis_worker`: the same with `fota_lifespan(inbox=..., handler=..., workers=4)` running the
+  worker (a handler that does nothing, four at once) in the server process, as a one-process deployment would.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ __all__ = ["APPS", "CALLBACK_PASSWORD", "CALLBACK_PATH", "CALLBACK_USERNAME", "b
 CALLBACK_PATH = "/fota/callbacks"
 CALLBACK_USERNAME = "listener"
 CALLBACK_PASSWORD = "bench-callback-password-0123456789"
+WORKERS = 4
+"""Messages the `*_worker` apps handle at once (`fota_lifespan(workers=...)`)."""
 
 APPS: dict[str, str] = {
     "asgi": "raw ASGI callable (uvicorn's floor)",
@@ -156,7 +158,7 @@ def build_app(app: str, *, sqlite_path: str | None = None, redis_url: str | None
         from fota_callbacks.integrations.fastapi import fota_lifespan
 
         # The worker needs no ThingSpace client; the factory is never asked for credentials it lacks.
-        lifespan = fota_lifespan(_offline_client, inbox=store, handler=_ignore)
+        lifespan = fota_lifespan(_offline_client, inbox=store, handler=_ignore, workers=WORKERS)
     else:
 
         @contextlib.asynccontextmanager

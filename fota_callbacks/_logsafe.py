@@ -1,12 +1,13 @@
-"""What a remote party sends, made safe to show: escaped for one log line, credentials hidden."""
+"""Text and data that may come from a remote party, made safe to show: escaped onto one line, credentials hidden."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["printable", "redacted"]
+__all__ = ["masked", "printable"]
 
-_SECRET_KEY_PARTS = ("password", "secret", "token")
+SECRET_KEY_PARTS = ("password", "secret", "token")
+"""A key containing one of these (any case) holds a credential: V1 callbacks echo the registered password."""
 
 
 def printable(value: object, limit: int = 500) -> str:
@@ -20,14 +21,13 @@ def printable(value: object, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def redacted(value: Any) -> Any:
-    """A copy of decoded JSON `value` with the values of keys that look like credentials (`password`, `secret`,
-    `token`, any case, at any depth) replaced by `"***"`: a V1 callback echoes the registration's password."""
+def masked(value: Any) -> Any:
+    """A copy of `value` (parsed JSON) with the values of keys that look like credentials hidden, at any depth."""
     if type(value) is dict:
         return {
-            key: "***" if any(part in key.lower() for part in _SECRET_KEY_PARTS) else redacted(item)
+            key: "***" if any(part in str(key).lower() for part in SECRET_KEY_PARTS) else masked(item)
             for key, item in value.items()
         }
     if type(value) is list:
-        return [redacted(item) for item in value]
+        return [masked(item) for item in value]
     return value

@@ -24,7 +24,7 @@ from typing import Any, Final, TypeAlias
 import attrs
 
 from ._errors import FotaError
-from ._logsafe import redacted
+from ._logsafe import masked
 from ._models import WireEnum, model, secret_field
 from ._serde import to_camel
 
@@ -118,7 +118,7 @@ class CampaignState(WireEnum):
 
 def _redacted_mapping(value: Mapping[str, Any]) -> str:
     """`repr` of `extra`: what ThingSpace sent beyond the documented shape may hold credentials too."""
-    return repr(redacted(dict(value)))
+    return repr(masked(dict(value)))
 
 
 def _extra_field() -> Any:

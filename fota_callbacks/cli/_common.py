@@ -138,6 +138,7 @@ def _number(read: Callable[[str], Any], fits: Callable[[Any], bool], expected: s
 port = _number(int, lambda n: 0 <= n <= 65535, "a port number 0-65535 (0 picks a free one)")
 positive_seconds = _number(float, lambda n: 0 < n < float("inf"), "a positive number of seconds")
 retries = _number(int, lambda n: n >= 0, "a whole number >= 0")
+positive_count = _number(int, lambda n: n >= 1, "a whole number >= 1")
 
 
 def add_command(

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._asgi import respond_json
-from .._logsafe import redacted
+from .._logsafe import masked
 from ..callbacks import CallbackMessage
 from ..receiver import CallbackReceiver
 from ._common import USAGE, CliError, Output, add_command, clock, escape
@@ -77,7 +77,7 @@ class Listener:
             self.output.log(f"{clock()} refused a callback from {escape(peer)}: {escape(detail)} ({reception.status})")
 
     def show(self, raw: Mapping[str, Any], peer: str) -> None:
-        data = redacted(dict(raw))
+        data = masked(dict(raw))
         kind, account = data.get("type"), data.get("accountName")
         if self.as_json:
             received = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -87,7 +87,7 @@ class Listener:
         what = escape(str(kind)) if kind is not None else "(no type)"
         whom = escape(str(account)) if account is not None else "(no account)"
         lines = [f"{clock()} {what} for {whom} from {escape(peer)}"]
-        shown = redacted({key: value for key, value in raw.items() if value not in ("", None)})  # no empty "***"
+        shown = masked({key: value for key, value in raw.items() if value not in ("", None)})  # no empty "***"
         fields = [(key, value) for key, value in _flat(shown) if key not in ("type", "accountName")]
         width = max((len(key) for key, _ in fields), default=0)
         lines += [

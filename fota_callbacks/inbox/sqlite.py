@@ -1,9 +1,10 @@
 """`SqliteInbox`: the embedded inbox, one SQLite file (standard library `sqlite3`, WAL), nothing to install or run.
 
 Every call runs in a worker thread (`anyio.to_thread`), never on the event loop. Puts arriving together are
-written in one transaction and one fsync (group commit), and none of them returns before that commit. Several
-processes may share the file: a worker claims an entry until `claim_idle` seconds from now and renews the claim
-while its handler runs, so the entries of a killed process become due again once their claim lapses.
+written in one transaction and one fsync (group commit), and none of them returns before that commit. A worker
+records what became of the entries it handled and claims the next ones in one transaction. Several processes may
+share the file: a claim holds an entry until `claim_idle` seconds after it was taken or last renewed, so the
+entries of a killed process become due again once their claims lapse.
 """
 
 from __future__ import annotations
@@ -11,42 +12,65 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-import stat
-import threading
-import time
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
 
-from ._base import BaseInbox, Claim, InboxEntry, InboxOptions, InboxStats, InboxUnavailableError, utc
+from .._errors import InvalidArgumentError
+from ._base import BaseInbox
+from ._records import Claim, InboxEntry, InboxStats, InboxUnavailableError, Outcome, utc
+from ._sqlite_file import SqliteFile
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from ._base import InboxOptions
 
 __all__ = ["SqliteInbox"]
 
 _T = TypeVar("_T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS fota_inbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    body BLOB NOT NULL,
-    received_at REAL NOT NULL,
-    due_at REAL NOT NULL,          -- when a worker may take it: arrival, next retry, or end of a claim
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    dead INTEGER NOT NULL DEFAULT 0,
-    claim TEXT                     -- the token of the worker holding it, until due_at
-);
-CREATE INDEX IF NOT EXISTS fota_inbox_queue ON fota_inbox (dead, id);
-CREATE TABLE IF NOT EXISTS fota_inbox_dedup (key BLOB PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS fota_inbox_dedup_expiry ON fota_inbox_dedup (expires_at);
-CREATE TABLE IF NOT EXISTS fota_inbox_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+_STORE_KEY = (
+    "INSERT INTO fota_inbox_dedup (key, expires_at) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE expires_at <= ?"
+)
+_STORE_ENTRY = "INSERT INTO fota_inbox (body, received_at, due_at, trace) VALUES (?, ?, ?, ?)"
+_DUE = """
+SELECT id, body, attempts, received_at, order_key, trace FROM fota_inbox AS entry
+WHERE state = 0 AND due_at <= ? AND (order_key IS NULL OR order_key = '' OR NOT EXISTS (
+    SELECT 1 FROM fota_inbox AS older
+    WHERE older.state = 0 AND older.order_key != '' AND older.order_key = entry.order_key AND older.id < entry.id))
+ORDER BY id LIMIT ?
 """
+_HOLDING = "WHERE id = ? AND claim = ? AND state = 0"
+"""Only while the claim still holds the entry: a lapsed claim another worker took is not settled twice."""
+_SETTLE = {
+    "done": f"UPDATE fota_inbox SET state = 1, done_at = ?, claim = NULL {_HOLDING}",
+    "retry": f"UPDATE fota_inbox SET attempts = ?, last_error = ?, due_at = ?, claim = NULL {_HOLDING}",
+    "dead": f"UPDATE fota_inbox SET attempts = ?, last_error = ?, state = 2, claim = NULL {_HOLDING}",
+    "release": f"UPDATE fota_inbox SET due_at = ?, claim = NULL {_HOLDING}",
+}
+_FORGET = f"DELETE FROM fota_inbox {_HOLDING}"
+"""A done entry when `retain_done` is 0."""
+_SAME_KEY_OLDER = "SELECT 1 FROM fota_inbox WHERE state = 0 AND order_key != '' AND order_key = ? AND id < ? LIMIT 1"
+_KEYING_OLDER = (
+    "SELECT 1 FROM fota_inbox WHERE state = 0 AND order_key IS NULL AND id < ? AND claim IS NOT NULL AND due_at > ? "
+    "LIMIT 1"
+)
+_PENDING_COUNTS = """
+SELECT COUNT(*), MIN(received_at), TOTAL(claimed), TOTAL(claimed AND stale),
+       MIN(CASE WHEN claimed AND stale THEN due_at END)
+FROM (SELECT received_at, due_at, claim IS NOT NULL AND due_at > :now AS claimed,
+             :now - renewed_at > (due_at - renewed_at) / 2 AS stale
+      FROM fota_inbox WHERE state = 0)
+"""
+_PURGE_CHUNK = 1000
+"""Done entries deleted per transaction, so that puts are not held up by a long purge."""
+_DEDUP_PURGE_EVERY = 60.0
+"""Seconds (on the inbox's clock) between the group commit's deletions of expired dedup keys."""
 
 
 @attrs.define
@@ -54,242 +78,294 @@ class _Put:
     body: bytes
     key: bytes
     now: float
+    trace: str | None
     stored: bool | None = None
     error: BaseException | None = None
 
 
-_BUSY_TIMEOUT = 30.0  # seconds a statement waits for another connection's lock
-# Switching a new file to WAL needs it to itself, and SQLite reports "database is locked" at once (no busy wait)
-# when another connection opens it at the same moment: the two connections of one inbox, or two processes. The
-# connections of this process to one file take turns (a lock per file: other files need not wait); other processes
-# are waited out by retrying.
-_INITIALISING: dict[str, threading.Lock] = {}
-_INITIALISING_GUARD = threading.Lock()
-
-
-def _initialising(path: Path) -> threading.Lock:
-    key = os.path.realpath(path)  # the same file by any name (relative, through a symlink) is one lock
-    with _INITIALISING_GUARD:
-        return _INITIALISING.setdefault(key, threading.Lock())
-
-
-def _initialise(db: sqlite3.Connection, path: Path) -> None:
-    deadline = time.monotonic() + _BUSY_TIMEOUT
-    with _initialising(path):
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
-                return
-            except sqlite3.OperationalError as exc:  # noqa: PERF203 - once per connection; another is initialising
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.01)
-
-
-class _Connection:
-    """One sqlite3 connection, used by one thread at a time."""
-
-    def __init__(self, path: Path, *, synchronous: str) -> None:
-        self.path, self.synchronous = path, synchronous
-        self.lock = threading.Lock()
-        self.db: sqlite3.Connection | None = None
-        self.closed = False
-
-    def open(self) -> sqlite3.Connection:
-        if self.closed:
-            raise InboxUnavailableError(f"the SQLite inbox {self.path} is closed")
-        if self.db is None:
-            try:
-                mode = self.path.stat().st_mode
-            except FileNotFoundError:
-                mode = stat.S_IWUSR
-            # A file without any write permission is opened read-only, even by root: the operator said so.
-            writable = bool(mode & 0o222)
-            target = f"file:{urllib.request.pathname2url(str(self.path))}?mode={'rwc' if writable else 'ro'}"
-            db = sqlite3.connect(target, uri=True, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
-            try:
-                if writable:
-                    _initialise(db, self.path)
-                db.execute(f"PRAGMA synchronous={self.synchronous}")
-            except BaseException:
-                db.close()
-                raise
-            self.db = db
-        return self.db
-
-    def close(self) -> None:
-        with self.lock:
-            self.closed = True
-            if self.db is not None:
-                self.db.close()
-                self.db = None
-
-
 class SqliteInbox(BaseInbox):
-    """A durable inbox in the SQLite file at `path` (created if missing): survives restarts and `kill -9`.
+    """A durable inbox in the SQLite file at `path`: survives restarts and `kill -9`.
 
     A body is committed (fsync, `synchronous=FULL`) before `put` returns; claims and outcomes are committed
-    with `synchronous=NORMAL`, which survives a killed process, and a power cut at worst has an entry handled
-    again. A file without write permission makes `put` raise `InboxUnavailableError`.
-    Options: see `fota_callbacks.inbox`.
+    with `synchronous=NORMAL`, which survives a killed process (a power cut at worst has an entry handled again).
+    Several processes on one machine may share the file (not over a network file system).
+
+    The file is created on first use (WAL mode, the layout recorded in `PRAGMA user_version`); a file written by
+    an earlier fota-callbacks is migrated in place, its pending and dead entries kept. With `create=False` nothing
+    is created or changed: a missing file, an empty one, or one that is not an inbox raises `InboxNotFoundError`.
+    A file made read-only refuses puts (`InboxUnavailableError`: the receiver answers 503) until it is writable
+    again; a file deleted or replaced while open is noticed at the next step and the file at the path is used
+    (created, with `create=True`): nothing is written into a file no longer at the path.
+
+    Options: `path`, and those of every inbox (see `BaseInbox`).
     """
 
     def __init__(self, path: str | os.PathLike[str], **options: Unpack[InboxOptions]) -> None:
         super().__init__(**options)
+        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+            raise InvalidArgumentError("path", f"expected the path of the inbox file, got {path!r}")
         self.path = Path(os.fspath(path)).absolute()
         # Puts on their own connection: they need a full fsync, and must not queue behind the workers.
-        self._writer = _Connection(self.path, synchronous="FULL")
-        self._reader = _Connection(self.path, synchronous="NORMAL")
+        self._writer = SqliteFile(self.path, synchronous="FULL", create=self.create)
+        self._reader = SqliteFile(self.path, synchronous="NORMAL", create=self.create)
         self._queued: list[_Put] = []
-        self._flushing = anyio.Lock()
-        self._next_purge = 0.0
+        self._committed: anyio.Event | None = None  # set when the batch being written is committed (or failed)
+        self._next_dedup_purge = 0.0
 
     def __repr__(self) -> str:
         return f"SqliteInbox({str(self.path)!r})"
 
-    async def _call(self, connection: _Connection, step: Callable[[sqlite3.Connection], _T]) -> _T:
-        def locked() -> _T:
-            with connection.lock:
-                db = connection.open()
-                try:
-                    return step(db)
-                except BaseException:
-                    if db.in_transaction:
-                        db.rollback()
-                    raise
+    async def _call(self, file: SqliteFile, step: Callable[[sqlite3.Connection], _T], *, write: bool) -> _T:
+        """`step(connection)` in a worker thread, on the file now at the path; sqlite3 errors as the inbox's."""
 
+        def locked() -> _T:
+            with file.lock:
+                return step(file.use(write=write))
+
+        return await self._in_thread(locked)
+
+    async def _in_thread(self, call: Callable[[], _T]) -> _T:
         try:
-            return await anyio.to_thread.run_sync(locked)
+            return await anyio.to_thread.run_sync(call)
         except sqlite3.Error as exc:
             raise InboxUnavailableError(f"the SQLite inbox {self.path} failed: {exc}") from exc
 
     # --- storing ------------------------------------------------------------------------------------------------------
 
-    async def _store(self, body: bytes, key: bytes, now: float) -> bool:
-        put = _Put(body, key, now)
+    async def _store(self, body: bytes, key: bytes, now: float, trace: str | None) -> bool:
+        put = _Put(body, key, now, trace)
         self._queued.append(put)
-        async with self._flushing:
-            if put.stored is None and put.error is None:
-                # Whoever gets the lock writes every put queued so far: one transaction, one fsync.
-                batch, self._queued = self._queued, []
-                try:
-                    await self._call(self._writer, lambda db: self._insert(db, batch))
-                except Exception as exc:
-                    for queued in batch:
-                        queued.error = exc
+        while put.stored is None and put.error is None:
+            if self._committed is None:
+                await self._write_queued()
+            else:
+                # Every put of a batch wakes at once when it is committed (not one after another, as behind a lock),
+                # so the worker they wake claims them together.
+                await self._committed.wait()
         if put.error is not None:
             raise put.error
         assert put.stored is not None
         return put.stored
 
-    def _insert(self, db: sqlite3.Connection, batch: list[_Put]) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        outcomes = [self._insert_one(db, put) for put in batch]
-        if batch and batch[-1].now >= self._next_purge:
-            db.execute("DELETE FROM fota_inbox_dedup WHERE expires_at <= ?", (batch[-1].now,))
-            self._next_purge = batch[-1].now + 60
-        db.execute("COMMIT")
-        for put, stored in zip(batch, outcomes, strict=True):
-            put.stored = stored
+    async def _write_queued(self) -> None:
+        """Write every put queued so far: one transaction, one fsync; the puts queued meanwhile are the next batch."""
+        committed = self._committed = anyio.Event()
+        batch, self._queued = self._queued, []
+        try:
+            await self._in_thread(lambda: self._write(batch))
+        except Exception as exc:
+            for queued in batch:
+                queued.error = exc
+        finally:
+            for queued in batch:
+                if queued.stored is None and queued.error is None:  # never left waiting, whatever happened
+                    queued.error = InboxUnavailableError(f"the write to the SQLite inbox {self.path} was interrupted")
+            self._committed = None
+            committed.set()
 
-    def _insert_one(self, db: sqlite3.Connection, put: _Put) -> bool:
-        if self.dedup_window:
-            seen = db.execute("SELECT expires_at FROM fota_inbox_dedup WHERE key = ?", (put.key,)).fetchone()
-            if seen is not None and seen[0] > put.now:
-                return False
-            db.execute(
-                "INSERT OR REPLACE INTO fota_inbox_dedup (key, expires_at) VALUES (?, ?)",
-                (put.key, put.now + self.dedup_window),
-            )
-        db.execute("INSERT INTO fota_inbox (body, received_at, due_at) VALUES (?, ?, ?)", (put.body, put.now, put.now))
+    def _write(self, batch: list[_Put]) -> None:
+        """Commit the batch to the file at the path. Checked before (the file is the open one) and after: a file
+        deleted or replaced during the commit got the batch in vain, and it is written again to the new one."""
+        file = self._writer
+        with file.lock:
+            for _ in range(3):
+                db = file.use(write=True)
+                with file.transaction(db):
+                    stored = [self._insert(db, put) for put in batch]
+                    self._forget_expired_keys(db, batch[-1].now)
+                if not file.moved():
+                    for put, was_stored in zip(batch, stored, strict=True):
+                        put.stored = was_stored
+                    return
+        raise InboxUnavailableError(f"the SQLite inbox {self.path} keeps being replaced while it is written")
+
+    def _insert(self, db: sqlite3.Connection, put: _Put) -> bool:
+        if self.dedup_window and not db.execute(_STORE_KEY, (put.key, put.now + self.dedup_window, put.now)).rowcount:
+            return False  # the same body was stored within the window
+        db.execute(_STORE_ENTRY, (put.body, put.now, put.now, put.trace))
         return True
+
+    def _forget_expired_keys(self, db: sqlite3.Connection, now: float) -> None:
+        # Here too, not only in the worker's purge: a process that only receives keeps its keys bounded.
+        if now >= self._next_dedup_purge:
+            db.execute("DELETE FROM fota_inbox_dedup WHERE expires_at <= ?", (now,))
+            self._next_dedup_purge = now + _DEDUP_PURGE_EVERY
 
     # --- the worker's steps ---------------------------------------------------------------------------------------
 
-    async def _claim(self, now: float) -> Claim | None:
-        def claim(db: sqlite3.Connection) -> Claim | None:
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute(
-                "SELECT id, body, attempts FROM fota_inbox WHERE dead = 0 AND due_at <= ? ORDER BY id LIMIT 1", (now,)
-            ).fetchone()
-            if row is None:
-                db.execute("COMMIT")
-                return None
-            token = secrets.token_hex(8)
-            db.execute(
-                "UPDATE fota_inbox SET due_at = ?, claim = ? WHERE id = ?", (now + self.claim_idle, token, row[0])
-            )
-            db.execute("COMMIT")
-            return Claim(id=row[0], body=row[1], attempts=row[2], token=token)
+    async def _exchange(self, outcomes: Sequence[Outcome], now: float, limit: int) -> list[Claim]:
+        def exchange(db: sqlite3.Connection) -> list[Claim]:
+            with self._reader.transaction(db):
+                self._settle(db, outcomes)
+                return self._claim(db, now, limit) if limit > 0 else []
 
-        return await self._call(self._reader, claim)
+        return await self._call(self._reader, exchange, write=True)
 
-    async def _update(self, claim: Claim, assignments: str, *values: Any) -> int:
-        """Change the claimed entry, if `claim` still holds it; how many rows changed (0 or 1)."""
-        sql = f"UPDATE fota_inbox SET {assignments}, claim = NULL WHERE id = ? AND claim = ?"
-        return await self._call(self._reader, lambda db: db.execute(sql, (*values, claim.id, claim.token)).rowcount)
+    def _settle(self, db: sqlite3.Connection, outcomes: Sequence[Outcome]) -> None:
+        rows: dict[str, list[tuple[Any, ...]]] = {}
+        for outcome in outcomes:
+            sql, values = self._settling(outcome)
+            rows.setdefault(sql, []).append(values)
+        for sql, values_list in rows.items():
+            db.executemany(sql, values_list)
 
-    async def _renew(self, claim: Claim, now: float) -> None:
-        sql = "UPDATE fota_inbox SET due_at = ? WHERE id = ? AND claim = ?"
-        await self._call(self._reader, lambda db: db.execute(sql, (now + self.claim_idle, claim.id, claim.token)))
+    def _settling(self, outcome: Outcome) -> tuple[str, tuple[Any, ...]]:
+        """The statement that records `outcome`, and its values."""
+        claim = outcome.claim
+        holder = (claim.id, claim.token)
+        if outcome.kind == "done":
+            return (_SETTLE["done"], (outcome.at, *holder)) if self.retain_done else (_FORGET, holder)
+        if outcome.kind == "release":
+            return _SETTLE["release"], (outcome.at, *holder)
+        if outcome.kind == "retry":
+            return _SETTLE["retry"], (claim.attempts + 1, outcome.error, outcome.due, *holder)
+        return _SETTLE["dead"], (claim.attempts + 1, outcome.error, *holder)
 
-    async def _complete(self, claim: Claim) -> None:
-        def complete(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN IMMEDIATE")
-            if db.execute("DELETE FROM fota_inbox WHERE id = ? AND claim = ?", (claim.id, claim.token)).rowcount:
-                db.execute(
-                    "INSERT INTO fota_inbox_counters (name, value) VALUES ('done', 1) "
-                    "ON CONFLICT (name) DO UPDATE SET value = value + 1"
+    def _claim(self, db: sqlite3.Connection, now: float, limit: int) -> list[Claim]:
+        due = db.execute(_DUE, (now, limit)).fetchall()
+        if not due:
+            return []
+        token = secrets.token_hex(8)  # one per batch: a later claim of any of these entries has another
+        ids = [row[0] for row in due]
+        db.execute(
+            f"UPDATE fota_inbox SET claim = ?, due_at = ?, renewed_at = ? WHERE id IN ({','.join('?' * len(ids))})",
+            (token, now + self.claim_idle, now, *ids),
+        )
+        return [
+            Claim(id, body, attempts, token, received_at, order_key, trace)
+            for id, body, attempts, received_at, order_key, trace in due
+        ]
+
+    async def _hold(self, keyed: Sequence[tuple[Claim, str]], now: float) -> set[int]:
+        def hold(db: sqlite3.Connection) -> set[int]:
+            with self._reader.transaction(db):
+                mine = [
+                    (claim, key)
+                    for claim, key in keyed
+                    if db.execute(
+                        f"UPDATE fota_inbox SET order_key = ? {_HOLDING}", (key, claim.id, claim.token)
+                    ).rowcount
+                ]
+                waiting = {claim.id for claim, key in mine if self._must_wait(db, claim.id, key, now)}
+                if waiting:
+                    db.executemany(
+                        "UPDATE fota_inbox SET claim = NULL, due_at = ? WHERE id = ?", [(now, id) for id in waiting]
+                    )
+            return waiting
+
+        return await self._call(self._reader, hold, write=True)
+
+    @staticmethod
+    def _must_wait(db: sqlite3.Connection, id: int, key: str, now: float) -> bool:
+        """An older pending entry has the same key, or an older entry is claimed with its key not stored yet."""
+        if key and db.execute(_SAME_KEY_OLDER, (key, id)).fetchone():
+            return True
+        return db.execute(_KEYING_OLDER, (id, now)).fetchone() is not None
+
+    async def _renew(self, claims: Sequence[Claim], now: float) -> None:
+        def renew(db: sqlite3.Connection) -> None:
+            with self._reader.transaction(db):
+                db.executemany(
+                    f"UPDATE fota_inbox SET due_at = ?, renewed_at = ? {_HOLDING}",
+                    [(now + self.claim_idle, now, claim.id, claim.token) for claim in claims],
                 )
-            db.execute("COMMIT")
 
-        await self._call(self._reader, complete)
+        await self._call(self._reader, renew, write=True)
 
-    async def _reschedule(self, claim: Claim, error: str, due: float) -> None:
-        await self._update(claim, "attempts = ?, last_error = ?, due_at = ?", claim.attempts + 1, error, due)
+    async def _purge(self, now: float) -> None:
+        def purge(db: sqlite3.Connection) -> None:
+            while True:
+                with self._reader.transaction(db):
+                    deleted = db.execute(
+                        "DELETE FROM fota_inbox WHERE id IN "
+                        "(SELECT id FROM fota_inbox WHERE state = 1 AND done_at <= ? LIMIT ?)",
+                        (now - self.retain_done, _PURGE_CHUNK),
+                    ).rowcount
+                if deleted < _PURGE_CHUNK:
+                    break
+            with self._reader.transaction(db):
+                db.execute("DELETE FROM fota_inbox_dedup WHERE expires_at <= ?", (now,))
 
-    async def _bury(self, claim: Claim, error: str) -> None:
-        await self._update(claim, "attempts = ?, last_error = ?, dead = 1", claim.attempts + 1, error)
-
-    async def _release(self, claim: Claim) -> None:
-        await self._update(claim, "due_at = ?", self._clock())
+        await self._call(self._reader, purge, write=True)
 
     # --- for operators ------------------------------------------------------------------------------------------------
 
-    async def stats(self) -> InboxStats:
-        """Counts of pending (waiting, being handled, or waiting for a retry), dead and handled entries."""
+    async def _counts(self, now: float) -> InboxStats:
+        """A claim is stale when it was not renewed for more than half of the `claim_idle` its worker claimed it
+        with (the stored claim's length), whatever this handle's `claim_idle`: `inbox stats` judges another
+        process's claims."""
 
         def count(db: sqlite3.Connection) -> InboxStats:
-            pending, dead = db.execute(
-                "SELECT COALESCE(SUM(dead = 0), 0), COALESCE(SUM(dead = 1), 0) FROM fota_inbox"
-            ).fetchone()
-            done = db.execute("SELECT value FROM fota_inbox_counters WHERE name = 'done'").fetchone()
-            return InboxStats(pending=pending, dead=dead, done=done[0] if done else 0)
+            db.execute("BEGIN")  # one snapshot for every count
+            try:
+                pending, oldest, in_flight, stale, first_lapse = db.execute(_PENDING_COUNTS, {"now": now}).fetchone()
+                (done,) = db.execute(
+                    "SELECT COUNT(*) FROM fota_inbox INDEXED BY fota_inbox_done WHERE state = 1"
+                ).fetchone()
+                (dead,) = db.execute("SELECT COUNT(*) FROM fota_inbox WHERE state = 2").fetchone()
+            finally:
+                db.execute("COMMIT")
+            return InboxStats(
+                pending=pending,
+                dead=dead,
+                done=done,
+                in_flight=int(in_flight),
+                oldest_pending_age=max(0.0, now - oldest) if pending else 0.0,
+                stale=int(stale),
+                next_takeover=None if first_lapse is None else first_lapse - now,
+            )
 
-        return await self._call(self._reader, count)
+        return await self._call(self._reader, count, write=False)
 
-    async def dead_letters(self) -> list[InboxEntry]:
-        """The dead letters, oldest first."""
-        sql = "SELECT id, body, attempts, last_error, received_at FROM fota_inbox WHERE dead = 1 ORDER BY id"
-        rows = await self._call(self._reader, lambda db: db.execute(sql).fetchall())
+    async def _dead(self) -> list[InboxEntry]:
+        sql = "SELECT id, body, attempts, last_error, received_at FROM fota_inbox WHERE state = 2 ORDER BY id"
+        rows = await self._call(self._reader, lambda db: db.execute(sql).fetchall(), write=False)
         return [
             InboxEntry(id=id, body=body, attempts=attempts, last_error=error, received_at=utc(received))
             for id, body, attempts, error, received in rows
         ]
 
-    async def retry_dead(self, id: int | None = None) -> int:
-        """Put dead letter `id` (or every one) back in the queue with its attempts reset; how many were."""
-        sql = "UPDATE fota_inbox SET dead = 0, attempts = 0, due_at = ?, claim = NULL WHERE dead = 1"
-        values: tuple[Any, ...] = (self._clock(),)
+    async def _revive(self, id: int | None, now: float) -> int:
+        sql = "UPDATE fota_inbox SET state = 0, attempts = 0, due_at = ?, claim = NULL WHERE state = 2"
+        values: tuple[Any, ...] = (now,) if id is None else (now, id)
         if id is not None:
-            sql, values = sql + " AND id = ?", (*values, id)
-        revived = await self._call(self._reader, lambda db: db.execute(sql, values).rowcount)
-        if revived:
-            self._wake()
-        return revived
+            sql += " AND id = ?"
+
+        def revive(db: sqlite3.Connection) -> int:
+            with self._reader.transaction(db):
+                return db.execute(sql, values).rowcount
+
+        return await self._call(self._reader, revive, write=True)
+
+    async def _handled(self, since: float, until: float | None, after: int, limit: int) -> list[tuple[int, bytes]]:
+        sql = "SELECT id, body FROM fota_inbox WHERE state = 1 AND id > ? AND received_at >= ?"
+        values: tuple[Any, ...] = (after, since)
+        if until is not None:
+            sql, values = sql + " AND received_at < ?", (*values, until)
+        sql, values = sql + " ORDER BY id LIMIT ?", (*values, limit)
+        rows = await self._call(self._reader, lambda db: db.execute(sql, values).fetchall(), write=False)
+        return [(id, body) for id, body in rows]
+
+    async def _requeue(self, ids: Sequence[int], now: float) -> int:
+        sql = "UPDATE fota_inbox SET state = 0, attempts = 0, due_at = ?, claim = NULL, done_at = NULL "
+        sql += "WHERE state = 1 AND id = ?"
+
+        def requeue(db: sqlite3.Connection) -> int:
+            with self._reader.transaction(db):
+                return db.executemany(sql, [(now, id) for id in ids]).rowcount
+
+        return await self._call(self._reader, requeue, write=True)
+
+    async def _probe(self) -> None:
+        """The file at the path is the open one (re-opened if not), writable, and its write lock can be taken."""
+
+        def probe(db: sqlite3.Connection) -> None:
+            with self._writer.transaction(db):
+                pass
+
+        await self._call(self._writer, probe, write=True)
 
     async def aclose(self) -> None:
         """Close the file. Entries claimed by a running worker are released by that worker when it is cancelled."""
-        for connection in (self._writer, self._reader):
-            await anyio.to_thread.run_sync(connection.close)
+        for file in (self._writer, self._reader):
+            await anyio.to_thread.run_sync(file.close)

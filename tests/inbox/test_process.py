@@ -1,23 +1,29 @@
 """Against the real thing: receivers under uvicorn in their own processes, killed with `kill -9` mid-work.
 
 Every message answered 2xx must be handled at least once after a restart (or by the surviving replica), and
-handled twice at most when it was in flight at the kill. The handler (tests/support/inbox_app.py) appends one line per
+handled twice at most when it was in flight at the kill: being handled, or handled with its outcome not recorded
+yet (a worker records outcomes in batches). The handler (tests/support/inbox_app.py) appends one line per
 handling to a file, so what was handled survives the kill too.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import httpx
 import pytest
 
 from fota_callbacks.inbox import Inbox, InboxStats, RedisInbox, SqliteInbox
-from tests.support.inbox import AppServer, RedisServer, app_servers, redis_server
+from fota_callbacks.inbox._worker import FLUSH_BATCH
+from tests.support.inbox import AppServer, RedisServer, app_servers, redis_server, stop
 
 pytestmark = pytest.mark.anyio
 
@@ -25,6 +31,9 @@ __all__ = ["app_servers", "redis_server"]  # fixtures, used below
 
 MESSAGES = 200
 WORKERS = 4
+IN_FLIGHT = WORKERS + FLUSH_BATCH
+"""At most this many handled when the kill came and not recorded done: being handled, or handled and waiting for the
+worker's next batch of outcomes."""
 
 
 @pytest.fixture
@@ -92,7 +101,7 @@ async def resend_and_check(
     server.stop()
     counts = handled(record)
     duplicates = sum(counts.values()) - len(counts)
-    assert duplicates <= WORKERS, f"{duplicates} handled twice, but only {WORKERS} were in flight"
+    assert duplicates <= IN_FLIGHT, f"{duplicates} handled twice, but at most {IN_FLIGHT} were in flight"
     return stats
 
 
@@ -134,3 +143,114 @@ async def test_redis_inbox_shared_by_two_receivers_loses_nothing_when_one_is_kil
     )
     assert (stats.pending, stats.dead) == (0, 0)
     assert stats.done >= MESSAGES
+
+
+# --- a worker process of its own (`fota-callbacks inbox work`), stopped by its handler or killed ---------------------
+
+HANDLER = """
+import os
+import anyio
+
+async def on_message(message):
+    with open(os.environ["FOTA_TEST_RECORD"], "a") as record:
+        record.write(f"{message.raw['n']}\\n")
+    if message.raw["n"] == int(os.environ.get("FOTA_TEST_INTERRUPT_ON", "-1")):
+        raise KeyboardInterrupt
+    await anyio.sleep(float(os.environ.get("FOTA_TEST_DELAY", "0")))
+"""
+
+
+class WorkerProcesses:
+    """`fota-callbacks inbox work` processes on one inbox, with the handler above (importable from their working
+    directory), each configured through the environment; stopped by pid at the end of the test."""
+
+    def __init__(self, directory: Path, store: list[str], open_inbox: Callable[[], Inbox]) -> None:
+        self.directory, self.store, self.open_inbox = directory, store, open_inbox
+        self.record = directory / "handled.txt"
+        (directory / "hooks.py").write_text(HANDLER)
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *options: str, **settings: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "FOTA_TEST_RECORD": str(self.record)}
+        env.update({f"FOTA_TEST_{name.upper()}": value for name, value in settings.items()})
+        command = [
+            sys.executable,
+            "-m",
+            "fota_callbacks",
+            "inbox",
+            "work",
+            *self.store,
+            "--handler",
+            "hooks:on_message",
+        ]
+        process = subprocess.Popen([*command, *options], cwd=self.directory, env=env)
+        self.started.append(process)
+        return process
+
+    def handled(self) -> list[int]:
+        return [int(line) for line in self.record.read_text().split()] if self.record.exists() else []
+
+    async def put(self, *numbers: int) -> None:
+        async with self.open_inbox() as inbox:
+            for n in numbers:
+                body = {"type": "upgradeProgress", "accountName": "0000123456-00001", "n": n}
+                assert await inbox.put(json.dumps(body).encode())
+
+    async def stats(self) -> InboxStats:
+        async with self.open_inbox() as inbox:
+            return await inbox.stats()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkerProcesses]:
+    if request.param == "sqlite":
+        path = tmp_path / "inbox.db"
+        started = WorkerProcesses(tmp_path, ["--sqlite", str(path)], lambda: SqliteInbox(path))
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        stream = f"worker-test:{tmp_path.name}"
+        started = WorkerProcesses(
+            tmp_path, ["--redis", server.url, "--stream", stream], lambda: RedisInbox(server.url, stream=stream)
+        )
+    yield started
+    for process in started.started:
+        stop(process)
+
+
+async def test_a_handler_raising_keyboard_interrupt_ends_its_worker_process_and_its_entry_is_given_back_at_once(
+    workers: WorkerProcesses,
+) -> None:
+    await workers.put(1, 2)
+    interrupted = workers.start(interrupt_on="1")
+    assert await anyio.to_thread.run_sync(lambda: interrupted.wait(timeout=30)) == 130  # the process ended
+    after = await workers.stats()
+    assert (after.pending, after.in_flight) == (2, 0)  # given back, not held until claim_idle (60 s) lapses
+    workers.start()  # the next worker handles it at once
+    await wait_until(lambda: workers.handled() == [1, 1, 2])
+    assert (await workers.stats()).done == 2
+
+
+async def test_a_worker_killed_mid_handler_shows_its_entry_in_flight_and_stale_until_it_is_taken_over(
+    workers: WorkerProcesses,
+) -> None:
+    await workers.put(7)
+    doomed = workers.start("--claim-idle", "6", delay="600")
+    await wait_until(lambda: workers.handled() == [7])
+    doomed.kill()  # kill -9 in the middle of the handler: nothing released
+    doomed.wait()
+    shown = await workers.stats()
+    assert (shown.pending, shown.in_flight) == (1, 1)
+    with anyio.fail_after(30):
+        while (shown := await workers.stats()).stale == 0:  # noqa: ASYNC110 - the clock is what is awaited
+            await anyio.sleep(0.05)
+    assert (shown.pending, shown.in_flight, shown.stale) == (1, 1, 1)  # not renewed for half of claim_idle
+    assert shown.next_takeover is not None
+    assert 0 < shown.next_takeover <= 3
+    await anyio.sleep(shown.next_takeover / 4)
+    later = await workers.stats()
+    assert (later.in_flight, later.stale) == (1, 1)
+    assert later.next_takeover is not None
+    assert later.next_takeover < shown.next_takeover  # counting down to the takeover
+    workers.start("--claim-idle", "6")  # another worker takes it over once the claim lapses
+    await wait_until(lambda: workers.handled() == [7, 7])
+    assert (await workers.stats()).done == 1

@@ -89,7 +89,7 @@ async def test_sqlite_a_read_only_file_refuses_puts_and_keeps_what_it_has(tmp_pa
     os.chmod(path, stat.S_IRUSR | stat.S_IRGRP)  # even root, who could write it, is refused: the file says so
     try:
         async with SqliteInbox(path) as read_only:
-            with pytest.raises(InboxUnavailableError, match=r"inbox\.db failed: attempt to write a readonly"):
+            with pytest.raises(InboxUnavailableError, match=r"inbox\.db cannot take writes: the file is read-only"):
                 await read_only.put(message(2))
             assert (await read_only.stats()).pending == 1
     finally:

@@ -21,27 +21,31 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def cli(*argv: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run one command to its end."""
+def cli(
+    *argv: str, env: Mapping[str, str] | None = None, timeout: float = 60, cwd: str | os.PathLike[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run one command to its end (in `cwd`, when given)."""
     return subprocess.run(
         [sys.executable, "-m", "fota_callbacks", *argv],
         capture_output=True,
         text=True,
         env=dict(env) if env is not None else clean_env(),
         timeout=timeout,
+        cwd=cwd,
     )
 
 
 class Running:
     """A command left running; its stdout and stderr lines are collected as they come."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: str | os.PathLike[str] | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fota_callbacks", *argv],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=dict(env),
+            cwd=cwd,
         )
         self.lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self._new: queue.Queue[None] = queue.Queue()
@@ -102,9 +106,11 @@ class Running:
 
 
 @contextmanager
-def running(*argv: str, env: Mapping[str, str] | None = None) -> Iterator[Running]:
-    """Start a command, and stop it by its process id when the block ends."""
-    process = Running(argv, env if env is not None else clean_env())
+def running(
+    *argv: str, env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
+) -> Iterator[Running]:
+    """Start a command (in `cwd`, when given), and stop it by its process id when the block ends."""
+    process = Running(argv, env if env is not None else clean_env(), cwd)
     try:
         yield process
     finally:
