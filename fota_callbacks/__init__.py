@@ -111,6 +111,7 @@ __all__ = [
     "Inbox",
     "InboxEntry",
     "InboxHandler",
+    "InboxNotFoundError",
     "InboxStats",
     "InboxUnavailableError",
     "InvalidArgumentError",
