@@ -11,9 +11,11 @@ reading waits until the server has gone quiet, so the worker's draining of what 
 Ratios are taken per round against the reference app (`starlette`) and reported as the median with p25-p75:
 adjacent slices see the same machine speed.
 
-`python -m benchmarks.receiver [--apps starlette router ...] [--rounds N] [--slice S] [--profile [APP ...]]`.
-`--profile [APP ...]` runs those apps (default: the reference and `router`) under cProfile and prints where
-the server's time goes.
+`python -m benchmarks.receiver [--apps starlette router ...] [--rounds N] [--slice S] [--profile [APP ...]]
+[--baseline DIR]`. `--profile [APP ...]` runs those apps (default: the reference and `router`) under cProfile and
+prints where the server's time goes. `--baseline DIR` serves every app but the reference from that checkout too
+(`git worktree add DIR main`, or `git archive main | tar -x -C DIR`), as `APP@baseline`, in the same rounds:
+before and after a change, measured side by side. Each Redis app has a redis-server of its own.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ __all__ = ["RECEIVER_TARGET", "ReceiverResult", "format_receiver", "main", "meas
 
 RECEIVER_TARGET = 1.15
 REFERENCE = "starlette"
+BASELINE = "@baseline"
+"""The suffix of an app served from the `--baseline` checkout."""
 DEFAULT_APPS = ("starlette", "router")
 INBOX_APPS = ("sqlite", "redis")
 # As RedisInbox's docstring asks for a body to be on disk before put returns (SqliteInbox fsyncs each commit).
@@ -234,14 +238,17 @@ def process_cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-async def _settled_cpu(pid: int, interval: float = 0.1, quiet: float = 0.01, limit: float = 20.0) -> float:
-    """The process's CPU seconds once it has gone quiet (at most `quiet` CPU seconds per `interval`)."""
+async def _settled_cpu(pid: int, interval: float = 0.2, quiet: float = 0.002, limit: float = 60.0) -> float:
+    """The process's CPU seconds once it has gone quiet: at most `quiet` CPU seconds (1%) in each of two
+    `interval`s in a row. A worker that drains its backlog slowly, waiting on Redis's fsyncs, uses 5-20% of a core
+    for seconds after the load stopped; a looser rule (10% in one 0.1 s) stopped counting it mid-drain."""
     deadline = time.perf_counter() + limit
-    before = process_cpu_seconds(pid)
+    before, calm = process_cpu_seconds(pid), 0
     while True:
         await asyncio.sleep(interval)
         now = process_cpu_seconds(pid)
-        if now - before <= quiet or time.perf_counter() > deadline:
+        calm = calm + 1 if now - before <= quiet else 0
+        if calm == 2 or time.perf_counter() > deadline:
             return now
         before = now
 
@@ -283,17 +290,31 @@ def redis_server(directory: str) -> Iterator[tuple[str, int]]:
         stop_process(process)
 
 
-class AppProcess:
-    """One app of `receiver_apps` served by uvicorn in a child process; `pid` and `port` once started."""
+def describe(app: str) -> str:
+    name, baseline, _ = app.partition(BASELINE)
+    return APPS[name] + (" (baseline checkout)" if baseline else "")
 
-    def __init__(self, app: str, *, cpu: int | None, extra: Sequence[str] = (), profile: str | None = None) -> None:
-        command = [sys.executable, "-m", "benchmarks.receiver_apps", app, *extra]
+
+class AppProcess:
+    """One app of `receiver_apps` served by uvicorn in a child process; `pid` and `port` once started. With `cwd`
+    (another checkout), that checkout's `benchmarks` and `fota_callbacks` serve it: `-m` puts `cwd` first."""
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        cpu: int | None,
+        extra: Sequence[str] = (),
+        profile: str | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        command = [sys.executable, "-m", "benchmarks.receiver_apps", app.partition(BASELINE)[0], *extra]
         if cpu is not None:
             command += ["--cpu", str(cpu)]
         if profile is not None:
             command += ["--profile", profile]
         self.app = app
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd)
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
         if not line.startswith("PORT "):
@@ -397,7 +418,7 @@ async def _measure_apps(
                 messages, wall = await loads[app].run(slice_s)
                 client1, sliced = cpu_seconds(), process_cpu_seconds(pid)
                 # A worker app goes on draining what the slice stored: count it until the server is quiet.
-                cpu1 = await _settled_cpu(pid) if app.endswith("_worker") else sliced
+                cpu1 = await _settled_cpu(pid) if app.partition(BASELINE)[0].endswith("_worker") else sliced
                 sample, count = samples[app], max(1, messages)
                 sample.cpu_us.append((cpu1 - cpu0) / count * 1e6)
                 sample.per_s.append(messages / wall)
@@ -535,7 +556,7 @@ async def profile_apps(
                 render_table(
                     ["function / [package]", "self µs/msg", "cum µs/msg", "calls/msg", "where"],
                     rows,
-                    f"cProfile of the {app!r} server ({APPS[app]}), {messages} messages at C={concurrency}: "
+                    f"cProfile of the {app!r} server ({describe(app)}), {messages} messages at C={concurrency}: "
                     f"{total_us:.0f} µs/msg profiled (the profiler inflates small functions; read proportions)",
                 )
             )
@@ -553,9 +574,13 @@ async def measure(
     profile: Sequence[str] = (),
     profile_seconds: float = 3.0,
     progress: Callable[[str], None] | None = None,
+    baseline: str | None = None,
 ) -> ReceiverResult:
-    """Serve each app, warm up, then `rounds` interleaved slices of load; then cProfile the `profile` apps."""
+    """Serve each app (and, with `baseline`, each but the reference from that checkout too), warm up, then `rounds`
+    interleaved slices of load; then cProfile the `profile` apps."""
     apps = list(dict.fromkeys([REFERENCE, *apps]))
+    if baseline is not None:
+        apps += [f"{app}{BASELINE}" for app in apps if app != REFERENCE]
     notes: list[str] = []
     if importlib.util.find_spec("fota_callbacks.inbox") is None:
         skipped = [app for app in apps if app.startswith(("sqlite", "redis"))]
@@ -564,23 +589,25 @@ async def measure(
         apps = [app for app in apps if app not in skipped]
     with ExitStack() as stack:
         directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="fota-receiver-"))
-        redis_url, redis_pid = None, 0
-        if any(app.startswith("redis") for app in apps):
-            try:
-                redis_url, redis_pid = stack.enter_context(redis_server(directory))
-            except RuntimeError as exc:
-                notes.append(f"redis apps skipped: {exc}")
-                apps = [app for app in apps if not app.startswith("redis")]
+        redis_pids: dict[str, int] = {}
         extras: dict[str, list[str]] = {}
         for app in {*apps, *profile}:
             if app.startswith("sqlite"):
                 extras[app] = ["--sqlite", os.path.join(directory, f"{app}.db")]
-            elif app.startswith("redis") and redis_url is not None:
+            elif app.startswith("redis"):
+                try:
+                    os.mkdir(home := os.path.join(directory, app))
+                    redis_url, redis_pids[app] = stack.enter_context(redis_server(home))
+                except RuntimeError as exc:
+                    notes.append(f"{app} skipped: {exc}")
+                    continue
                 extras[app] = ["--redis-url", redis_url]
+        apps = [app for app in apps if not app.startswith("redis") or app in extras]
         servers: dict[str, AppProcess] = {}
         for app in apps:
+            cwd = baseline if app.endswith(BASELINE) else None
             try:
-                server = AppProcess(app, cpu=server_cpu, extra=extras.get(app, []))
+                server = AppProcess(app, cpu=server_cpu, extra=extras.get(app, []), cwd=cwd)
             except RuntimeError as exc:
                 notes.append(f"{app} skipped: {exc}")
                 continue
@@ -594,7 +621,7 @@ async def measure(
             slice_s=slice_s,
             concurrency=concurrency,
             warmup_s=warmup_s,
-            side_pids={app: redis_pid for app in servers if app.startswith("redis")},
+            side_pids={app: redis_pids[app] for app in servers if app in redis_pids},
         )
         for server in servers.values():
             server.stop()  # before profiling: the profiled server has the core to itself
@@ -616,7 +643,7 @@ def format_receiver(result: ReceiverResult) -> str:
         low, high = result.spread(app)
         rows.append(
             [
-                f"{app}: {APPS[app]}",
+                f"{app}: {describe(app)}",
                 f"{median(s.cpu_us):.0f}",
                 f"{median(s.per_s):,.0f}",
                 f"{median(s.busy) * 100:.0f}%",
@@ -655,6 +682,9 @@ def main(argv: list[str] | None = None) -> None:
         help="also cProfile these apps' servers (none named: the reference and router)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers to this JSON file")
+    parser.add_argument(
+        "--baseline", metavar="DIR", help="another checkout (e.g. of main): its apps are measured in the same rounds"
+    )
     args = parser.parse_args(argv)
     layout = cpu_layout()
     server_cpu, client_cpu = layout if layout is not None else (None, None)
@@ -672,6 +702,7 @@ def main(argv: list[str] | None = None) -> None:
             server_cpu=server_cpu,
             profile=() if args.profile is None else (args.profile or [REFERENCE, "router"]),
             progress=progress,
+            baseline=args.baseline,
         )
     )
     print(format_receiver(result))
