@@ -86,7 +86,9 @@ local function need_inbox()
   redis.call('XGROUP', 'CREATE', S, G, redis.call('GET', DELIVERED) or '0-0', 'MKSTREAM')
 end
 
--- For the worker's steps: one cheap command when all is well (which also shows this consumer in the group).
+-- For the worker's steps: one cheap command when all is well (which also shows this consumer in the group). It
+-- is one Redis refuses when out of memory, read-only or unable to write its files: a step fails before it changes
+-- anything (XREADGROUP, which Redis never refuses for memory, must not hand out entries that cannot be claimed).
 local function need_group()
   local made = redis.pcall('XGROUP', 'CREATECONSUMER', S, G, ME)
   if type(made) == 'table' and made['err'] then
@@ -142,15 +144,18 @@ local function forget(id)
   redis.call('XDEL', S, sid(id))
 end
 
--- A dead or done entry pending again: due now, no attempts, its order key (when known) holding back later ones.
-local function to_pending(id)
+-- A dead or done entry (in `from`) pending again: due now, no attempts, its order key (when known) holding back
+-- later ones. The writes Redis may refuse (out of memory) come before the removal: refused, nothing changed.
+local function to_pending(id, from)
+  if not redis.call('ZSCORE', from, id) then return false end
   local record = redis.call('XRANGE', S, sid(id), sid(id))[1]
   if not record then forget(id) return false end
   redis.call('ZADD', PENDING, field(record[2], 'received'), id)
-  redis.call('HDEL', ATTEMPTS, id)
   redis.call('ZADD', READY, id, id)
   local key = redis.call('HGET', ORDER, id)
   if key and key ~= '' then redis.call('ZADD', KEYED, 0, member(key, id)) end
+  redis.call('HDEL', ATTEMPTS, id)
+  redis.call('ZREM', from, id)
   return true
 end
 """
@@ -449,7 +454,7 @@ if not CREATE then need_inbox() end
 local ids = ARGV[4] == '' and redis.call('ZRANGE', DEAD, 0, -1) or {ARGV[4]}
 local revived = 0
 for _, id in ipairs(ids) do
-  if redis.call('ZREM', DEAD, id) == 1 and to_pending(id) then revived = revived + 1 end
+  if to_pending(id, DEAD) then revived = revived + 1 end
 end
 return revived
 """
@@ -463,7 +468,7 @@ if not CREATE then need_inbox() end
 local requeued = 0
 for i = 4, #ARGV do
   local id = ARGV[i]
-  if redis.call('ZREM', DONE, id) == 1 and to_pending(id) then requeued = requeued + 1 end
+  if to_pending(id, DONE) then requeued = requeued + 1 end
 end
 return requeued
 """

@@ -167,6 +167,42 @@ async def test_while_redis_is_unreachable_puts_are_refused_the_worker_retries_an
     assert sorted(recorder.handled) == list(range(6))  # each once: the outcomes held through the outage were recorded
 
 
+async def test_a_redis_out_of_memory_refuses_what_it_cannot_store_and_loses_nothing(
+    own_redis: RedisServer, observer: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Out of memory, Redis refuses some writes and not others (XREADGROUP, ZREM): a step that half ran would hand
+    # out entries nobody claimed, or take a dead letter out of the dead letters without queueing it.
+    recorder = Recorder()
+    async with RedisInbox(own_redis.url, stream="full", poll_interval=0.01) as earlier:
+        await earlier.put(b"not json")
+        async with Running(earlier, recorder):
+            await stats_reach(earlier, dead=1)
+    async with RedisInbox(own_redis.url, stream="full", clock=Clock(), poll_interval=0.01) as inbox:
+        for n in range(3):
+            await inbox.put(message(n))
+        await observer.config_set("maxmemory", 1)  # noeviction: every write that may grow memory is refused
+        try:
+            refused = "failed: OutOfMemoryError: command not allowed when used memory"
+            with pytest.raises(InboxUnavailableError, match=refused):
+                await inbox.put(message(3))
+            with pytest.raises(InboxUnavailableError, match=refused):
+                await inbox.retry_dead()
+            readiness = await inbox.ready()
+            assert not readiness.ok
+            assert "maxmemory" in str(readiness.reason)
+            with caplog.at_level(logging.WARNING, "fota_callbacks.inbox"):
+                async with Running(inbox, recorder):
+                    await until(lambda: "cannot record or claim entries" in caplog.text)
+            assert recorder.handled == []
+        finally:
+            await observer.config_set("maxmemory", 0)
+        assert await inbox.stats() == fota.InboxStats(pending=3, dead=1, done=0, in_flight=0, oldest_pending_age=0.0)
+        async with Running(inbox, recorder):
+            await stats_reach(inbox, pending=0, done=3)
+        assert len(await inbox.dead_letters()) == 1
+    assert sorted(recorder.handled) == [0, 1, 2]
+
+
 # --- create=False changes nothing -------------------------------------------------------------------------------
 
 
