@@ -563,6 +563,27 @@ async def profile_apps(
     return "\n\n".join(parts)
 
 
+def _stores(
+    apps: set[str], stack: ExitStack, directory: str, notes: list[str]
+) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """The store each inbox app uses (a SQLite file; a redis-server of its own, started in `stack`): the app's
+    extra arguments, and the pid of each redis-server by app. An app whose redis-server cannot start is noted."""
+    extras: dict[str, list[str]] = {}
+    redis_pids: dict[str, int] = {}
+    for app in sorted(apps):
+        if app.startswith("sqlite"):
+            extras[app] = ["--sqlite", os.path.join(directory, f"{app}.db")]
+        elif app.startswith("redis"):
+            try:
+                os.mkdir(home := os.path.join(directory, app))
+                redis_url, redis_pids[app] = stack.enter_context(redis_server(home))
+            except RuntimeError as exc:
+                notes.append(f"{app} skipped: {exc}")
+                continue
+            extras[app] = ["--redis-url", redis_url]
+    return extras, redis_pids
+
+
 async def measure(
     apps: Sequence[str],
     *,
@@ -589,19 +610,7 @@ async def measure(
         apps = [app for app in apps if app not in skipped]
     with ExitStack() as stack:
         directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="fota-receiver-"))
-        redis_pids: dict[str, int] = {}
-        extras: dict[str, list[str]] = {}
-        for app in {*apps, *profile}:
-            if app.startswith("sqlite"):
-                extras[app] = ["--sqlite", os.path.join(directory, f"{app}.db")]
-            elif app.startswith("redis"):
-                try:
-                    os.mkdir(home := os.path.join(directory, app))
-                    redis_url, redis_pids[app] = stack.enter_context(redis_server(home))
-                except RuntimeError as exc:
-                    notes.append(f"{app} skipped: {exc}")
-                    continue
-                extras[app] = ["--redis-url", redis_url]
+        extras, redis_pids = _stores({*apps, *profile}, stack, directory, notes)
         apps = [app for app in apps if not app.startswith("redis") or app in extras]
         servers: dict[str, AppProcess] = {}
         for app in apps:
