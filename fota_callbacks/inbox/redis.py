@@ -27,6 +27,7 @@ raises `RuntimeError`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -147,8 +148,10 @@ class RedisInbox(BaseInbox):
         _require_asyncio()
         if self._closed:
             raise InboxUnavailableError(f"the Redis inbox {self.stream!r} is closed")
+        task = asyncio.current_task()
+        cancelling = _cancelling(task)
         try:
-            return await self._scripts[script](keys=self._keys if keys is None else keys, args=args)
+            reply = await self._scripts[script](keys=self._keys if keys is None else keys, args=args)
         except self._response_error as exc:
             reason = _SCRIPT_SUFFIX.sub("", str(exc))
             if reason.startswith(lua.NO_INBOX + " "):
@@ -159,6 +162,11 @@ class RedisInbox(BaseInbox):
             ) from exc
         except self._errors as exc:
             raise InboxUnavailableError(f"the Redis inbox {self.stream!r} failed: {type(exc).__name__}: {exc}") from exc
+        if _cancelling(task) > cancelling:
+            # redis-py (8.2) can return normally from a call the task was cancelled in (task.cancel()): asyncio
+            # raises a cancellation once, so a worker that was told to stop would run on for ever.
+            raise asyncio.CancelledError
+        return reply
 
     def _mint(self) -> str:
         """A prefix for the tokens of one exchange's claims, never made twice."""
@@ -282,6 +290,12 @@ class RedisInbox(BaseInbox):
             except self._errors as exc:
                 logger.debug("the FOTA inbox consumer %r could not leave its group: %s", self.consumer, exc)
         await self._redis.aclose()
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> int:
+    """How many cancellations of `task` are pending (0 before Python 3.11, which does not count them)."""
+    count = getattr(task, "cancelling", None)
+    return 0 if count is None else int(count())
 
 
 def _require_asyncio() -> None:
