@@ -13,9 +13,9 @@ adjacent slices see the same machine speed.
 
 `python -m benchmarks.receiver [--apps starlette router ...] [--rounds N] [--slice S] [--profile [APP ...]]
 [--baseline DIR]`. `--profile [APP ...]` runs those apps (default: the reference and `router`) under cProfile and
-prints where the server's time goes. `--baseline DIR` serves every app but the reference a second time, as
-`APP@baseline`: the same apps (these benchmarks) on the fota_callbacks in DIR, another commit's tree (e.g.
-`git archive main | tar -x -C DIR`); before and after are then measured in the same interleaved rounds.
+prints where the server's time goes. `--baseline DIR` serves every app but the reference from that checkout too
+(`git worktree add DIR main`, or `git archive main | tar -x -C DIR`), as `APP@baseline`, in the same rounds:
+before and after a change, measured side by side. Each Redis app has a redis-server of its own.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ __all__ = ["RECEIVER_TARGET", "ReceiverResult", "format_receiver", "main", "meas
 RECEIVER_TARGET = 1.15
 REFERENCE = "starlette"
 BASELINE = "@baseline"
-"""The suffix of an app served from the `--baseline` tree."""
+"""The suffix of an app served from the `--baseline` checkout."""
 DEFAULT_APPS = ("starlette", "router")
 INBOX_APPS = ("sqlite", "redis")
 # As RedisInbox's docstring asks for a body to be on disk before put returns (SqliteInbox fsyncs each commit).
@@ -238,14 +238,17 @@ def process_cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-async def _settled_cpu(pid: int, interval: float = 0.1, quiet: float = 0.01, limit: float = 20.0) -> float:
-    """The process's CPU seconds once it has gone quiet (at most `quiet` CPU seconds per `interval`)."""
+async def _settled_cpu(pid: int, interval: float = 0.2, quiet: float = 0.002, limit: float = 60.0) -> float:
+    """The process's CPU seconds once it has gone quiet: at most `quiet` CPU seconds (1%) in each of two
+    `interval`s in a row. A worker that drains its backlog slowly, waiting on Redis's fsyncs, uses 5-20% of a core
+    for seconds after the load stopped; a looser rule (10% in one 0.1 s) stopped counting it mid-drain."""
     deadline = time.perf_counter() + limit
-    before = process_cpu_seconds(pid)
+    before, calm = process_cpu_seconds(pid), 0
     while True:
         await asyncio.sleep(interval)
         now = process_cpu_seconds(pid)
-        if now - before <= quiet or time.perf_counter() > deadline:
+        calm = calm + 1 if now - before <= quiet else 0
+        if calm == 2 or time.perf_counter() > deadline:
             return now
         before = now
 
@@ -287,8 +290,14 @@ def redis_server(directory: str) -> Iterator[tuple[str, int]]:
         stop_process(process)
 
 
+def describe(app: str) -> str:
+    name, baseline, _ = app.partition(BASELINE)
+    return APPS[name] + (" (baseline checkout)" if baseline else "")
+
+
 class AppProcess:
-    """One app of `receiver_apps` served by uvicorn in a child process; `pid` and `port` once started."""
+    """One app of `receiver_apps` served by uvicorn in a child process; `pid` and `port` once started. With `cwd`
+    (another checkout), that checkout's `benchmarks` and `fota_callbacks` serve it: `-m` puts `cwd` first."""
 
     def __init__(
         self,
@@ -297,16 +306,14 @@ class AppProcess:
         cpu: int | None,
         extra: Sequence[str] = (),
         profile: str | None = None,
-        baseline: str | None = None,
+        cwd: str | None = None,
     ) -> None:
-        command = [sys.executable, "-m", "benchmarks.receiver_apps", app.removesuffix(BASELINE), *extra]
+        command = [sys.executable, "-m", "benchmarks.receiver_apps", app.partition(BASELINE)[0], *extra]
         if cpu is not None:
             command += ["--cpu", str(cpu)]
         if profile is not None:
             command += ["--profile", profile]
         self.app = app
-        # `python -m` puts the working directory first on sys.path: the baseline tree's packages are imported.
-        cwd = baseline if app.endswith(BASELINE) else None
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=cwd)
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
@@ -411,7 +418,7 @@ async def _measure_apps(
                 messages, wall = await loads[app].run(slice_s)
                 client1, sliced = cpu_seconds(), process_cpu_seconds(pid)
                 # A worker app goes on draining what the slice stored: count it until the server is quiet.
-                cpu1 = await _settled_cpu(pid) if app.removesuffix(BASELINE).endswith("_worker") else sliced
+                cpu1 = await _settled_cpu(pid) if app.partition(BASELINE)[0].endswith("_worker") else sliced
                 sample, count = samples[app], max(1, messages)
                 sample.cpu_us.append((cpu1 - cpu0) / count * 1e6)
                 sample.per_s.append(messages / wall)
@@ -556,46 +563,25 @@ async def profile_apps(
     return "\n\n".join(parts)
 
 
-def _start_servers(
-    apps: Sequence[str],
-    extras: dict[str, list[str]],
-    stack: ExitStack,
-    notes: list[str],
-    *,
-    server_cpu: int | None,
-    baseline: str | None,
-) -> dict[str, AppProcess]:
-    servers: dict[str, AppProcess] = {}
-    for app in apps:
-        try:
-            server = AppProcess(app, cpu=server_cpu, extra=extras.get(app, []), baseline=baseline)
-        except RuntimeError as exc:
-            notes.append(f"{app} skipped: {exc}")
-            continue
-        stack.callback(server.stop)
-        servers[app] = server
-    return servers
-
-
-def _baseline_tree(baseline: str, directory: str) -> str:
-    """A directory holding these benchmarks and the baseline's fota_callbacks (symlinks): the apps a baseline child
-    serves from there are these, on the other commit's SDK."""
-    tree = os.path.join(directory, "baseline")
-    os.mkdir(tree)
-    os.symlink(os.path.join(os.path.abspath(baseline), "fota_callbacks"), os.path.join(tree, "fota_callbacks"))
-    os.symlink(os.path.dirname(os.path.abspath(__file__)), os.path.join(tree, "benchmarks"))
-    return tree
-
-
-def _store_options(apps: Sequence[str], directory: str, redis_url: str | None) -> dict[str, list[str]]:
-    """The command-line options naming each inbox app's store: its own SQLite file, the shared redis-server."""
+def _stores(
+    apps: set[str], stack: ExitStack, directory: str, notes: list[str]
+) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """The store each inbox app uses (a SQLite file; a redis-server of its own, started in `stack`): the app's
+    extra arguments, and the pid of each redis-server by app. An app whose redis-server cannot start is noted."""
     extras: dict[str, list[str]] = {}
-    for app in apps:
+    redis_pids: dict[str, int] = {}
+    for app in sorted(apps):
         if app.startswith("sqlite"):
             extras[app] = ["--sqlite", os.path.join(directory, f"{app}.db")]
-        elif app.startswith("redis") and redis_url is not None:
+        elif app.startswith("redis"):
+            try:
+                os.mkdir(home := os.path.join(directory, app))
+                redis_url, redis_pids[app] = stack.enter_context(redis_server(home))
+            except RuntimeError as exc:
+                notes.append(f"{app} skipped: {exc}")
+                continue
             extras[app] = ["--redis-url", redis_url]
-    return extras
+    return extras, redis_pids
 
 
 async def measure(
@@ -611,7 +597,7 @@ async def measure(
     progress: Callable[[str], None] | None = None,
     baseline: str | None = None,
 ) -> ReceiverResult:
-    """Serve each app (and, with `baseline`, each but the reference again from that tree), warm up, then `rounds`
+    """Serve each app (and, with `baseline`, each but the reference from that checkout too), warm up, then `rounds`
     interleaved slices of load; then cProfile the `profile` apps."""
     apps = list(dict.fromkeys([REFERENCE, *apps]))
     if baseline is not None:
@@ -624,16 +610,18 @@ async def measure(
         apps = [app for app in apps if app not in skipped]
     with ExitStack() as stack:
         directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="fota-receiver-"))
-        redis_url, redis_pid = None, 0
-        if any(app.startswith("redis") for app in apps):
+        extras, redis_pids = _stores({*apps, *profile}, stack, directory, notes)
+        apps = [app for app in apps if not app.startswith("redis") or app in extras]
+        servers: dict[str, AppProcess] = {}
+        for app in apps:
+            cwd = baseline if app.endswith(BASELINE) else None
             try:
-                redis_url, redis_pid = stack.enter_context(redis_server(directory))
+                server = AppProcess(app, cpu=server_cpu, extra=extras.get(app, []), cwd=cwd)
             except RuntimeError as exc:
-                notes.append(f"redis apps skipped: {exc}")
-                apps = [app for app in apps if not app.startswith("redis")]
-        extras = _store_options([*apps, *profile], directory, redis_url)
-        tree = None if baseline is None else _baseline_tree(baseline, directory)
-        servers = _start_servers(apps, extras, stack, notes, server_cpu=server_cpu, baseline=tree)
+                notes.append(f"{app} skipped: {exc}")
+                continue
+            stack.callback(server.stop)
+            servers[app] = server
         if progress is not None:
             progress(f"receiver: {len(servers)} uvicorn apps, {rounds} rounds of {slice_s:g} s at C={concurrency}")
         samples = await _measure_apps(
@@ -642,7 +630,7 @@ async def measure(
             slice_s=slice_s,
             concurrency=concurrency,
             warmup_s=warmup_s,
-            side_pids={app: redis_pid for app in servers if app.startswith("redis")},
+            side_pids={app: redis_pids[app] for app in servers if app in redis_pids},
         )
         for server in servers.values():
             server.stop()  # before profiling: the profiled server has the core to itself
@@ -655,11 +643,6 @@ async def measure(
                 profiled, cpu=server_cpu, seconds=profile_seconds, concurrency=concurrency, top=22, extras=extras
             )
     return result
-
-
-def describe(app: str) -> str:
-    name = app.removesuffix(BASELINE)
-    return APPS[name] + (" (the baseline tree)" if name != app else "")
 
 
 def format_receiver(result: ReceiverResult) -> str:
@@ -709,9 +692,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers to this JSON file")
     parser.add_argument(
-        "--baseline",
-        metavar="DIR",
-        help="also serve the apps from the fota_callbacks in DIR (another commit's tree), as APP@baseline",
+        "--baseline", metavar="DIR", help="another checkout (e.g. of main): its apps are measured in the same rounds"
     )
     args = parser.parse_args(argv)
     layout = cpu_layout()

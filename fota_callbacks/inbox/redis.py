@@ -1,125 +1,87 @@
-"""`RedisInbox`: Redis Streams and a consumer group, so any number of receiver replicas share one queue.
+"""`RedisInbox`: Redis Streams and one consumer group, so any number of receiver replicas share one queue.
 
-Layout, all under the stream's name as prefix: the stream holds one small record per delivery (`entry` = the
-entry's id); hashes `:body`, `:received`, `:attempts`, `:error` hold each entry's data; sorted sets `:retry`
-(score: when due) and `:dead`; `:seq` numbers entries and `:done` counts them; `:dedup:<sha256>` keys expire
-after `dedup_window`. Each change of state is one Lua script, so it is atomic and a worker that lost its claim
-(`XAUTOCLAIM` by another after `claim_idle`) cannot record an outcome twice.
+Layout, every key named after the stream (`S` below, `fota:callbacks` by default):
 
-redis-py's asyncio client runs on asyncio only; on trio every method raises `RuntimeError`.
+- `S`: the stream; one record per entry, with the id `0-<entry id>`, fields `body`, `received` (the inbox clock's
+  seconds) and `trace` (when traced). A record stays while its entry is pending, dead, or done and kept.
+- The consumer group (`fota-callbacks`): `XREADGROUP COUNT n` hands new records out in batches; its pending list
+  holds exactly the claimed entries, each with the consumer that holds it (`XPENDING`, `XINFO CONSUMERS`).
+- `S:seq` numbers the entries; `S:delivered` is the last record ever handed out (a group made again after Redis
+  lost it starts there).
+- Sorted sets of entry ids: `S:pending` (every entry not done or dead; score: when received), `S:ready` (handed out
+  before and due now: released, or a retry whose time came; score: id), `S:retry` (score: when due), `S:held`
+  (parked behind an older pending entry of the same order key until it is done or dead), `S:claims` (score: until
+  when the claim holds), `S:dead` (score: id), `S:done` (kept for `retain_done`; score: when handled),
+  `S:dedup` (sha256 of a body -> until when an identical body is a duplicate), `S:keyed` (the pending entries
+  whose order key is known, sorted by key then id).
+- Hashes by entry id: `S:attempts`, `S:errors`, `S:order` (its order key, once a worker computed it), `S:tokens`
+  and `S:renewed` (the claim holding it: its token, when it was last renewed).
+
+Each storage step is one Lua script (`_redis_scripts.py`): atomic, and one round trip for a batch. Every time
+(dedup, backoff, claims, retention, age) is the inbox's `clock`, never Redis's: a claim lapses when `S:claims`
+says so on that clock, and a live worker takes the entry over with `XCLAIM` (what `XAUTOCLAIM` does, but on the
+server's idle times). A store that lost its stream or group (FLUSHALL, a restart without persistence) gets both
+made again by the next put or worker step. redis-py's asyncio client runs on asyncio only; on trio every method
+raises `RuntimeError`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import logging
+import math
 import os
+import re
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import sniffio
 
 from .._errors import InvalidArgumentError
-from ._base import BaseInbox, Claim, InboxEntry, InboxHandler, InboxOptions, InboxStats, InboxUnavailableError, utc
+from . import _redis_scripts as lua
+from ._base import BaseInbox, InboxOptions, stale_after
+from ._records import (
+    Claim,
+    InboxEntry,
+    InboxHandler,
+    InboxNotFoundError,
+    InboxStats,
+    InboxUnavailableError,
+    OrderKey,
+    Outcome,
+    utc,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["RedisInbox"]
 
-_T = TypeVar("_T")
+logger = logging.getLogger("fota_callbacks.inbox")
 
-# KEYS: dedup key, seq, body, received, attempts, stream. ARGV: body, dedup window (ms), now.
-_PUT = """
-if tonumber(ARGV[2]) > 0 and not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then return 0 end
-local id = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[3], id, ARGV[1])
-redis.call('HSET', KEYS[4], id, ARGV[3])
-redis.call('HSET', KEYS[5], id, 0)
-redis.call('XADD', KEYS[6], '*', 'entry', id)
-return id
-"""
-
-# KEYS: stream, retry, body, attempts. ARGV: group, consumer, claim idle (ms), now.
-# Due retries go back into the stream; then an entry a stopped worker held too long; else a new one.
-_CLAIM = """
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4], 'LIMIT', 0, 100)) do
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('XADD', KEYS[1], '*', 'entry', id)
-end
-local message = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', 1)[2][1]
-if not message then
-  local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
-  if not read then return false end
-  message = read[1][2][1]
-end
-local id = message[2][2]
-return {message[1], id, redis.call('HGET', KEYS[3], id), redis.call('HGET', KEYS[4], id)}
-"""
-
-# KEYS: stream, retry, dead, body, received, attempts, error, done. ARGV: group, delivery, entry, outcome,
-# attempts, error, due. Nothing happens unless this delivery was still pending (XACK answers 1).
-_SETTLE = """
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-local id = ARGV[3]
-if ARGV[4] == 'done' then
-  for i = 4, 7 do redis.call('HDEL', KEYS[i], id) end
-  redis.call('INCR', KEYS[8])
-else
-  redis.call('HSET', KEYS[6], id, ARGV[5])
-  redis.call('HSET', KEYS[7], id, ARGV[6])
-  if ARGV[4] == 'retry' then redis.call('ZADD', KEYS[2], ARGV[7], id) else redis.call('ZADD', KEYS[3], id, id) end
-end
-return 1
-"""
-
-# KEYS: stream. ARGV: group, consumer, delivery, idle (ms). Sets the delivery's idle time (0: renews the claim;
-# past claim_idle: gives it back), only while this consumer still holds it: a lapsed claim is not taken back.
-_TOUCH = """
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
-if not pending or pending[2] ~= ARGV[2] then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4], 'JUSTID')
-return 1
-"""
-
-# KEYS: stream. ARGV: group, consumer. A closing consumer leaves the group unless it still holds entries.
-_LEAVE = """
-if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
-  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-end
-return 1
-"""
-
-# KEYS: dead, attempts, stream. ARGV: the entry id, or '' for all.
-_REVIVE = """
-local ids = ARGV[1] == '' and redis.call('ZRANGE', KEYS[1], 0, -1) or {ARGV[1]}
-local revived = 0
-for _, id in ipairs(ids) do
-  if redis.call('ZREM', KEYS[1], id) == 1 then
-    redis.call('HSET', KEYS[2], id, 0)
-    redis.call('XADD', KEYS[3], '*', 'entry', id)
-    revived = revived + 1
-  end
-end
-return revived
-"""
+PURGE_BATCH = 500
+"""Done entries deleted per script call: a long backlog does not block Redis in one call."""
+REPLAY_SCAN = 1000
+"""Stream records read per script call when looking for handled entries to replay."""
+_SCRIPT_SUFFIX = re.compile(r"\s*script: \w+, on @user_script:\d+\.?\s*$")
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "surrogatepass")
 
 
 class RedisInbox(BaseInbox):
     """An inbox in Redis at `url` (`redis://host:6379/0`) that many receiver processes share (extra `redis`).
 
-    Entries are durable as your Redis is: run it with `appendonly yes` and `appendfsync always` for a body to be
-    on disk before `put` returns (`everysec` may lose the last second on a power cut). `stream` names the stream
-    and prefixes every other key; `group` is the consumer group all workers join; `consumer` names this process
-    in it (default: host, pid and a random suffix). An entry whose worker stopped is taken over by another after
-    `claim_idle` seconds; a live worker renews its claim while the handler runs. Retried entries join the end of
-    the queue. asyncio only (redis-py's asyncio client). Other options: see `fota_callbacks.inbox`.
+    Entries are as durable as your Redis: run it with `appendonly yes` and `appendfsync always` for a body to be on
+    disk before `put` returns (`everysec` may lose the last second on a power cut). `stream` names the stream and
+    prefixes every other key; `group` is the consumer group every worker joins; `consumer` names this process in
+    it (default: host, pid and a random suffix). Workers claim entries in batches, oldest first (a retried entry
+    keeps its place); an entry whose worker stopped is taken over by another `claim_idle` seconds after its claim
+    was last renewed. `socket_timeout` (10 s) bounds each call to Redis. asyncio only (redis-py's asyncio client).
+    Other options: see `BaseInbox`.
     """
 
     def __init__(
@@ -133,165 +95,235 @@ class RedisInbox(BaseInbox):
         **options: Unpack[InboxOptions],
     ) -> None:
         super().__init__(**options)
-        for name, value in (("url", url), ("stream", stream), ("group", group)):
+        for name, value in (("url", url), ("stream", stream), ("group", group), ("consumer", consumer or "-")):
             if not isinstance(value, str) or not value:
                 raise InvalidArgumentError(name, f"expected a non-empty string, got {value!r}")
-        try:
-            import redis.asyncio
-            import redis.exceptions
-        except ImportError as exc:
-            raise ImportError("RedisInbox needs redis-py: pip install 'fota-callbacks[redis]'") from exc
-        try:
-            self._redis = redis.asyncio.Redis.from_url(
-                url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-            )
-        except ValueError as exc:
-            raise InvalidArgumentError("url", str(exc)) from None
+        if isinstance(socket_timeout, bool) or not isinstance(socket_timeout, (int, float)):
+            raise InvalidArgumentError("socket_timeout", f"expected seconds, got {socket_timeout!r}")
+        if not math.isfinite(socket_timeout) or socket_timeout <= 0:
+            raise InvalidArgumentError("socket_timeout", f"expected a positive number of seconds, got {socket_timeout}")
+        self._redis = _connect(url, float(socket_timeout))
+        import redis.exceptions
+
         self._errors = (redis.exceptions.RedisError, OSError)
+        self._response_error = redis.exceptions.ResponseError
         self.stream, self.group = stream, group
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self._keys = {name: f"{stream}:{name}" for name in ("seq", "body", "received", "attempts", "error")}
-        self._keys.update(retry=f"{stream}:retry", dead=f"{stream}:dead", done=f"{stream}:done")
-        self._put_script = self._redis.register_script(_PUT)
-        self._claim_script = self._redis.register_script(_CLAIM)
-        self._settle_script = self._redis.register_script(_SETTLE)
-        self._revive_script = self._redis.register_script(_REVIVE)
-        self._touch_script = self._redis.register_script(_TOUCH)
-        self._leave_script = self._redis.register_script(_LEAVE)
-        self._group_ready = False
+        self._where = _address(self._redis)
+        self._keys = [stream, *(f"{stream}:{name}" for name in lua.KEY_NAMES)]
+        self._put_keys = [stream, *(f"{stream}:{name}" for name in ("seq", "pending", "dedup", "delivered"))]
+        register = self._redis.register_script
+        self._scripts = {
+            name: register(getattr(lua, name))
+            for name in ("PUT", "EXCHANGE", "HOLD", "RENEW", "PURGE", "COUNTS", "DEAD", "REVIVE", "REQUEUE")
+        }
+        self._scripts.update(HANDLED=register(lua.HANDLED), PROBE=register(lua.PROBE), LEAVE=register(lua.LEAVE))
+        self._salt = secrets.token_hex(8)  # claim tokens stay unique across processes and a Redis that was emptied
+        self._minted = 0
         self._closed = False
 
     def __repr__(self) -> str:
         return f"RedisInbox(stream={self.stream!r}, group={self.group!r}, consumer={self.consumer!r})"
 
-    def _require_asyncio(self) -> None:
-        library = sniffio.current_async_library()
-        if library != "asyncio":
-            raise RuntimeError(f"RedisInbox runs on asyncio only (redis-py's asyncio client), not on {library}")
-
-    async def run(self, handler: InboxHandler, *, concurrency: int = 1, max_attempts: int = 10) -> None:
+    async def run(
+        self,
+        handler: InboxHandler,
+        *,
+        concurrency: int = 1,
+        max_attempts: int = 10,
+        order_key: OrderKey | None = None,
+    ) -> None:
         """The worker, as `BaseInbox.run`; on asyncio only."""
-        self._require_asyncio()
-        await super().run(handler, concurrency=concurrency, max_attempts=max_attempts)
+        _require_asyncio()
+        await super().run(handler, concurrency=concurrency, max_attempts=max_attempts, order_key=order_key)
 
-    async def _call(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        self._require_asyncio()
+    # --- calling Redis --------------------------------------------------------------------------------------------
+
+    @property
+    def _head(self) -> list[str | bytes | int]:
+        """The ARGV every script but PUT starts with."""
+        return [self.group, "1" if self.create else "0", self.consumer]
+
+    async def _run(self, script: str, args: Sequence[str | bytes | int], keys: list[str] | None = None) -> Any:
+        _require_asyncio()
         if self._closed:
             raise InboxUnavailableError(f"the Redis inbox {self.stream!r} is closed")
+        task = asyncio.current_task()
+        cancelling = _cancelling(task)
         try:
-            if not self._group_ready:
-                await self._create_group()
-            return await operation()
+            reply = await self._scripts[script](keys=self._keys if keys is None else keys, args=args)
+        except self._response_error as exc:
+            reason = _SCRIPT_SUFFIX.sub("", str(exc))
+            if reason.startswith(lua.NO_INBOX + " "):
+                where = f"there is no Redis inbox {self.stream!r} at {self._where}"
+                raise InboxNotFoundError(f"{where}: {reason.removeprefix(lua.NO_INBOX + ' ')}") from None
+            raise InboxUnavailableError(
+                f"the Redis inbox {self.stream!r} failed: {type(exc).__name__}: {reason}"
+            ) from exc
         except self._errors as exc:
             raise InboxUnavailableError(f"the Redis inbox {self.stream!r} failed: {type(exc).__name__}: {exc}") from exc
+        if _cancelling(task) > cancelling:
+            # redis-py (8.2) can return normally from a call the task was cancelled in (task.cancel()): asyncio
+            # raises a cancellation once, so a worker that was told to stop would run on for ever.
+            raise asyncio.CancelledError
+        return reply
 
-    async def _create_group(self) -> None:
-        try:
-            # From the stream's start: entries put before any worker ever ran are delivered too.
-            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except self._errors as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._group_ready = True
+    def _mint(self) -> str:
+        """A prefix for the tokens of one exchange's claims, never made twice."""
+        self._minted += 1
+        return f"{self._salt}.{self._minted}"
 
-    def _entry_keys(self) -> list[str]:
-        return [self._keys[name] for name in ("body", "received", "attempts", "error")]
+    # --- storing and the worker's steps ---------------------------------------------------------------------------
 
-    # --- storing and the worker's steps -------------------------------------------------------------------------------
+    async def _store(self, body: bytes, key: bytes, now: float, trace: str | None) -> bool:
+        until = repr(now + self.dedup_window) if self.dedup_window else ""
+        args = ["1" if self.create else "0", self.group, body, repr(now), key, until, trace or ""]
+        return bool(await self._run("PUT", args, self._put_keys))
 
-    async def _store(self, body: bytes, key: bytes, now: float) -> bool:
-        keys = [f"{self.stream}:dedup:{key.hex()}", self._keys["seq"], *self._entry_keys()[:3], self.stream]
-        window_ms = round(self.dedup_window * 1000)
-        stored = await self._call(lambda: self._put_script(keys=keys, args=[body, window_ms, repr(now)]))
-        return bool(stored)
+    async def _exchange(self, outcomes: Sequence[Outcome], now: float, limit: int) -> list[Claim]:
+        retain = "1" if self.retain_done else "0"
+        args = [*self._head, repr(now), limit, repr(now + self.claim_idle), retain, self._mint()]
+        for outcome in outcomes:
+            claim, at, due = outcome.claim, repr(outcome.at), repr(outcome.due)
+            args += [outcome.kind, claim.id, claim.token, at, outcome.error or "", due, claim.attempts + 1]
+        reply = await self._run("EXCHANGE", args)
+        lost = int(reply[0])
+        if lost:
+            ids = ", ".join(id.decode() for id in reply[1 : 1 + lost])
+            logger.error("FOTA inbox entries %s vanished from the Redis stream %r and were dropped", ids, self.stream)
+        rows = reply[1 + lost :]
+        return [
+            Claim(
+                id=int(rows[at]),
+                body=rows[at + 1],
+                attempts=int(rows[at + 2]),
+                token=rows[at + 3].decode(),
+                received_at=float(rows[at + 4]),
+                order_key=_text(rows[at + 5]),
+                trace=_text(rows[at + 6]),
+            )
+            for at in range(0, len(rows), 7)
+        ]
 
-    async def _claim(self, now: float) -> Claim | None:
-        keys = [self.stream, self._keys["retry"], self._keys["body"], self._keys["attempts"]]
-        args: list[str | int] = [self.group, self.consumer, round(self.claim_idle * 1000), repr(now)]
-        found = await self._call(lambda: self._claim_script(keys=keys, args=args))
-        if not found:
-            return None
-        delivery, id, body, attempts = found
-        return Claim(id=int(id), body=body or b"", attempts=int(attempts or 0), token=_text(delivery))
+    async def _hold(self, keyed: Sequence[tuple[Claim, str]], now: float) -> set[int]:
+        args = [*self._head, repr(now)]
+        for claim, key in keyed:
+            args += [claim.id, claim.token, key.encode("utf-8", "surrogatepass")]
+        return {int(id) for id in await self._run("HOLD", args)}
 
-    async def _finish(self, claim: Claim, outcome: str, error: str = "", due: float = 0.0) -> None:
-        keys = [self.stream, self._keys["retry"], self._keys["dead"], *self._entry_keys(), self._keys["done"]]
-        args: list[str | int] = [self.group, claim.token, claim.id, outcome, claim.attempts + 1, error, repr(due)]
-        await self._call(lambda: self._settle_script(keys=keys, args=args))
+    async def _renew(self, claims: Sequence[Claim], now: float) -> None:
+        args = [*self._head, repr(now), repr(now + self.claim_idle)]
+        for claim in claims:
+            args += [claim.id, claim.token]
+        await self._run("RENEW", args)
 
-    async def _complete(self, claim: Claim) -> None:
-        await self._finish(claim, "done")
+    async def _purge(self, now: float) -> None:
+        args = [*self._head, repr(now), repr(now - self.retain_done), round(self.claim_idle * 1000), PURGE_BATCH]
+        while await self._run("PURGE", args) == PURGE_BATCH:
+            pass
 
-    async def _reschedule(self, claim: Claim, error: str, due: float) -> None:
-        await self._finish(claim, "retry", error, due)
+    # --- for operators ----------------------------------------------------------------------------------------------
 
-    async def _bury(self, claim: Claim, error: str) -> None:
-        await self._finish(claim, "dead", error)
+    async def _counts(self, now: float) -> InboxStats:
+        reply = await self._run("COUNTS", [*self._head, repr(now)])
+        oldest = reply[3]
+        in_flight, stale, takeover = 0, 0, None
+        for at in range(4, len(reply), 3):
+            until, renewed = float(reply[at + 1]), float(reply[at + 2])
+            in_flight += 1
+            if now - renewed > stale_after(until - renewed):  # the claim_idle of the worker holding it
+                stale += 1
+                takeover = until - now if takeover is None else min(takeover, until - now)
+        return InboxStats(
+            pending=int(reply[0]),
+            dead=int(reply[1]),
+            done=int(reply[2]),
+            in_flight=in_flight,
+            oldest_pending_age=0.0 if oldest is None else max(0.0, now - float(oldest)),
+            stale=stale,
+            next_takeover=takeover,
+        )
 
-    async def _touch(self, claim: Claim, idle_ms: int) -> None:
-        args: list[str | int] = [self.group, self.consumer, claim.token, idle_ms]
-        await self._call(lambda: self._touch_script(keys=[self.stream], args=args))
+    async def _dead(self) -> list[InboxEntry]:
+        reply = await self._run("DEAD", self._head)
+        return [
+            InboxEntry(
+                id=int(reply[at]),
+                body=reply[at + 1],
+                attempts=int(reply[at + 3]),
+                last_error=_text(reply[at + 4]),
+                received_at=utc(float(reply[at + 2])),
+            )
+            for at in range(0, len(reply), 5)
+        ]
 
-    async def _renew(self, claim: Claim, now: float) -> None:
-        await self._touch(claim, 0)  # XAUTOCLAIM measures idle time: 0 starts the claim over
+    async def _revive(self, id: int | None, now: float) -> int:
+        return int(await self._run("REVIVE", [*self._head, "" if id is None else str(id)]))
 
-    async def _release(self, claim: Claim) -> None:
-        await self._touch(claim, round(self.claim_idle * 1000) + 1)  # idle long enough: the next XAUTOCLAIM takes it
+    async def _handled(self, since: float, until: float | None, after: int, limit: int) -> list[tuple[int, bytes]]:
+        found: list[tuple[int, bytes]] = []
+        end = "" if until is None else repr(until)
+        while len(found) < limit:
+            reply = await self._run("HANDLED", [*self._head, repr(since), end, after, REPLAY_SCAN])
+            found += [(int(reply[at]), reply[at + 1]) for at in range(1, len(reply), 2)]
+            if reply[0] is None:
+                break
+            after = int(reply[0])
+        return found[:limit]
 
-    # --- for operators ------------------------------------------------------------------------------------------------
+    async def _requeue(self, ids: Sequence[int], now: float) -> int:
+        return int(await self._run("REQUEUE", [*self._head, *ids]))
 
-    async def stats(self) -> InboxStats:
-        """Counts of pending (in the stream or waiting for a retry), dead and handled entries."""
-
-        async def count() -> InboxStats:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.xlen(self.stream)
-                pipe.zcard(self._keys["retry"])
-                pipe.zcard(self._keys["dead"])
-                pipe.get(self._keys["done"])
-                queued, retrying, dead, done = await pipe.execute()
-            return InboxStats(pending=queued + retrying, dead=dead, done=int(done or 0))
-
-        return await self._call(count)
-
-    async def dead_letters(self) -> list[InboxEntry]:
-        """The dead letters, oldest first."""
-
-        async def read() -> list[InboxEntry]:
-            ids = [int(_text(id)) for id in await self._redis.zrange(self._keys["dead"], 0, -1)]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for id in ids:
-                    for key in self._entry_keys():
-                        pipe.hget(key, str(id))
-                values = await pipe.execute()
-            rows = [values[i : i + 4] for i in range(0, len(values), 4)]
-            return [
-                InboxEntry(
-                    id=id,
-                    body=body or b"",
-                    attempts=int(attempts or 0),
-                    last_error=_text(error) if error is not None else None,
-                    received_at=utc(float(received or 0)),
-                )
-                for id, (body, received, attempts, error) in zip(ids, rows, strict=True)
-            ]
-
-        return await self._call(read)
-
-    async def retry_dead(self, id: int | None = None) -> int:
-        """Put dead letter `id` (or every one) back in the queue with its attempts reset; how many were."""
-        keys = [self._keys["dead"], self._keys["attempts"], self.stream]
-        revived = int(await self._call(lambda: self._revive_script(keys=keys, args=["" if id is None else id])))
-        if revived:
-            self._wake()
-        return revived
+    async def _probe(self) -> None:
+        """A write that changes nothing, after making sure the stream and its group are there: refused by a read-only
+        replica (READONLY), a full Redis (OOM), a Redis that cannot write its files (MISCONF), an unreachable one."""
+        await self._run("PROBE", self._head)
 
     async def aclose(self) -> None:
         """Leave the consumer group (unless this consumer still holds entries) and close the connections."""
         if self._closed:
             return
         self._closed = True
-        if self._group_ready and sniffio.current_async_library() == "asyncio":
-            with contextlib.suppress(*self._errors):  # best effort: an unreachable Redis must not fail a shutdown
-                await self._leave_script(keys=[self.stream], args=[self.group, self.consumer])
+        if sniffio.current_async_library() == "asyncio":
+            try:  # best effort: an unreachable Redis must not fail a shutdown
+                await self._scripts["LEAVE"](keys=[self.stream], args=[self.group, self.consumer])
+            except self._errors as exc:
+                logger.debug("the FOTA inbox consumer %r could not leave its group: %s", self.consumer, exc)
         await self._redis.aclose()
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> int:
+    """How many cancellations of `task` are pending (0 before Python 3.11, which does not count them)."""
+    count = getattr(task, "cancelling", None)
+    return 0 if count is None else int(count())
+
+
+def _require_asyncio() -> None:
+    library = sniffio.current_async_library()
+    if library != "asyncio":
+        raise RuntimeError(f"RedisInbox runs on asyncio only (redis-py's asyncio client), not on {library}")
+
+
+def _connect(url: str, socket_timeout: float) -> Any:
+    try:
+        import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+    except ImportError as exc:
+        raise ImportError("RedisInbox needs redis-py: pip install 'fota-callbacks[redis]'") from exc
+    try:
+        # One retry: a pooled connection Redis closed (a restart) is replaced at once. More would hold a put, and
+        # the 503 the sender needs, for seconds while Redis is down.
+        return redis.asyncio.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout, retry=Retry(NoBackoff(), 1)
+        )
+    except ValueError as exc:
+        raise InvalidArgumentError("url", str(exc)) from None
+
+
+def _address(client: Any) -> str:
+    """Where the inbox is, for messages: host, port and database, never the password in the URL."""
+    settings = client.connection_pool.connection_kwargs
+    if "path" in settings:
+        return f"unix://{settings['path']}"
+    return f"redis://{settings.get('host', 'localhost')}:{settings.get('port', 6379)}/{settings.get('db', 0)}"

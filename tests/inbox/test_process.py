@@ -20,6 +20,7 @@ import anyio
 import anyio.to_thread
 import httpx
 import pytest
+import redis.asyncio
 
 from fota_callbacks.inbox import Inbox, InboxStats, RedisInbox, SqliteInbox
 from fota_callbacks.inbox._worker import FLUSH_BATCH
@@ -136,11 +137,21 @@ async def test_redis_inbox_shared_by_two_receivers_loses_nothing_when_one_is_kil
     doomed, survivor = app_servers(**settings), app_servers(**settings)
     doomed.ready(), survivor.ready()
     sender = Sender()
-    await kill_mid_work(doomed, record, sender, [doomed.base_url, survivor.base_url])
-    # What the killed replica had claimed is taken over by the survivor after claim_idle (1 s here).
-    stats = await resend_and_check(
-        survivor, record, sender, lambda: RedisInbox(redis_server.url, stream=settings["stream"])
-    )
+    observer = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        await kill_mid_work(doomed, record, sender, [doomed.base_url, survivor.base_url])
+        assert len(await observer.xinfo_consumers(settings["stream"], "fota-callbacks")) == 2
+        # What the killed replica had claimed is taken over by the survivor after claim_idle (1 s here), and its
+        # consumer, empty then, is deleted by the survivor's housekeeping: the group shows the live replica only.
+        with anyio.fail_after(30):
+            while len(await observer.xinfo_consumers(settings["stream"], "fota-callbacks")) != 1:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        stats = await resend_and_check(
+            survivor, record, sender, lambda: RedisInbox(redis_server.url, stream=settings["stream"])
+        )
+        assert await observer.xinfo_consumers(settings["stream"], "fota-callbacks") == []  # the survivor left
+    finally:
+        await observer.aclose()
     assert (stats.pending, stats.dead) == (0, 0)
     assert stats.done >= MESSAGES
 

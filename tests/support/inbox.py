@@ -51,7 +51,8 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> RedisServer:
+    def start(self, *options: str) -> RedisServer:
+        """Start it (again: same port, same directory); `options` are more `redis-server` arguments."""
         command = [
             redis_server_binary(),
             "--bind", "127.0.0.1",
@@ -60,6 +61,7 @@ class RedisServer:
             "--save", "",
             "--appendonly", "yes",
             "--appendfsync", "always",
+            *options,
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.process)
