@@ -65,14 +65,17 @@ class PostgresServer:
         self.user = "postgres"
         self.dsn = f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
         self.process: subprocess.Popen[bytes] | None = None
-        self._as_user: dict[str, str] = {}
+        self._user: str | None = None
+        self._group: str | None = None
         if os.geteuid() == 0:
-            self._as_user = {"user": UNPRIVILEGED, "group": _group_of(UNPRIVILEGED)}
-            shutil.chown(self.directory, **self._as_user)
+            self._user, self._group = UNPRIVILEGED, _group_of(UNPRIVILEGED)
+            shutil.chown(self.directory, self._user, self._group)
         log = self.directory / "initdb.log"
         with open(log, "wb") as out:
             initdb = [str(bindir / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8"]
-            done = subprocess.run([*initdb, "--no-sync"], stdout=out, stderr=out, check=False, **self._as_user)
+            done = subprocess.run(
+                [*initdb, "--no-sync"], stdout=out, stderr=out, check=False, user=self._user, group=self._group
+            )
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed ({done.returncode}): {log.read_text(errors='replace')[-2000:]}")
 
@@ -90,7 +93,7 @@ class PostgresServer:
         for setting in self.settings:
             command += ["-c", setting]
         with open(self.directory / "server.log", "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=log, **self._as_user)
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, user=self._user, group=self._group)
         self._wait_ready()
         return self
 
