@@ -109,7 +109,11 @@ class _Statements:
 
     def __init__(self, table: str) -> None:
         t, dedup = f'"{table}"', f'"{table}_dedup"'
-        self.exists = "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL"
+        # A scan of pg_class on the statement's snapshot, not to_regclass(): its cache keeps answering "missing"
+        # within a transaction that began before another session created the tables.
+        self.exists = """
+            SELECT count(*) = 2 FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+            WHERE n.nspname = current_schema() AND c.relname IN ($1, $2)"""
         # $1 key, $2 now, $3 dedup window, $4 body, $5 trace. No row back: a duplicate within the window.
         self.put_once = f"""
             WITH fresh AS (
@@ -368,14 +372,17 @@ class PostgresInbox(BaseInbox):
         return pool
 
     async def _ensure_schema(self, connection: _Pooled) -> None:
-        if not self.create:
-            if not await connection.fetchval(self._sql.exists, f'"{self.table}"', f'"{self.table}_dedup"'):
+        names = (self.table, f"{self.table}_dedup")
+        if not await connection.fetchval(self._sql.exists, *names):
+            if not self.create:
                 raise self._not_found()
-        else:
             async with connection.transaction():
-                # Replicas starting together: CREATE ... IF NOT EXISTS alone races on the catalog's unique keys.
+                # Replicas starting together: CREATE ... IF NOT EXISTS alone races on the catalog's unique keys,
+                # and on existing tables it still takes locks that deadlock with puts: create only what is missing,
+                # one replica at a time.
                 await connection.execute(self._sql.lock, _lock_key(self.table, "schema"))
-                await connection.execute(schema(self.table))
+                if not await connection.fetchval(self._sql.exists, *names):
+                    await connection.execute(schema(self.table))
         self._schema_ready = True
 
     def _not_found(self) -> InboxNotFoundError:
