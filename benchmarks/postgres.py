@@ -80,9 +80,10 @@ class Driver:
         raise NotImplementedError
 
     def put_args(self) -> tuple[Any, ...]:
+        """One put, as `PostgresInbox` sends a batch of one (a put alone in its batch)."""
         self.counter += 1
         key = self.counter.to_bytes(8, "big") + self.name.encode()
-        return key, time.time(), 1800.0, BODY + b"%d" % self.counter, None
+        return [BODY + b"%d" % self.counter], [time.time()], [None], [key], 1800.0
 
     def settle_args(self, done: list[tuple[int, str]], now: float) -> list[Any]:
         n = len(done)
@@ -114,7 +115,7 @@ class Asyncpg(Driver):
 
     async def put(self) -> None:
         async with self.pool.acquire() as connection:
-            await connection.fetchval(self.sql.put_once, *self.put_args())
+            await connection.fetch(self.sql.put_once, *self.put_args())
 
     async def exchange(self, done: list[tuple[int, str]], now: float) -> list[tuple[int, str]]:
         token = f"{time.monotonic_ns():x}"
@@ -153,7 +154,7 @@ class Psycopg(Driver):
     async def put(self) -> None:
         async with self.pool.connection() as connection:
             cursor = await connection.execute(*self._bound("put_once", self.put_args()))
-            await cursor.fetchone()
+            await cursor.fetchall()
 
     async def exchange(self, done: list[tuple[int, str]], now: float) -> list[tuple[int, str]]:
         token = f"{time.monotonic_ns():x}"

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import importlib.util
 import inspect
 import json
@@ -43,9 +45,13 @@ from .receiver_apps import APPS, CALLBACK_PASSWORD, CALLBACK_PATH, CALLBACK_USER
 __all__ = ["RECEIVER_TARGET", "ReceiverResult", "format_receiver", "main", "measure", "upgrade_progress_body"]
 
 RECEIVER_TARGET = 1.15
+TARGETS = {"router": RECEIVER_TARGET, "postgres_worker": 3.0}
+"""Server CPU per message over the bare Starlette endpoint's (issue 27: acknowledged and drained, worker in the
+same process, at most 3x)."""
 REFERENCE = "starlette"
 DEFAULT_APPS = ("starlette", "router")
-INBOX_APPS = ("sqlite", "redis")
+INBOX_APPS = ("sqlite", "redis", "postgres")
+STORES = ("sqlite", "redis", "postgres")
 # As RedisInbox's docstring asks for a body to be on disk before put returns (SqliteInbox fsyncs each commit).
 _REDIS_DURABLE = ("--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--loglevel", "warning")
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -283,6 +289,43 @@ def redis_server(directory: str) -> Iterator[tuple[str, int]]:
         stop_process(process)
 
 
+@contextmanager
+def postgres_server(cpu: int | None) -> Iterator[tuple[str, int]]:
+    """A private PostgreSQL (fsync on, as a deployment runs it) on a free 127.0.0.1 port, pinned to `cpu` with
+    the servers; yields its DSN and the postmaster's pid, and stops it by that pid."""
+    from tests.support.postgres import PostgresServer, postgres_bindir
+
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL's server binaries are not installed (apt-get install -y postgresql)")
+    server = PostgresServer(bindir, durable=True).start()
+    try:
+        assert server.process is not None
+        pin_to_cpu_of(server.process.pid, cpu)  # the backends it forks from now on inherit it
+        yield server.dsn, server.process.pid
+    finally:
+        server.remove()
+
+
+def pin_to_cpu_of(pid: int, cpu: int | None) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(pid, {cpu})
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of process `pid` and of its live children (PostgreSQL: the postmaster and its backends)."""
+    total = process_cpu_seconds(pid)
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+            kids = [int(child) for child in children.read().split()]
+    except OSError:
+        return total
+    for child in kids:
+        with contextlib.suppress(OSError):
+            total += process_cpu_seconds(child)
+    return total
+
+
 class AppProcess:
     """One app of `receiver_apps` served by uvicorn in a child process; `pid` and `port` once started."""
 
@@ -324,7 +367,7 @@ class AppSamples:
     busy: list[float] = field(default_factory=list)
     client_us: list[float] = field(default_factory=list)
     side_us: list[float] = field(default_factory=list)
-    """CPU µs per message of the process the app relies on (redis-server), when there is one."""
+    """CPU µs per message of the server the app relies on (redis-server, PostgreSQL's processes), when there is one."""
     messages: int = 0
     errors: dict[int, int] = field(default_factory=dict)
 
@@ -361,7 +404,7 @@ class ReceiverResult:
                     "messages_per_s": median(s.per_s),
                     "server_busy": median(s.busy),
                     "client_cpu_us_per_message": median(s.client_us),
-                    "redis_server_cpu_us_per_message": median(s.side_us) if s.side_us else None,
+                    "store_server_cpu_us_per_message": median(s.side_us) if s.side_us else None,
                     "ratio_to_reference": self.ratio(app) if REFERENCE in self.samples else None,
                     "messages": s.messages,
                     "non_200": s.errors,
@@ -379,7 +422,7 @@ async def _measure_apps(
     slice_s: float,
     concurrency: int,
     warmup_s: float,
-    side_pids: dict[str, int],
+    side_cpu: dict[str, Callable[[], float]],
 ) -> dict[str, AppSamples]:
     loads = {app: _Load(server.port, concurrency) for app, server in servers.items()}
     samples = {app: AppSamples() for app in servers}
@@ -391,8 +434,8 @@ async def _measure_apps(
         order = list(servers)
         for round_index in range(rounds):
             for app in order if round_index % 2 == 0 else order[::-1]:
-                pid, side = servers[app].pid, side_pids.get(app)
-                side0 = 0.0 if side is None else process_cpu_seconds(side)
+                pid, side = servers[app].pid, side_cpu.get(app)
+                side0 = 0.0 if side is None else side()
                 cpu0, client0 = process_cpu_seconds(pid), cpu_seconds()
                 messages, wall = await loads[app].run(slice_s)
                 client1, sliced = cpu_seconds(), process_cpu_seconds(pid)
@@ -404,7 +447,7 @@ async def _measure_apps(
                 sample.busy.append((sliced - cpu0) / wall)
                 sample.client_us.append((client1 - client0) / count * 1e6)
                 if side is not None:
-                    sample.side_us.append((process_cpu_seconds(side) - side0) / count * 1e6)
+                    sample.side_us.append((side() - side0) / count * 1e6)
                 samples[app].messages += messages
         for app, load in loads.items():
             samples[app].errors = dict(load.errors)
@@ -558,7 +601,7 @@ async def measure(
     apps = list(dict.fromkeys([REFERENCE, *apps]))
     notes: list[str] = []
     if importlib.util.find_spec("fota_callbacks.inbox") is None:
-        skipped = [app for app in apps if app.startswith(("sqlite", "redis"))]
+        skipped = [app for app in apps if app.startswith(STORES)]
         if skipped:
             notes.append(f"{', '.join(skipped)} skipped: this fota_callbacks has no inbox module")
         apps = [app for app in apps if app not in skipped]
@@ -571,12 +614,21 @@ async def measure(
             except RuntimeError as exc:
                 notes.append(f"redis apps skipped: {exc}")
                 apps = [app for app in apps if not app.startswith("redis")]
+        postgres_dsn, postgres_pid = None, 0
+        if any(app.startswith("postgres") for app in apps):
+            try:
+                postgres_dsn, postgres_pid = stack.enter_context(postgres_server(server_cpu))
+            except RuntimeError as exc:
+                notes.append(f"postgres apps skipped: {exc}")
+                apps = [app for app in apps if not app.startswith("postgres")]
         extras: dict[str, list[str]] = {}
         for app in {*apps, *profile}:
             if app.startswith("sqlite"):
                 extras[app] = ["--sqlite", os.path.join(directory, f"{app}.db")]
             elif app.startswith("redis") and redis_url is not None:
                 extras[app] = ["--redis-url", redis_url]
+            elif app.startswith("postgres") and postgres_dsn is not None:
+                extras[app] = ["--postgres-dsn", postgres_dsn]
         servers: dict[str, AppProcess] = {}
         for app in apps:
             try:
@@ -594,12 +646,18 @@ async def measure(
             slice_s=slice_s,
             concurrency=concurrency,
             warmup_s=warmup_s,
-            side_pids={app: redis_pid for app in servers if app.startswith("redis")},
+            side_cpu={
+                app: functools.partial(process_cpu_seconds, redis_pid)
+                if app.startswith("redis")
+                else functools.partial(tree_cpu_seconds, postgres_pid)
+                for app in servers
+                if app.startswith(("redis", "postgres"))
+            },
         )
         for server in servers.values():
             server.stop()  # before profiling: the profiled server has the core to itself
         result = ReceiverResult(list(servers), rounds, slice_s, concurrency, samples, notes)
-        profiled = [app for app in profile if app in extras or not app.startswith(("sqlite", "redis"))]
+        profiled = [app for app in profile if app in extras or not app.startswith(STORES)]
         if profiled:
             if progress is not None:
                 progress(f"receiver: profiling {', '.join(profiled)}")
@@ -632,7 +690,7 @@ def format_receiver(result: ReceiverResult) -> str:
         f"medians of {result.rounds} interleaved rounds of {result.slice_s:g} s; ratio = server CPU/msg over "
         f"the bare Starlette endpoint's in the same round (target for callback_router <= {RECEIVER_TARGET:.2f}x)"
     )
-    headers = ["app", "server CPU µs/msg", "msgs/s", "server busy", "client µs/msg", "redis-server µs/msg"]
+    headers = ["app", "server CPU µs/msg", "msgs/s", "server busy", "client µs/msg", "store server µs/msg"]
     headers += ["vs starlette", "p25-p75"]
     parts = [render_table([*headers, "non-200"], rows, title)]
     parts += [f"note: {note}" for note in result.notes]

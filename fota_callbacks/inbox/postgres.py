@@ -85,6 +85,7 @@ CREATE INDEX IF NOT EXISTS "{t}_ordered" ON "{t}" (order_key, id) WHERE state = 
 CREATE INDEX IF NOT EXISTS "{t}_done" ON "{t}" (done_at) WHERE state = 1;
 CREATE TABLE IF NOT EXISTS "{t}_dedup" (
     key bytea PRIMARY KEY,
+    stored_at double precision NOT NULL,
     until double precision NOT NULL
 );
 CREATE INDEX IF NOT EXISTS "{t}_dedup_until" ON "{t}_dedup" (until);
@@ -112,17 +113,28 @@ class _Statements:
         # A scan of pg_class on the statement's snapshot, not to_regclass(): its cache keeps answering "missing"
         # within a transaction that began before another session created the tables.
         self.exists = """
-            SELECT count(*) = 2 FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+            SELECT count(*) = 2
+            FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
             WHERE n.nspname = current_schema() AND c.relname IN ($1, $2)"""
-        # $1 key, $2 now, $3 dedup window, $4 body, $5 trace. No row back: a duplicate within the window.
+        # Puts arriving together, in one statement: $1 bodies, $2 times received, $3 traces, [$4 dedup keys (each
+        # once), $5 dedup window]. A key comes back when its entry was stored (not a duplicate within the window).
+        rows = "unnest($1::bytea[], $2::float8[], $3::text[]"
+        self.put = f"""
+            INSERT INTO {t} (body, received_at, due, trace)
+            SELECT body, at, at, trace FROM {rows}) WITH ORDINALITY AS i(body, at, trace, ord) ORDER BY ord"""
         self.put_once = f"""
-            WITH fresh AS (
-                INSERT INTO {dedup} AS seen (key, until) VALUES ($1, $2::float8 + $3::float8)
-                ON CONFLICT (key) DO UPDATE SET until = excluded.until WHERE seen.until <= $2
-                RETURNING 1
+            WITH input AS (
+                SELECT * FROM {rows}, $4::bytea[]) WITH ORDINALITY AS i(body, at, trace, key, ord)
+            ), fresh AS (
+                INSERT INTO {dedup} AS seen (key, stored_at, until) SELECT key, at, at + $5::float8 FROM input
+                ON CONFLICT (key) DO UPDATE SET stored_at = excluded.stored_at, until = excluded.until
+                WHERE seen.until <= excluded.stored_at
+                RETURNING key
+            ), stored AS (
+                INSERT INTO {t} (body, received_at, due, trace)
+                SELECT i.body, i.at, i.at, i.trace FROM input AS i JOIN fresh USING (key) ORDER BY i.ord
             )
-            INSERT INTO {t} (body, received_at, due, trace) SELECT $4, $2, $2, $5 FROM fresh RETURNING id"""
-        self.put = f"INSERT INTO {t} (body, received_at, due, trace) VALUES ($1, $2, $2, $3) RETURNING id"
+            SELECT key FROM fresh"""
         self.notify = "SELECT pg_notify($1, '')"
         # $1 ids, $2 tokens, $3 kinds, $4 errors, $5 dues, $6 at, $7 attempts before, $8 retain_done is 0.
         self.settle = f"""
@@ -207,6 +219,17 @@ class _Statements:
         self.probe = "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'"
 
 
+class _Put:
+    """One `put` waiting for its batch: what to store, then whether it was stored (or why not)."""
+
+    __slots__ = ("body", "error", "key", "now", "stored", "trace")
+
+    def __init__(self, body: bytes, key: bytes, now: float, trace: str | None) -> None:
+        self.body, self.key, self.now, self.trace = body, key, now, trace
+        self.stored: bool | None = None
+        self.error: BaseException | None = None
+
+
 def _check_dsn(dsn: object) -> str:
     # Never quote a rejected DSN: it may hold a password.
     if not isinstance(dsn, str):
@@ -224,6 +247,10 @@ def _where(dsn: str) -> str:
     except ValueError:
         raise InvalidArgumentError("dsn", "the port in the postgresql:// URL is not a number") from None
     return f"{parts.hostname or 'localhost'}:{port}/{unquote(parts.path.lstrip('/')) or '-'}"
+
+
+async def _no_reset(connection: Any) -> None:
+    return None
 
 
 async def _close_pool(pool: asyncpg.Pool[Any], grace: float) -> None:
@@ -248,8 +275,8 @@ class PostgresInbox(BaseInbox):
       raises `InboxNotFoundError` where they do not exist (`fota-callbacks inbox migrate` creates them; `schema()`
       is their DDL).
     - `put` commits the body before it returns, its dedup key in the same statement (timed by the inbox's
-      `clock`, not the database's), then wakes idle workers anywhere with `NOTIFY`; workers `LISTEN`, and also
-      look every `poll_interval`.
+      `clock`, not the database's); puts arriving together share one statement and one commit. Then it wakes
+      idle workers anywhere with `NOTIFY`; workers `LISTEN`, and also look every `poll_interval`.
     - Workers claim batches with `FOR UPDATE SKIP LOCKED` and record outcomes and the next claims in one
       transaction; a claim is renewed while its handler runs and taken over `claim_idle` seconds after a
       worker stopped renewing it.
@@ -300,6 +327,8 @@ class PostgresInbox(BaseInbox):
         self._notifier: asyncpg.Connection[Any] | None = None
         self._announcer: asyncio.Task[None] | None = None
         self._announce_wanted = False
+        self._queued: list[_Put] = []
+        self._writing: asyncio.Lock | None = None
         self._transactional = False
         self._handler_pool: asyncpg.Pool[Any] | None = None
         self._handler_pool_size = 1
@@ -357,12 +386,16 @@ class PostgresInbox(BaseInbox):
             self._opening = asyncio.Lock()
         async with self._opening:
             if self._pool is None:
-                self._pool = await self._connect_pool(self.pool_size, command_timeout=self.timeout)
+                # The inbox's own statements leave no session state behind (transaction-scoped locks, no SET, no
+                # LISTEN on pooled connections): the pool's reset on every release would be a round trip for nothing.
+                self._pool = await self._connect_pool(self.pool_size, command_timeout=self.timeout, reset=_no_reset)
         return self._pool
 
-    async def _connect_pool(self, size: int, *, command_timeout: float | None) -> asyncpg.Pool[Any]:
+    async def _connect_pool(
+        self, size: int, *, command_timeout: float | None, reset: Callable[[Any], Awaitable[None]] | None = None
+    ) -> asyncpg.Pool[Any]:
         pool = self._asyncpg.create_pool(
-            self._dsn, min_size=1, max_size=size, timeout=self.timeout, command_timeout=command_timeout
+            self._dsn, min_size=1, max_size=size, timeout=self.timeout, command_timeout=command_timeout, reset=reset
         )
         try:
             await pool
@@ -394,17 +427,47 @@ class PostgresInbox(BaseInbox):
     # --- storing ------------------------------------------------------------------------------------------------
 
     async def _store(self, body: bytes, key: bytes, now: float, trace: str | None) -> bool:
-        async def insert(connection: _Pooled) -> bool:
-            if self.dedup_window:
-                stored = await connection.fetchval(self._sql.put_once, key, now, self.dedup_window, body, trace)
-            else:
-                stored = await connection.fetchval(self._sql.put, body, now, trace)
-            return stored is not None
+        put = _Put(body, key, now, trace)
+        self._queued.append(put)
+        if self._writing is None:
+            self._writing = asyncio.Lock()
+        async with self._writing:
+            if put.stored is None and put.error is None:
+                # Whoever gets the lock writes every put queued so far: one statement, one commit.
+                batch, self._queued = self._queued, []
+                try:
+                    await self._call(lambda connection: self._insert(connection, batch))
+                except Exception as exc:
+                    for queued in batch:
+                        queued.error = exc
+                if any(queued.stored for queued in batch):
+                    self._announce()
+        if put.error is not None:
+            raise put.error
+        return bool(put.stored)
 
-        stored = await self._call(insert)
-        if stored:
-            self._announce()
-        return stored
+    async def _insert(self, connection: _Pooled, batch: list[_Put]) -> None:
+        columns = [put.body for put in batch], [put.now for put in batch], [put.trace for put in batch]
+        if not self.dedup_window:
+            await connection.execute(self._sql.put, *columns)
+            for put in batch:
+                put.stored = True
+            return
+        first: dict[bytes, _Put] = {}
+        for put in batch:
+            first.setdefault(put.key, put)  # an identical body twice in one batch: the later one is a duplicate
+        unique = list(first.values())
+        rows = await connection.fetch(
+            self._sql.put_once,
+            [put.body for put in unique],
+            [put.now for put in unique],
+            [put.trace for put in unique],
+            [put.key for put in unique],
+            self.dedup_window,
+        )
+        fresh = {bytes(row[0]) for row in rows}
+        for put in batch:
+            put.stored = first[put.key] is put and put.key in fresh
 
     def _announce(self) -> None:
         """Wake idle workers in every process with a NOTIFY, after the put that asks has committed.
@@ -427,10 +490,12 @@ class PostgresInbox(BaseInbox):
                         self._dsn, timeout=self.timeout, server_settings={"synchronous_commit": "off"}
                     )
                 await self._notifier.execute(self._sql.notify, self.table)
-            except self._errors:
-                # Not worth a failed put (it is committed): workers still look every poll_interval.
-                await self._close_connection(self._notifier)
-                self._notifier = None
+            except Exception:
+                # Not worth a failed put (it is committed): workers still look every poll_interval. Whatever the
+                # failure left the connection in (a server gone mid-statement), it is dropped, not reused.
+                notifier, self._notifier = self._notifier, None
+                if notifier is not None:
+                    notifier.terminate()
                 return
 
     # --- the worker's steps -------------------------------------------------------------------------------------

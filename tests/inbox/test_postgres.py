@@ -74,6 +74,35 @@ async def _put_into(inbox: PostgresInbox, n: int, answers: list[bool]) -> None:
     answers.append(await inbox.put(message(n)))
 
 
+async def test_puts_arriving_together_share_a_commit_and_each_get_their_own_answer(
+    postgres_server: PostgresServer, table: str
+) -> None:
+    answers: dict[int, bool] = {}
+    async with PostgresInbox(postgres_server.dsn, table=table) as inbox:
+
+        async def put(n: int) -> None:
+            answers[n] = await inbox.put(message(n % 150))
+
+        async with anyio.create_task_group() as tasks:
+            for n in range(300):
+                tasks.start_soon(put, n)
+        assert all(answers[n] != answers[n + 150] for n in range(150))  # exactly one of each pair was stored
+        assert (await inbox.stats()).pending == 150
+        handled: list[int] = []
+
+        async def handler(message: fota.CallbackMessage) -> None:
+            handled.append(message.raw["n"])
+
+        async with Running(inbox, handler):
+            await stats_reach(inbox, pending=0, done=150)
+    assert sorted(handled) == list(range(150))
+    async with PostgresInbox(postgres_server.dsn, table=f"{table}_all", dedup_window=0) as inbox:
+        async with anyio.create_task_group() as tasks:
+            for n in range(100):
+                tasks.start_soon(put, n % 10)
+        assert (await inbox.stats()).pending == 100
+
+
 async def test_an_inbox_made_not_to_create_says_that_migrate_creates_the_tables(
     postgres_server: PostgresServer, database: asyncpg.Connection[Any], table: str
 ) -> None:
