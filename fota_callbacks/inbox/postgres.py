@@ -433,18 +433,25 @@ class PostgresInbox(BaseInbox):
             self._writing = asyncio.Lock()
         async with self._writing:
             if put.stored is None and put.error is None:
-                # Whoever gets the lock writes every put queued so far: one statement, one commit.
+                # Whoever gets the lock writes every put queued so far: one statement, one commit. Shielded: the
+                # others wait on this write, and must get an answer even when this put's caller is cancelled.
                 batch, self._queued = self._queued, []
-                try:
-                    await self._call(lambda connection: self._insert(connection, batch))
-                except Exception as exc:
-                    for queued in batch:
-                        queued.error = exc
-                if any(queued.stored for queued in batch):
-                    self._announce()
+                with anyio.CancelScope(shield=True):
+                    await self._write(batch)
         if put.error is not None:
             raise put.error
-        return bool(put.stored)
+        assert put.stored is not None  # every put of a batch is answered, stored or not, or gets its error
+        return put.stored
+
+    async def _write(self, batch: list[_Put]) -> None:
+        try:
+            await self._call(lambda connection: self._insert(connection, batch))
+        except Exception as exc:
+            for queued in batch:
+                queued.error = exc
+            return
+        if any(queued.stored for queued in batch):
+            self._announce()
 
     async def _insert(self, connection: _Pooled, batch: list[_Put]) -> None:
         columns = [put.body for put in batch], [put.now for put in batch], [put.trace for put in batch]
