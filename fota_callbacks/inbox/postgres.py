@@ -341,6 +341,21 @@ class PostgresInbox(BaseInbox):
         """The DDL of the inbox `table` (see the module function `schema`)."""
         return schema(table)
 
+    async def migrate(self) -> bool:
+        """Create this inbox's tables where they are missing, whatever `create` says (what `fota-callbacks inbox
+        migrate` does); True when it created them, False when they were there. Safe to run from several places."""
+        self._require_asyncio()
+        if self._closed:
+            raise InboxUnavailableError(f"the Postgres inbox {self.table!r} is closed")
+        try:
+            pool = await self._open()
+            async with pool.acquire(timeout=self.timeout) as connection:
+                created = await self._create_tables(connection)
+        except self._errors as exc:
+            raise InboxUnavailableError(self._failure(exc)) from exc
+        self._schema_ready = True
+        return created
+
     # --- connections --------------------------------------------------------------------------------------------
 
     def _require_asyncio(self) -> None:
@@ -405,18 +420,22 @@ class PostgresInbox(BaseInbox):
         return pool
 
     async def _ensure_schema(self, connection: _Pooled) -> None:
-        names = (self.table, f"{self.table}_dedup")
-        if not await connection.fetchval(self._sql.exists, *names):
+        if not await connection.fetchval(self._sql.exists, self.table, f"{self.table}_dedup"):
             if not self.create:
                 raise self._not_found()
-            async with connection.transaction():
-                # Replicas starting together: CREATE ... IF NOT EXISTS alone races on the catalog's unique keys,
-                # and on existing tables it still takes locks that deadlock with puts: create only what is missing,
-                # one replica at a time.
-                await connection.execute(self._sql.lock, _lock_key(self.table, "schema"))
-                if not await connection.fetchval(self._sql.exists, *names):
-                    await connection.execute(schema(self.table))
+            await self._create_tables(connection)
         self._schema_ready = True
+
+    async def _create_tables(self, connection: _Pooled) -> bool:
+        async with connection.transaction():
+            # Replicas starting together: CREATE ... IF NOT EXISTS alone races on the catalog's unique keys, and on
+            # existing tables it still takes locks that deadlock with puts: create only what is missing, one
+            # replica at a time.
+            await connection.execute(self._sql.lock, _lock_key(self.table, "schema"))
+            if await connection.fetchval(self._sql.exists, self.table, f"{self.table}_dedup"):
+                return False
+            await connection.execute(schema(self.table))
+        return True
 
     def _not_found(self) -> InboxNotFoundError:
         return InboxNotFoundError(

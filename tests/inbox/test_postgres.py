@@ -115,8 +115,10 @@ async def test_an_inbox_made_not_to_create_says_that_migrate_creates_the_tables(
         assert "inbox migrate" in str(readiness.reason)
     assert await database.fetchval("SELECT to_regclass($1)", table) is None  # nothing was created
 
-    await database.execute(PostgresInbox.schema(table))  # what `inbox migrate` applies
-    await database.execute(PostgresInbox.schema(table))  # idempotent
+    async with PostgresInbox(postgres_server.dsn, table=table, create=False) as existing:
+        assert await existing.migrate() is True  # what `inbox migrate` does
+        assert await existing.migrate() is False
+    await database.execute(PostgresInbox.schema(table))  # what `inbox migrate --print` shows, applied by hand
     async with PostgresInbox(postgres_server.dsn, table=table, create=False) as existing:
         assert await existing.put(message(1)) is True
         assert (await existing.stats()).pending == 1
