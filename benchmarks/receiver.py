@@ -585,6 +585,52 @@ async def profile_apps(
     return "\n\n".join(parts)
 
 
+class _StoreServers:
+    """The servers the inbox apps store into (a temp directory for SQLite files, redis-server, PostgreSQL), started
+    for the apps that need them; an app whose server cannot start is left out with a note."""
+
+    def __init__(self, stack: ExitStack, cpu: int | None, notes: list[str]) -> None:
+        self.stack, self.cpu, self.notes = stack, cpu, notes
+        self.directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="fota-receiver-"))
+        self.redis_url: str | None = None
+        self.redis_pid = 0
+        self.postgres_dsn: str | None = None
+        self.postgres_pid = 0
+
+    def start(self, apps: list[str]) -> list[str]:
+        if any(app.startswith("redis") for app in apps):
+            try:
+                self.redis_url, self.redis_pid = self.stack.enter_context(redis_server(self.directory))
+            except RuntimeError as exc:
+                self.notes.append(f"redis apps skipped: {exc}")
+                apps = [app for app in apps if not app.startswith("redis")]
+        if any(app.startswith("postgres") for app in apps):
+            try:
+                self.postgres_dsn, self.postgres_pid = self.stack.enter_context(postgres_server(self.cpu))
+            except RuntimeError as exc:
+                self.notes.append(f"postgres apps skipped: {exc}")
+                apps = [app for app in apps if not app.startswith("postgres")]
+        return apps
+
+    def options(self, app: str) -> list[str]:
+        """The command-line options that point `app` at its store."""
+        if app.startswith("sqlite"):
+            return ["--sqlite", os.path.join(self.directory, f"{app}.db")]
+        if app.startswith("redis") and self.redis_url is not None:
+            return ["--redis-url", self.redis_url]
+        if app.startswith("postgres") and self.postgres_dsn is not None:
+            return ["--postgres-dsn", self.postgres_dsn]
+        return []
+
+    def cpu_reading(self, app: str) -> Callable[[], float] | None:
+        """CPU seconds of the server `app` stores into, so far (None: none outside the app)."""
+        if app.startswith("redis"):
+            return functools.partial(process_cpu_seconds, self.redis_pid)
+        if app.startswith("postgres"):
+            return functools.partial(tree_cpu_seconds, self.postgres_pid)
+        return None
+
+
 async def measure(
     apps: Sequence[str],
     *,
@@ -606,29 +652,9 @@ async def measure(
             notes.append(f"{', '.join(skipped)} skipped: this fota_callbacks has no inbox module")
         apps = [app for app in apps if app not in skipped]
     with ExitStack() as stack:
-        directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="fota-receiver-"))
-        redis_url, redis_pid = None, 0
-        if any(app.startswith("redis") for app in apps):
-            try:
-                redis_url, redis_pid = stack.enter_context(redis_server(directory))
-            except RuntimeError as exc:
-                notes.append(f"redis apps skipped: {exc}")
-                apps = [app for app in apps if not app.startswith("redis")]
-        postgres_dsn, postgres_pid = None, 0
-        if any(app.startswith("postgres") for app in apps):
-            try:
-                postgres_dsn, postgres_pid = stack.enter_context(postgres_server(server_cpu))
-            except RuntimeError as exc:
-                notes.append(f"postgres apps skipped: {exc}")
-                apps = [app for app in apps if not app.startswith("postgres")]
-        extras: dict[str, list[str]] = {}
-        for app in {*apps, *profile}:
-            if app.startswith("sqlite"):
-                extras[app] = ["--sqlite", os.path.join(directory, f"{app}.db")]
-            elif app.startswith("redis") and redis_url is not None:
-                extras[app] = ["--redis-url", redis_url]
-            elif app.startswith("postgres") and postgres_dsn is not None:
-                extras[app] = ["--postgres-dsn", postgres_dsn]
+        stores = _StoreServers(stack, server_cpu, notes)
+        apps = stores.start(apps)
+        extras = {app: stores.options(app) for app in {*apps, *profile} if stores.options(app)}
         servers: dict[str, AppProcess] = {}
         for app in apps:
             try:
@@ -646,13 +672,7 @@ async def measure(
             slice_s=slice_s,
             concurrency=concurrency,
             warmup_s=warmup_s,
-            side_cpu={
-                app: functools.partial(process_cpu_seconds, redis_pid)
-                if app.startswith("redis")
-                else functools.partial(tree_cpu_seconds, postgres_pid)
-                for app in servers
-                if app.startswith(("redis", "postgres"))
-            },
+            side_cpu={app: reading for app in servers if (reading := stores.cpu_reading(app)) is not None},
         )
         for server in servers.values():
             server.stop()  # before profiling: the profiled server has the core to itself

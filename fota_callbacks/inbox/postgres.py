@@ -110,6 +110,11 @@ class _Statements:
 
     def __init__(self, table: str) -> None:
         t, dedup = f'"{table}"', f'"{table}_dedup"'
+        self._storing(t, dedup)
+        self._working(t)
+        self._operating(t, dedup)
+
+    def _storing(self, t: str, dedup: str) -> None:
         # A scan of pg_class on the statement's snapshot, not to_regclass(): its cache keeps answering "missing"
         # within a transaction that began before another session created the tables.
         self.exists = """
@@ -136,6 +141,8 @@ class _Statements:
             )
             SELECT key FROM fresh"""
         self.notify = "SELECT pg_notify($1, '')"
+
+    def _working(self, t: str) -> None:
         # $1 ids, $2 tokens, $3 kinds, $4 errors, $5 dues, $6 at, $7 attempts before, $8 retain_done is 0.
         self.settle = f"""
             WITH outcome AS (
@@ -193,6 +200,8 @@ class _Statements:
                     (e.order_key <> '' AND o.order_key = e.order_key)
                     OR (o.order_key IS NULL AND o.claimed_until > $1)))
             RETURNING e.id"""
+
+    def _operating(self, t: str, dedup: str) -> None:
         self.purge_done = f"DELETE FROM {t} WHERE state = {_DONE} AND done_at <= $1"
         self.purge_keys = f"DELETE FROM {dedup} WHERE until <= $1"
         # $1 now, $2 stale after.
