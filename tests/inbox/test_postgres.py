@@ -11,6 +11,8 @@ import itertools
 import json
 import logging
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -290,3 +292,15 @@ def test_bad_arguments_are_refused_without_echoing_the_dsn() -> None:
         assert SENTINEL_PASSWORD not in str(caught.value)
     inbox = PostgresInbox(f"postgresql://fota:{SENTINEL_PASSWORD}@db.example:6543/events", table="events_inbox")
     assert repr(inbox) == "PostgresInbox(table='events_inbox', at='db.example:6543/events')"
+
+
+def test_without_the_extra_the_inbox_says_which_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if asyncpg were not installed
+    with pytest.raises(ImportError, match=r"pip install 'fota-callbacks\[postgres\]'"):
+        PostgresInbox("postgresql://127.0.0.1/app")
+
+
+def test_importing_the_inbox_package_does_not_import_asyncpg() -> None:
+    code = "import sys, fota_callbacks.inbox; print('asyncpg' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "False"
