@@ -539,20 +539,24 @@ class PostgresInbox(BaseInbox):
         if limit and self._worker.wake is not None:
             await self._keep_listening()
 
-        async def exchange(connection: _Pooled) -> list[Claim]:
-            async with connection.transaction():
-                if outcomes:
-                    await connection.execute(self._sql.settle, *self._outcome_columns(outcomes))
-                if not limit:
-                    return []
-                token = secrets.token_hex(8)
-                rows = await connection.fetch(self._sql.claim, now, limit, token, self.claim_idle)
-            return sorted(
-                (Claim(row[0], row[1], row[2], token, row[3], row[4], row[5]) for row in rows),
-                key=lambda claim: claim.id,
-            )
+        if not outcomes and not limit:
+            return []
+        token = secrets.token_hex(8)
 
-        return await self._call(exchange)
+        async def exchange(connection: _Pooled) -> list[Any]:
+            if not outcomes:  # one statement is atomic by itself: no BEGIN and COMMIT round trips
+                return await connection.fetch(self._sql.claim, now, limit, token, self.claim_idle)
+            if not limit:
+                await connection.execute(self._sql.settle, *self._outcome_columns(outcomes))
+                return []
+            async with connection.transaction():
+                await connection.execute(self._sql.settle, *self._outcome_columns(outcomes))
+                return await connection.fetch(self._sql.claim, now, limit, token, self.claim_idle)
+
+        rows = await self._call(exchange)
+        return sorted(
+            (Claim(row[0], row[1], row[2], token, row[3], row[4], row[5]) for row in rows), key=lambda claim: claim.id
+        )
 
     def _outcome_columns(self, outcomes: Sequence[Outcome]) -> list[Any]:
         return [

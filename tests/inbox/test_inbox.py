@@ -16,11 +16,20 @@ import pytest
 
 import fota_callbacks as fota
 from fota_callbacks.inbox import Inbox, InboxStats, MemoryInbox, RedisInbox, SqliteInbox
-from tests.support.inbox import Clock, MakeInbox, anyio_backend, case, make_inbox, redis_server, stats_reach
+from tests.support.inbox import (
+    Clock,
+    MakeInbox,
+    anyio_backend,
+    case,
+    make_inbox,
+    postgres_server,
+    redis_server,
+    stats_reach,
+)
 
 pytestmark = pytest.mark.anyio
 
-__all__ = ["anyio_backend", "case", "make_inbox", "redis_server"]  # fixtures, used below
+__all__ = ["anyio_backend", "case", "make_inbox", "postgres_server", "redis_server"]  # fixtures, used below
 
 
 def message(n: int, **fields: Any) -> bytes:
