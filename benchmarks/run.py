@@ -229,13 +229,13 @@ def _targets(results: dict[str, Any]) -> str:
         for app in rc.apps:
             if app in ("router", *receiver.INBOX_APPS, *(f"{store}_worker" for store in receiver.STORES)):
                 ratio = rc.ratio(app)
-                target = receiver.TARGETS.get(app)
-                verdict = "" if target is None else "ok" if ratio <= target else "MISS"
+                app_target = receiver.TARGETS.get(app)
+                verdict = "" if app_target is None else "ok" if ratio <= app_target else "MISS"
                 rows.append(
                     [
                         f"receiver {app}: server CPU per message over a bare Starlette endpoint",
                         f"{ratio:.2f}x",
-                        "(reported)" if target is None else f"<= {target:.2f}x",
+                        "(reported)" if app_target is None else f"<= {app_target:.2f}x",
                         verdict,
                     ]
                 )
