@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import re
 import secrets
 import time
@@ -310,9 +311,10 @@ class PostgresInbox(BaseInbox):
         self.table = _identifier(table)
         self._dsn = _check_dsn(dsn)
         self._where = _where(dsn)
-        self._password = unquote(urlsplit(dsn).password or "")
+        password = urlsplit(dsn).password or ""
+        self._secrets = {secret for secret in (password, unquote(password)) if secret}
         self.pool_size = positive_int(pool_size, "pool_size")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
             raise InvalidArgumentError("timeout", f"expected a positive number of seconds, got {timeout!r}")
         self.timeout = float(timeout)
         try:
@@ -374,7 +376,9 @@ class PostgresInbox(BaseInbox):
 
     def _failure(self, exc: BaseException) -> str:
         text = f"the Postgres inbox {self.table!r} at {self._where} failed: {type(exc).__name__}: {exc}"
-        return text.replace(self._password, "***") if self._password else text
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     async def _call(self, step: Callable[[_Pooled], Awaitable[_T]]) -> _T:
         """Run `step` on a pooled connection; every database failure becomes `InboxUnavailableError`."""
