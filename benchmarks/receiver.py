@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import importlib.util
 import inspect
 import json
@@ -45,11 +47,15 @@ from .receiver_apps import APPS, CALLBACK_PASSWORD, CALLBACK_PATH, CALLBACK_USER
 __all__ = ["RECEIVER_TARGET", "ReceiverResult", "format_receiver", "main", "measure", "upgrade_progress_body"]
 
 RECEIVER_TARGET = 1.15
+TARGETS = {"router": RECEIVER_TARGET, "postgres_worker": 3.0}
+"""Server CPU per message over the bare Starlette endpoint's (issue 27: acknowledged and drained, worker in the
+same process, at most 3x)."""
 REFERENCE = "starlette"
 BASELINE = "@baseline"
 """The suffix of an app served from the `--baseline` checkout."""
 DEFAULT_APPS = ("starlette", "router")
-INBOX_APPS = ("sqlite", "redis")
+INBOX_APPS = ("sqlite", "redis", "postgres")
+STORES = ("sqlite", "redis", "postgres")
 # As RedisInbox's docstring asks for a body to be on disk before put returns (SqliteInbox fsyncs each commit).
 _REDIS_DURABLE = ("--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--loglevel", "warning")
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -295,6 +301,43 @@ def describe(app: str) -> str:
     return APPS[name] + (" (baseline checkout)" if baseline else "")
 
 
+@contextmanager
+def postgres_server(cpu: int | None) -> Iterator[tuple[str, int]]:
+    """A private PostgreSQL (fsync on, as a deployment runs it) on a free 127.0.0.1 port, pinned to `cpu` with
+    the servers; yields its DSN and the postmaster's pid, and stops it by that pid."""
+    from tests.support.postgres import PostgresServer, postgres_bindir
+
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL's server binaries are not installed (apt-get install -y postgresql)")
+    server = PostgresServer(bindir, durable=True).start()
+    try:
+        assert server.process is not None
+        pin_to_cpu_of(server.process.pid, cpu)  # the backends it forks from now on inherit it
+        yield server.dsn, server.process.pid
+    finally:
+        server.remove()
+
+
+def pin_to_cpu_of(pid: int, cpu: int | None) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(pid, {cpu})
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of process `pid` and of its live children (PostgreSQL: the postmaster and its backends)."""
+    total = process_cpu_seconds(pid)
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+            kids = [int(child) for child in children.read().split()]
+    except OSError:
+        return total
+    for child in kids:
+        with contextlib.suppress(OSError):
+            total += process_cpu_seconds(child)
+    return total
+
+
 class AppProcess:
     """One app of `receiver_apps` served by uvicorn in a child process; `pid` and `port` once started. With `cwd`
     (another checkout), that checkout's `benchmarks` and `fota_callbacks` serve it: `-m` puts `cwd` first."""
@@ -345,7 +388,7 @@ class AppSamples:
     busy: list[float] = field(default_factory=list)
     client_us: list[float] = field(default_factory=list)
     side_us: list[float] = field(default_factory=list)
-    """CPU µs per message of the process the app relies on (redis-server), when there is one."""
+    """CPU µs per message of the server the app relies on (redis-server, PostgreSQL's processes), when there is one."""
     messages: int = 0
     errors: dict[int, int] = field(default_factory=dict)
 
@@ -382,7 +425,7 @@ class ReceiverResult:
                     "messages_per_s": median(s.per_s),
                     "server_busy": median(s.busy),
                     "client_cpu_us_per_message": median(s.client_us),
-                    "redis_server_cpu_us_per_message": median(s.side_us) if s.side_us else None,
+                    "store_server_cpu_us_per_message": median(s.side_us) if s.side_us else None,
                     "ratio_to_reference": self.ratio(app) if REFERENCE in self.samples else None,
                     "messages": s.messages,
                     "non_200": s.errors,
@@ -400,7 +443,7 @@ async def _measure_apps(
     slice_s: float,
     concurrency: int,
     warmup_s: float,
-    side_pids: dict[str, int],
+    side_cpu: dict[str, Callable[[], float]],
 ) -> dict[str, AppSamples]:
     loads = {app: _Load(server.port, concurrency) for app, server in servers.items()}
     samples = {app: AppSamples() for app in servers}
@@ -412,8 +455,8 @@ async def _measure_apps(
         order = list(servers)
         for round_index in range(rounds):
             for app in order if round_index % 2 == 0 else order[::-1]:
-                pid, side = servers[app].pid, side_pids.get(app)
-                side0 = 0.0 if side is None else process_cpu_seconds(side)
+                pid, side = servers[app].pid, side_cpu.get(app)
+                side0 = 0.0 if side is None else side()
                 cpu0, client0 = process_cpu_seconds(pid), cpu_seconds()
                 messages, wall = await loads[app].run(slice_s)
                 client1, sliced = cpu_seconds(), process_cpu_seconds(pid)
@@ -425,7 +468,7 @@ async def _measure_apps(
                 sample.busy.append((sliced - cpu0) / wall)
                 sample.client_us.append((client1 - client0) / count * 1e6)
                 if side is not None:
-                    sample.side_us.append((process_cpu_seconds(side) - side0) / count * 1e6)
+                    sample.side_us.append((side() - side0) / count * 1e6)
                 samples[app].messages += messages
         for app, load in loads.items():
             samples[app].errors = dict(load.errors)
@@ -564,24 +607,27 @@ async def profile_apps(
 
 
 def _stores(
-    apps: set[str], stack: ExitStack, directory: str, notes: list[str]
-) -> tuple[dict[str, list[str]], dict[str, int]]:
-    """The store each inbox app uses (a SQLite file; a redis-server of its own, started in `stack`): the app's
-    extra arguments, and the pid of each redis-server by app. An app whose redis-server cannot start is noted."""
+    apps: set[str], stack: ExitStack, directory: str, notes: list[str], cpu: int | None
+) -> tuple[dict[str, list[str]], dict[str, Callable[[], float]]]:
+    """The store each inbox app uses (a SQLite file; a redis-server or a PostgreSQL of its own, started in `stack`):
+    the app's extra arguments, and a reading of its store server's CPU seconds. An app whose server cannot start is
+    noted and left out."""
     extras: dict[str, list[str]] = {}
-    redis_pids: dict[str, int] = {}
+    side_cpu: dict[str, Callable[[], float]] = {}
     for app in sorted(apps):
-        if app.startswith("sqlite"):
-            extras[app] = ["--sqlite", os.path.join(directory, f"{app}.db")]
-        elif app.startswith("redis"):
-            try:
+        try:
+            if app.startswith("sqlite"):
+                extras[app] = ["--sqlite", os.path.join(directory, f"{app}.db")]
+            elif app.startswith("redis"):
                 os.mkdir(home := os.path.join(directory, app))
-                redis_url, redis_pids[app] = stack.enter_context(redis_server(home))
-            except RuntimeError as exc:
-                notes.append(f"{app} skipped: {exc}")
-                continue
-            extras[app] = ["--redis-url", redis_url]
-    return extras, redis_pids
+                redis_url, pid = stack.enter_context(redis_server(home))
+                extras[app], side_cpu[app] = ["--redis-url", redis_url], functools.partial(process_cpu_seconds, pid)
+            elif app.startswith("postgres"):
+                dsn, pid = stack.enter_context(postgres_server(cpu))
+                extras[app], side_cpu[app] = ["--postgres-dsn", dsn], functools.partial(tree_cpu_seconds, pid)
+        except RuntimeError as exc:  # noqa: PERF203 - once per app, at start-up
+            notes.append(f"{app} skipped: {exc}")
+    return extras, side_cpu
 
 
 async def measure(
@@ -604,14 +650,14 @@ async def measure(
         apps += [f"{app}{BASELINE}" for app in apps if app != REFERENCE]
     notes: list[str] = []
     if importlib.util.find_spec("fota_callbacks.inbox") is None:
-        skipped = [app for app in apps if app.startswith(("sqlite", "redis"))]
+        skipped = [app for app in apps if app.startswith(STORES)]
         if skipped:
             notes.append(f"{', '.join(skipped)} skipped: this fota_callbacks has no inbox module")
         apps = [app for app in apps if app not in skipped]
     with ExitStack() as stack:
         directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="fota-receiver-"))
-        extras, redis_pids = _stores({*apps, *profile}, stack, directory, notes)
-        apps = [app for app in apps if not app.startswith("redis") or app in extras]
+        extras, side_cpu = _stores({*apps, *profile}, stack, directory, notes, server_cpu)
+        apps = [app for app in apps if not app.startswith(STORES[1:]) or app in extras]
         servers: dict[str, AppProcess] = {}
         for app in apps:
             cwd = baseline if app.endswith(BASELINE) else None
@@ -630,12 +676,12 @@ async def measure(
             slice_s=slice_s,
             concurrency=concurrency,
             warmup_s=warmup_s,
-            side_pids={app: redis_pids[app] for app in servers if app in redis_pids},
+            side_cpu={app: side_cpu[app] for app in servers if app in side_cpu},
         )
         for server in servers.values():
             server.stop()  # before profiling: the profiled server has the core to itself
         result = ReceiverResult(list(servers), rounds, slice_s, concurrency, samples, notes)
-        profiled = [app for app in profile if app in extras or not app.startswith(("sqlite", "redis"))]
+        profiled = [app for app in profile if app in extras or not app.startswith(STORES)]
         if profiled:
             if progress is not None:
                 progress(f"receiver: profiling {', '.join(profiled)}")
@@ -668,7 +714,7 @@ def format_receiver(result: ReceiverResult) -> str:
         f"medians of {result.rounds} interleaved rounds of {result.slice_s:g} s; ratio = server CPU/msg over "
         f"the bare Starlette endpoint's in the same round (target for callback_router <= {RECEIVER_TARGET:.2f}x)"
     )
-    headers = ["app", "server CPU µs/msg", "msgs/s", "server busy", "client µs/msg", "redis-server µs/msg"]
+    headers = ["app", "server CPU µs/msg", "msgs/s", "server busy", "client µs/msg", "store server µs/msg"]
     headers += ["vs starlette", "p25-p75"]
     parts = [render_table([*headers, "non-200"], rows, title)]
     parts += [f"note: {note}" for note in result.notes]

@@ -1,6 +1,7 @@
 """The ASGI apps the receiver benchmark serves under uvicorn, one per child process.
 
-`python -m benchmarks.receiver_apps APP [--cpu N] [--profile PATH] [--sqlite PATH] [--redis-url URL]` binds
+`python -m benchmarks.receiver_apps APP [--cpu N] [--profile PATH] [--sqlite PATH] [--redis-url URL]
+[--postgres-dsn DSN]` binds
 127.0.0.1 on a free port, prints `PORT <n>`, and serves APP with uvicorn (httptools, the asyncio loop, no
 access log, keep-alive held for an hour so connections survive the pauses between slices) until SIGTERM or
 SIGINT. With `--profile` the whole serve runs under cProfile and the stats are written to PATH on exit.
@@ -17,7 +18,8 @@ Every app answers `POST /fota/callbacks` with 200 `{"status":"ok"}` for a JSON o
 - `sqlite` / `redis`: FastAPI + `callback_router(inbox=SqliteInbox(...) | RedisInbox(...))`: the
   acknowledgement path (the message stored before the 200), no worker in the process;
 - `sqlite_worker` / `redis_worker`: the same with `fota_lifespan(inbox=..., handler=..., workers=4)` running the
-  worker (a handler that does nothing, four at once) in the server process, as a one-process deployment would.
+  worker (a handler that does nothing, four at once) in the server process, as a one-process deployment would;
+- `postgres` / `postgres_worker`: the same with `PostgresInbox`.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ APPS: dict[str, str] = {
     "redis": "FastAPI + callback_router(inbox=RedisInbox)",
     "sqlite_worker": "SqliteInbox + its worker in the same process",
     "redis_worker": "RedisInbox + its worker in the same process",
+    "postgres": "FastAPI + callback_router(inbox=PostgresInbox)",
+    "postgres_worker": "PostgresInbox + its worker (workers=4) in the same process",
 }
 
 
@@ -116,9 +120,13 @@ async def _ignore(message: object) -> None:
     return None
 
 
-def _inbox(app: str, sqlite_path: str | None, redis_url: str | None) -> Inbox:
-    from fota_callbacks.inbox import RedisInbox, SqliteInbox
+def _inbox(app: str, sqlite_path: str | None, redis_url: str | None, postgres_dsn: str | None) -> Inbox:
+    from fota_callbacks.inbox import PostgresInbox, RedisInbox, SqliteInbox
 
+    if app.startswith("postgres"):
+        if postgres_dsn is None:
+            raise SystemExit(f"{app}: --postgres-dsn DSN is required")
+        return PostgresInbox(postgres_dsn)
     if app.startswith("sqlite"):
         if sqlite_path is None:
             raise SystemExit(f"{app}: --sqlite PATH is required")
@@ -128,7 +136,9 @@ def _inbox(app: str, sqlite_path: str | None, redis_url: str | None) -> Inbox:
     return RedisInbox(redis_url)
 
 
-def build_app(app: str, *, sqlite_path: str | None = None, redis_url: str | None = None) -> Any:
+def build_app(
+    app: str, *, sqlite_path: str | None = None, redis_url: str | None = None, postgres_dsn: str | None = None
+) -> Any:
     """The ASGI app called `app` (a key of `APPS`)."""
     if app == "asgi":
         return _asgi_app
@@ -152,7 +162,7 @@ def build_app(app: str, *, sqlite_path: str | None = None, redis_url: str | None
         return fastapi_app
     if app not in APPS:
         raise SystemExit(f"unknown app {app!r}; choose from {', '.join(APPS)}")
-    store = _inbox(app, sqlite_path, redis_url)
+    store = _inbox(app, sqlite_path, redis_url, postgres_dsn)
     lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[Any]]
     if app.endswith("_worker"):
         from fota_callbacks.integrations.fastapi import fota_lifespan
@@ -215,9 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", metavar="PATH", help="run under cProfile, write the stats to PATH on exit")
     parser.add_argument("--sqlite", metavar="PATH", help="the SqliteInbox file (sqlite apps)")
     parser.add_argument("--redis-url", metavar="URL", help="the RedisInbox URL (redis apps)")
+    parser.add_argument("--postgres-dsn", metavar="DSN", help="the PostgresInbox database (postgres apps)")
     args = parser.parse_args(argv)
     pin_to_cpu(args.cpu)
-    app = build_app(args.app, sqlite_path=args.sqlite, redis_url=args.redis_url)
+    app = build_app(args.app, sqlite_path=args.sqlite, redis_url=args.redis_url, postgres_dsn=args.postgres_dsn)
     serve(app, args.profile, lifespan="off" if args.app == "asgi" else "on")
     sys.stdout.flush()
 

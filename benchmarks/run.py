@@ -32,7 +32,18 @@ from .server import ServerProcess
 __all__ = ["Settings", "main"]
 
 SECTIONS = ("coldstart", "memory", "inmemory", "fake", "receiver", "loopback", "verizon")
-RECEIVER_APPS = ("asgi", "starlette", "fastapi_plain", "router", "sqlite", "redis", "sqlite_worker", "redis_worker")
+RECEIVER_APPS = (
+    "asgi",
+    "starlette",
+    "fastapi_plain",
+    "router",
+    "sqlite",
+    "redis",
+    "postgres",
+    "sqlite_worker",
+    "redis_worker",
+    "postgres_worker",
+)
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,7 @@ def environment() -> dict[str, Any]:
                 "uvicorn",
                 "httptools",
                 "redis",
+                "asyncpg",
             )
         },
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
@@ -215,15 +227,16 @@ def _targets(results: dict[str, Any]) -> str:
     rc: receiver.ReceiverResult | None = results.get("receiver")
     if rc is not None:
         for app in rc.apps:
-            if app in ("router", "sqlite", "redis", "sqlite_worker", "redis_worker"):
+            if app in ("router", *receiver.INBOX_APPS, *(f"{store}_worker" for store in receiver.STORES)):
                 ratio = rc.ratio(app)
-                verdict = "ok" if ratio <= receiver.RECEIVER_TARGET else "MISS"
+                app_target = receiver.TARGETS.get(app)
+                verdict = "" if app_target is None else "ok" if ratio <= app_target else "MISS"
                 rows.append(
                     [
                         f"receiver {app}: server CPU per message over a bare Starlette endpoint",
                         f"{ratio:.2f}x",
-                        f"<= {receiver.RECEIVER_TARGET:.2f}x" if app == "router" else "(reported)",
-                        verdict if app == "router" else "",
+                        "(reported)" if app_target is None else f"<= {app_target:.2f}x",
+                        verdict,
                     ]
                 )
     fk: fake.FakeResult | None = results.get("fake")

@@ -123,6 +123,7 @@ __all__ = [
     "OAuthError",
     "OrderKey",
     "PermissionDeniedError",
+    "PostgresInbox",
     "RateLimitError",
     "Readiness",
     "RedisInbox",

@@ -1,9 +1,9 @@
-"""`fota-callbacks inbox stats|dead|retry|replay|work (--sqlite PATH | --redis URL)`: look after a callback inbox,
-or run its worker as a process of its own.
+"""`fota-callbacks inbox stats|dead|retry|replay|work|migrate (--sqlite PATH | --redis URL | --postgres DSN)`: look
+after a callback inbox, run its worker as a process of its own, or create a PostgresInbox's tables.
 
-Every command opens the inbox with `create=False`: what is not an inbox (a missing or foreign file, a typo'd
-stream) is refused with exit status 2 and left exactly as it was. A store adds its options in `_add_stores` and
-its constructor in `_open`.
+Every command but `migrate` opens the inbox with `create=False`: what is not an inbox (a missing or foreign file,
+a typo'd stream, a database without the tables) is refused with exit status 2 and left exactly as it was. A store
+adds its options in `_add_stores` and its constructor in `_open`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from ._inbox_worker import DEFAULT_CLAIM_IDLE, load_handler, work
 if TYPE_CHECKING:
     from ..inbox import Inbox, InboxEntry, InboxStats
 
-ACTIONS = ("stats", "dead", "retry", "replay", "work")
+ACTIONS = ("stats", "dead", "retry", "replay", "work", "migrate")
 ONLY_FOR = {
     "id": ("retry",),
     "body": ("dead",),
@@ -52,6 +52,7 @@ ONLY_FOR = {
     "workers": ("work",),
     "max_attempts": ("work",),
     "claim_idle": ("work", "stats"),
+    "print": ("migrate",),
 }
 """The options only some actions take (None when not given)."""
 
@@ -62,6 +63,7 @@ examples:
   fota-callbacks inbox retry --sqlite fota-inbox.db --id 42
   fota-callbacks inbox replay --sqlite fota-inbox.db --since 2026-12-01T00:00Z --type upgradeFinished
   fota-callbacks inbox work --sqlite fota-inbox.db --handler myapp.callbacks:on_message --workers 4
+  fota-callbacks inbox migrate --postgres postgresql://app@db.internal/app --print
 """
 
 
@@ -94,12 +96,15 @@ def _add_stores(sub: argparse.ArgumentParser) -> None:
     store = sub.add_mutually_exclusive_group(required=True)
     store.add_argument("--sqlite", metavar="PATH", help="the SqliteInbox file")
     store.add_argument("--redis", metavar="URL", help="the RedisInbox server, e.g. redis://127.0.0.1:6379/0")
+    store.add_argument("--postgres", metavar="DSN", help="the PostgresInbox database, e.g. postgresql://app@db/app")
     sub.add_argument("--stream", default="fota:callbacks", help="RedisInbox stream (default fota:callbacks)")
     sub.add_argument("--group", default="fota-callbacks", help="RedisInbox consumer group (default fota-callbacks)")
+    sub.add_argument("--table", default="fota_inbox", help="PostgresInbox table prefix (default fota_inbox)")
+    sub.add_argument("--print", action="store_true", default=None, help="migrate: print the DDL, apply nothing")
 
 
 def _open(args: argparse.Namespace) -> tuple[Inbox, str]:
-    """The inbox the options name (never created here), and what to call it in messages."""
+    """The inbox the options name (never created here but by `migrate`), and what to call it in messages."""
     from .. import inbox
 
     options: dict[str, Any] = {"create": False, "claim_idle": args.claim_idle or DEFAULT_CLAIM_IDLE}
@@ -107,6 +112,10 @@ def _open(args: argparse.Namespace) -> tuple[Inbox, str]:
         opened: Inbox = inbox.SqliteInbox(args.sqlite, **options)
         return opened, args.sqlite
     try:
+        if args.postgres is not None:
+            options["create"] = args.action == "migrate"
+            opened = inbox.PostgresInbox(args.postgres, table=args.table, **options)
+            return opened, host_of(args.postgres)
         opened = inbox.RedisInbox(args.redis, stream=args.stream, group=args.group, **options)
     except ImportError as exc:
         raise CliError(USAGE, str(exc)) from None
@@ -240,11 +249,23 @@ async def _replay(store: Inbox, where: str, args: argparse.Namespace, output: Ou
     output.line(f"re-queued {count} handled entr{'y' if count == 1 else 'ies'} {window}")
 
 
-STEPS = {"stats": _stats, "dead": _dead, "retry": _retry, "replay": _replay}
+async def _migrate(store: Inbox, where: str, args: argparse.Namespace, output: Output) -> None:
+    from ..inbox import PostgresInbox
+
+    assert isinstance(store, PostgresInbox)
+    created = await store.migrate()
+    tables = f"{store.table} and {store.table}_dedup"
+    if args.json:
+        output.line(json.dumps({"table": store.table, "created": created}))
+    else:
+        output.line(f"created the tables {tables} at {where}" if created else f"{tables} already exist at {where}")
+
+
+STEPS = {"stats": _stats, "dead": _dead, "retry": _retry, "replay": _replay, "migrate": _migrate}
 
 
 async def run(args: argparse.Namespace, output: Output) -> int:
-    """count, list, re-queue and replay the entries of a callback inbox (SQLite or Redis), or run its worker
+    """count, list, re-queue and replay the entries of a callback inbox (SQLite, Redis, PostgreSQL), or run its worker
 
     Operator commands for the inbox a receiver stores callbacks in (fota_callbacks.inbox): `stats` counts
     pending, in-flight, dead and handled entries and says who holds those in flight; `dead` lists the dead
@@ -252,16 +273,22 @@ async def run(args: argparse.Namespace, output: Output) -> int:
     `retry` puts the dead letters (or the one with --id) back in the queue; `replay` puts the handled entries
     received in a time range back in the queue (after a handler bug is fixed); `work` runs the inbox's worker with
     --handler as a process of its own, for frameworks without a lifespan (SIGTERM or Ctrl-C: it gives back what
-    it holds and exits 0). None of them creates an inbox: what is not one is refused and left unchanged.
+    it holds and exits 0); `migrate` creates a PostgresInbox's tables (--print: prints their DDL, for your own
+    migrations). Only `migrate` creates anything: what is not an inbox is refused and left unchanged.
     """
     _check_options(args)
+    if args.action == "migrate" and args.print:
+        from ..inbox import PostgresInbox
+
+        output.line(PostgresInbox.schema(args.table).rstrip())
+        return OK
     step: Callable[[Inbox, str, argparse.Namespace, Output], Awaitable[None]] = STEPS.get(args.action) or (
         functools.partial(work, handler=load_handler(args.handler))  # before the store: an import error needs none
     )
     from ..inbox import InboxNotFoundError, InboxUnavailableError
 
     store, where = _open(args)
-    option = "--sqlite" if args.sqlite is not None else "--redis"
+    option = "--sqlite" if args.sqlite is not None else "--redis" if args.redis is not None else "--postgres"
     try:
         # `work` logs on its own terms: a worker's failures are shown without -v.
         with contextlib.nullcontext() if args.action == "work" else Progress(output, verbose=args.verbose).logging():
@@ -282,5 +309,7 @@ def _check_options(args: argparse.Namespace) -> None:
             option = "--" + name.replace("_", "-")
             which = " and ".join(f"`{action}`" for action in actions)
             raise CliError(USAGE, f"{option}: only {which} take{'s' if len(actions) == 1 else ''} it")
+    if args.action == "migrate" and args.postgres is None:
+        raise CliError(USAGE, "migrate: only a PostgresInbox (--postgres DSN) has tables to create")
     if args.action == "work" and args.handler is None:
         raise CliError(USAGE, "--handler: work needs the handler to run, e.g. --handler myapp.callbacks:on_message")

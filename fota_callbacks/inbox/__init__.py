@@ -10,7 +10,9 @@ app.include_router(callback_router(inbox=inbox, username="listener", password="s
 ```
 
 `MemoryInbox` (tests), `SqliteInbox` (one machine, one file), `RedisInbox` (extra `redis`: Redis Streams with a
-consumer group, for many replicas; asyncio only). Each implements `Inbox`, and each takes these keyword options:
+consumer group, for many replicas; asyncio only), `PostgresInbox` (extra `postgres`: tables in your PostgreSQL,
+for many replicas, with handlers whose writes commit exactly once; asyncio only). Each implements `Inbox`, and
+each takes these keyword options:
 `dedup_window=300` (seconds an identical body is stored once; 0: off), `retry_base=1.0` and `retry_max=300`
 (the backoff after a handler failure doubles from one to the other), `claim_idle=60` (seconds after which an
 entry held by a stopped worker is handled by another; not used by `MemoryInbox`), `poll_interval=0.5`
@@ -29,6 +31,7 @@ from ._records import (
     Readiness,
 )
 from .memory import MemoryInbox
+from .postgres import PostgresInbox
 from .redis import RedisInbox
 from .sqlite import SqliteInbox
 
@@ -43,6 +46,7 @@ __all__ = [
     "InboxUnavailableError",
     "MemoryInbox",
     "OrderKey",
+    "PostgresInbox",
     "Readiness",
     "RedisInbox",
     "SqliteInbox",

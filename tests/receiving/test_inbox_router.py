@@ -19,11 +19,20 @@ from fastapi import FastAPI
 import fota_callbacks as fota
 from fota_callbacks.inbox import Inbox, MemoryInbox, RedisInbox, SqliteInbox
 from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan
-from tests.support.inbox import MakeInbox, RedisServer, anyio_backend, case, make_inbox, redis_server, stats_reach
+from tests.support.inbox import (
+    MakeInbox,
+    RedisServer,
+    anyio_backend,
+    case,
+    make_inbox,
+    postgres_server,
+    redis_server,
+    stats_reach,
+)
 
 pytestmark = pytest.mark.anyio
 
-__all__ = ["anyio_backend", "case", "make_inbox", "redis_server"]  # fixtures, used below
+__all__ = ["anyio_backend", "case", "make_inbox", "postgres_server", "redis_server"]  # fixtures, used below
 
 
 def client_factory() -> fota.FotaCallbacksClient:

@@ -1,7 +1,9 @@
-"""Real services for the inbox tests: `redis-server` and uvicorn processes on 127.0.0.1, each stopped by its pid."""
+"""Real services for the inbox tests: `redis-server`, PostgreSQL and uvicorn processes on 127.0.0.1, each stopped by
+its pid."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -17,9 +19,10 @@ import anyio
 import httpx
 import pytest
 
-from fota_callbacks.inbox import BaseInbox, Inbox, InboxStats, MemoryInbox, RedisInbox, SqliteInbox
+from fota_callbacks.inbox import BaseInbox, Inbox, InboxStats, MemoryInbox, PostgresInbox, RedisInbox, SqliteInbox
 from tests.support import ROOT
 from tests.support.harness import free_port
+from tests.support.postgres import PostgresServer, postgres_bindir
 
 
 def redis_server_binary() -> str:
@@ -135,7 +138,14 @@ def app_servers() -> Iterator[Callable[..., AppServer]]:
 
 # --- one fixture for every kind of inbox ---------------------------------------------------------------------------
 
-CASES = [("memory", "asyncio"), ("memory", "trio"), ("sqlite", "asyncio"), ("sqlite", "trio"), ("redis", "asyncio")]
+CASES = [
+    ("memory", "asyncio"),
+    ("memory", "trio"),
+    ("sqlite", "asyncio"),
+    ("sqlite", "trio"),
+    ("redis", "asyncio"),
+    ("postgres", "asyncio"),
+]
 DURABLE = ("sqlite", "redis", "postgres")
 
 
@@ -176,15 +186,36 @@ def make_inbox(case: tuple[str, str], tmp_path: Path, request: pytest.FixtureReq
             return MemoryInbox(**options)
         if kind == "sqlite":
             return SqliteInbox(tmp_path / f"{name}.db", **options)
+        if kind == "postgres":
+            database: PostgresServer = request.getfixturevalue("postgres_server")
+            return PostgresInbox(database.dsn, table=f"{prefix}_{name}".replace("-", "_"), **options)
         server: RedisServer = request.getfixturevalue("redis_server")
         return RedisInbox(server.url, stream=f"test:{tmp_path.name}:{name}", **options)
 
+    prefix = f"t{next(_tables)}"  # each test its own tables in the session's one database
     return make
 
 
+_tables = itertools.count()
+
+
+def postgres_binaries() -> Path:
+    """Where PostgreSQL's server binaries are; under CI (`CI=true`) missing ones fail the test, else skip it."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("PostgreSQL's server binaries are missing: .ci/run installs the Debian package postgresql")
+        pytest.skip("PostgreSQL's server binaries are not installed (apt-get install postgresql)")
+    return bindir
+
+
 @pytest.fixture(scope="session")
-def postgres_server() -> None:
-    """Filled in with PostgresInbox."""
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (as an unprivileged user when the tests run as root); tests keep apart
+    by using tables of their own."""
+    server = PostgresServer(postgres_binaries()).start()
+    yield server
+    server.remove()
 
 
 async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
