@@ -98,6 +98,25 @@ def _identity_of(path: str) -> tuple[int, int] | None:
         return None
 
 
+def _hold(path: str) -> int | None:
+    """A read-only descriptor on the file at `path`, kept to see whether that file is still linked anywhere: an
+    inode number alone cannot tell, since a deleted file's number is soon given to a new file."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _unlinked(held: int | None) -> bool:
+    """Whether the file behind a descriptor from `_hold` has been deleted (or renamed over)."""
+    return held is not None and os.fstat(held).st_nlink == 0
+
+
+def _release(held: int | None) -> None:
+    if held is not None:
+        os.close(held)
+
+
 def _writable(path: Path, status: os.stat_result) -> bool:
     """A file without any write permission counts as read-only even for root (who could write it): the operator
     said so."""
@@ -115,6 +134,8 @@ class SqliteFile:
         self.identity: tuple[int, int] | None = None  # (device, inode) of the open file
         self.wal_identity: tuple[int, int] | None = None  # and of its -wal
         self.left_wal: tuple[int, int] | None = None  # the -wal of a file that was deleted or replaced
+        self.held: int | None = None  # descriptors on the open file and its -wal (see `_hold`)
+        self.wal_held: int | None = None
         self.read_only = False
         self.closed = False
 
@@ -125,7 +146,7 @@ class SqliteFile:
         if self.closed:
             raise InboxUnavailableError(f"the SQLite inbox {self.path} is closed")
         status = self._status()
-        if self.db is not None and (status is None or _identity(status) != self.identity):
+        if self.db is not None and self._moved(status):
             self._drop("was deleted" if status is None else "was replaced by another file")
         writable = status is not None and _writable(self.path, status)
         if self.db is not None and self.read_only and writable:
@@ -140,8 +161,10 @@ class SqliteFile:
     def moved(self) -> bool:
         """Whether the file at the path is no longer the open one (checked after a commit: was it written into a
         file that had just been deleted or replaced?)."""
-        status = self._status()
-        return status is None or _identity(status) != self.identity
+        return self._moved(self._status())
+
+    def _moved(self, status: os.stat_result | None) -> bool:
+        return status is None or _identity(status) != self.identity or _unlinked(self.held)
 
     @contextmanager
     def transaction(self, db: sqlite3.Connection) -> Iterator[None]:
@@ -176,11 +199,15 @@ class SqliteFile:
                 printable(self.path),
                 what_happened,
             )
-            self.left_wal = self.wal_identity
+            # Only a -wal still linked can be left beside the new file (its inode number cannot be reused then).
+            self.left_wal = None if _unlinked(self.wal_held) else self.wal_identity
         if self.db is not None:
             # Safe for a file at the same path: SQLite neither checkpoints nor deletes the -wal of a moved file.
             self.db.close()
             self.db, self.identity, self.wal_identity = None, None, None
+        _release(self.held)
+        _release(self.wal_held)
+        self.held = self.wal_held = None
 
     # --- opening it -------------------------------------------------------------------------------------------------
 
@@ -202,10 +229,15 @@ class SqliteFile:
             except BaseException:
                 db.close()
                 raise
-            if before is None or _identity(before) == _identity(after):
-                self.db, self.identity, self.read_only = db, _identity(after), read_only
-                self.wal_identity = _identity_of(f"{self.path}-wal")
+            held = _hold(str(self.path))
+            if (before is None or _identity(before) == _identity(after)) and (
+                held is None or _identity(os.fstat(held)) == _identity(after)
+            ):
+                self.db, self.identity, self.read_only, self.held = db, _identity(after), read_only, held
+                self.wal_held = _hold(f"{self.path}-wal")
+                self.wal_identity = None if self.wal_held is None else _identity(os.fstat(self.wal_held))
                 return
+            _release(held)
             db.close()  # replaced while it was being opened: open what is there now
         raise InboxUnavailableError(f"the SQLite inbox {self.path} keeps being replaced while it is opened")
 
