@@ -25,6 +25,7 @@ from ._errors import (
 )
 from ._retry import RetryPolicy
 from ._serde import decoder, encode
+from ._telemetry import ClientTelemetry
 from .transport.base import Headers, Request, Response, Transport
 
 __all__ = [
@@ -85,6 +86,7 @@ class Endpoint(Generic[T]):
         "gone",
         "method",
         "name",
+        "template",
         "version",
     )
 
@@ -104,6 +106,7 @@ class Endpoint(Generic[T]):
         self.gone = gone
         self.name = name
         self.method = method
+        self.template = f"{version.base_path}/{path}"  # `url.template` of its telemetry
         # "callbacks/{account}" -> ("/api/fota/v2/callbacks/", None): None marks a parameter slot.
         template: list[str | None] = [version.base_path]
         for segment in path.split("/"):
@@ -175,7 +178,8 @@ class ClientClosedError(FotaError, RuntimeError):
 @attrs.define(kw_only=True)
 class Shared:
     """What a client and all its `with_options` clones share: the root, the transport and the stack of
-    middleware around it (`send`), the credentials, the clock and sleep, and whether the client was closed."""
+    middleware around it (`send`), the credentials, the clock and sleep, whether the client was closed, and the
+    OpenTelemetry providers it reports through."""
 
     root: str
     transport: Transport
@@ -184,6 +188,9 @@ class Shared:
     sleep: Sleep = anyio.sleep
     clock: Callable[[], float] = time.monotonic
     closed: bool = False
+    telemetry: ClientTelemetry = attrs.field(
+        default=attrs.Factory(lambda self: ClientTelemetry(None, None, self.root), takes_self=True)
+    )
 
 
 def stack(transport: Transport, middleware: Sequence[Middleware]) -> SendNext:
@@ -226,6 +233,13 @@ class Pipeline:
     async def _result(self, endpoint: Endpoint[T], params: Sequence[str], body: object) -> tuple[Outcome, T]:
         if self.shared.closed:
             raise ClientClosedError("this client is closed")
+        # Telemetry: the operation in its span, when a provider records (None: nothing is built).
+        recording = self.shared.telemetry.current()
+        if recording is not None:
+            return await recording.operation(endpoint, params[0], lambda: self._outcome(endpoint, params, body))
+        return await self._outcome(endpoint, params, body)
+
+    async def _outcome(self, endpoint: Endpoint[T], params: Sequence[str], body: object) -> tuple[Outcome, T]:
         url = self.shared.root + endpoint.path(params)
         if body is None:
             call = Call(endpoint.method, url, _BASE_HEADERS, b"", self.shared.auth)
@@ -234,7 +248,12 @@ class Pipeline:
             secret = getattr(body, "password", None) is not None
             call = Call(endpoint.method, url, _JSON_BODY_HEADERS, encode(body), self.shared.auth, secret)
         deadline = self.options.deadline
-        outcome = await (self.exchange(call) if deadline is None else self._exchange_before(deadline, call))
+        template = endpoint.template
+        outcome = await (
+            self.exchange(call, template=template)
+            if deadline is None
+            else self._exchange_before(deadline, call, template)
+        )
         response = outcome.response
         status = response.status_code
         if 200 <= status < 300:
@@ -247,23 +266,24 @@ class Pipeline:
             return outcome, endpoint.gone()
         raise outcome.error(f"{endpoint.method} {_path(url)}", bad_request=endpoint.version.error)
 
-    async def _exchange_before(self, deadline: float, call: Call) -> Outcome:
+    async def _exchange_before(self, deadline: float, call: Call, template: str) -> Outcome:
         progress = _Progress(self.shared.clock() + deadline)
         try:
             with anyio.fail_after(deadline):
-                return await self.exchange(call, progress)
+                return await self.exchange(call, progress, template)
         except TimeoutError:
             sent = None if progress.request is None else redacted(progress.request, secret_body=call.secret_body)
             error = ApiTimeoutError(f"{call.method} {_path(call.url)}: deadline of {deadline} s exceeded", request=sent)
             error.retries_taken = progress.retries
             raise error from None
 
-    async def exchange(self, call: Call, progress: _Progress | None = None) -> Outcome:
+    async def exchange(self, call: Call, progress: _Progress | None = None, template: str | None = None) -> Outcome:
         """Send with retries: build -> send -> decide -> wait. Returns the last response (any status) with
         its request and the retries taken; raises the connection failure left after the retries.
 
         A 401 with renewable credentials is retried once with fresh tokens; that retry counts in
-        `retries_taken` but not against `max_retries`.
+        `retries_taken` but not against `max_retries`. `template` is the operation's path template, for
+        telemetry (None: the SDK's own requests, whose paths hold no parameter).
         """
         policy = self.options.retry
         retries = 0  # retries the policy granted
@@ -273,8 +293,14 @@ class Pipeline:
             request, snapshot = await self._build(call)
             if progress is not None:
                 progress.request, progress.retries = request, retries + renewed
+            # Telemetry: each attempt in its CLIENT span, when a provider records.
+            recording = self.shared.telemetry.current()
             try:
-                outcome: Response | ApiConnectionError = await self.shared.send(request)
+                outcome: Response | ApiConnectionError = await (
+                    self.shared.send(request)
+                    if recording is None
+                    else recording.attempt(self.shared.send, request, template, retries + renewed)
+                )
             except ApiConnectionError as exc:
                 exc.request = redacted(exc.request or request, secret_body=call.secret_body)
                 exc.retries_taken = retries + renewed
