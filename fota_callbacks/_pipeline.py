@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -26,6 +27,9 @@ from ._errors import (
 from ._retry import RetryPolicy
 from ._serde import decoder, encode
 from ._telemetry import ClientTelemetry
+
+if TYPE_CHECKING:
+    from ._otel import ClientRecording
 from .transport.base import Headers, Request, Response, Transport
 
 __all__ = [
@@ -50,6 +54,14 @@ Middleware = Callable[[Request, SendNext], Awaitable[Response]]
 """`async def middleware(request, call_next) -> Response`: runs around every attempt (tracing, metrics)."""
 
 Sleep = Callable[[float], Awaitable[Any]]
+
+
+class _LookUp(enum.Enum):
+    LOOK_UP = "LOOK_UP"
+
+
+LOOK_UP = _LookUp.LOOK_UP
+"""`exchange`'s default `recording`: look up what to report through (the SDK's own requests)."""
 
 
 @attrs.frozen
@@ -220,7 +232,7 @@ class Pipeline:
         A deregister retried after an attempt that may have been processed, and then refused with the
         version's 400, succeeds: the first attempt removed the registration (the status stays the 400's).
         """
-        outcome, data = await self._result(endpoint, params, body)
+        outcome, data = await self._operation(endpoint, params, body)
         response = outcome.response
         return ApiResponse(
             response.status_code, response.headers, data, request_id_of(response.headers), outcome.retries
@@ -228,18 +240,21 @@ class Pipeline:
 
     async def data(self, endpoint: Endpoint[T], params: Sequence[str], body: object = None) -> T:
         """`call`'s decoded result alone, for the methods that return the model: no `ApiResponse` built."""
-        return (await self._result(endpoint, params, body))[1]
+        return (await self._operation(endpoint, params, body))[1]
 
-    async def _result(self, endpoint: Endpoint[T], params: Sequence[str], body: object) -> tuple[Outcome, T]:
+    def _operation(self, endpoint: Endpoint[T], params: Sequence[str], body: object) -> Awaitable[tuple[Outcome, T]]:
+        """The operation to await: in its span when an OpenTelemetry provider records, else as it is (a plain
+        function, not a coroutine: the usual path costs no extra await)."""
+        recording = self.shared.telemetry.current()
+        if recording is None:
+            return self._result(endpoint, params, body, None)
+        return recording.operation(endpoint, params[0], lambda: self._result(endpoint, params, body, recording))
+
+    async def _result(
+        self, endpoint: Endpoint[T], params: Sequence[str], body: object, recording: ClientRecording | None
+    ) -> tuple[Outcome, T]:
         if self.shared.closed:
             raise ClientClosedError("this client is closed")
-        # Telemetry: the operation in its span, when a provider records (None: nothing is built).
-        recording = self.shared.telemetry.current()
-        if recording is not None:
-            return await recording.operation(endpoint, params[0], lambda: self._outcome(endpoint, params, body))
-        return await self._outcome(endpoint, params, body)
-
-    async def _outcome(self, endpoint: Endpoint[T], params: Sequence[str], body: object) -> tuple[Outcome, T]:
         url = self.shared.root + endpoint.path(params)
         if body is None:
             call = Call(endpoint.method, url, _BASE_HEADERS, b"", self.shared.auth)
@@ -250,9 +265,9 @@ class Pipeline:
         deadline = self.options.deadline
         template = endpoint.template
         outcome = await (
-            self.exchange(call, template=template)
+            self.exchange(call, None, template, recording)
             if deadline is None
-            else self._exchange_before(deadline, call, template)
+            else self._exchange_before(deadline, call, template, recording)
         )
         response = outcome.response
         status = response.status_code
@@ -266,25 +281,36 @@ class Pipeline:
             return outcome, endpoint.gone()
         raise outcome.error(f"{endpoint.method} {_path(url)}", bad_request=endpoint.version.error)
 
-    async def _exchange_before(self, deadline: float, call: Call, template: str) -> Outcome:
+    async def _exchange_before(
+        self, deadline: float, call: Call, template: str, recording: ClientRecording | None
+    ) -> Outcome:
         progress = _Progress(self.shared.clock() + deadline)
         try:
             with anyio.fail_after(deadline):
-                return await self.exchange(call, progress, template)
+                return await self.exchange(call, progress, template, recording)
         except TimeoutError:
             sent = None if progress.request is None else redacted(progress.request, secret_body=call.secret_body)
             error = ApiTimeoutError(f"{call.method} {_path(call.url)}: deadline of {deadline} s exceeded", request=sent)
             error.retries_taken = progress.retries
             raise error from None
 
-    async def exchange(self, call: Call, progress: _Progress | None = None, template: str | None = None) -> Outcome:
+    async def exchange(
+        self,
+        call: Call,
+        progress: _Progress | None = None,
+        template: str | None = None,
+        recording: ClientRecording | _LookUp | None = LOOK_UP,
+    ) -> Outcome:
         """Send with retries: build -> send -> decide -> wait. Returns the last response (any status) with
         its request and the retries taken; raises the connection failure left after the retries.
 
         A 401 with renewable credentials is retried once with fresh tokens; that retry counts in
-        `retries_taken` but not against `max_retries`. `template` is the operation's path template, for
-        telemetry (None: the SDK's own requests, whose paths hold no parameter).
+        `retries_taken` but not against `max_retries`. For telemetry: `template` is the operation's path
+        template (None: the SDK's own requests, whose paths hold no parameter), `recording` what its attempts
+        report through (looked up when not given).
         """
+        if recording is LOOK_UP:
+            recording = self.shared.telemetry.current()
         policy = self.options.retry
         retries = 0  # retries the policy granted
         renewed = 0  # 1 once a 401 made us renew the credentials
@@ -293,12 +319,10 @@ class Pipeline:
             request, snapshot = await self._build(call)
             if progress is not None:
                 progress.request, progress.retries = request, retries + renewed
-            # Telemetry: each attempt in its CLIENT span, when a provider records.
-            recording = self.shared.telemetry.current()
             try:
                 outcome: Response | ApiConnectionError = await (
                     self.shared.send(request)
-                    if recording is None
+                    if recording is None  # telemetry: else the attempt in its CLIENT span
                     else recording.attempt(self.shared.send, request, template, retries + renewed)
                 )
             except ApiConnectionError as exc:

@@ -42,39 +42,58 @@ ReceptionT = TypeVar("ReceptionT", bound="Reception | None")
 
 _TRACE = "opentelemetry.trace"
 _METRICS = "opentelemetry.metrics._internal"  # where the API keeps its global meter provider
-_UNSET = object()
+_TRACER_GLOBAL, _METER_GLOBAL = "_TRACER_PROVIDER", "_METER_PROVIDER"
+_UNSET: Any = object()
 # Providers that record nothing; a proxy delegates to the global provider once one is set.
 _INERT = frozenset({"ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider"})
 _PROXIES = frozenset({"ProxyTracerProvider", "_ProxyMeterProvider"})
-_env_providers: dict[str, bool] = {}
+# A provider the environment names is loaded by the API's getter on first use (the variables are read once).
+_FROM_ENVIRONMENT = bool(os.environ.get("OTEL_PYTHON_TRACER_PROVIDER") or os.environ.get("OTEL_PYTHON_METER_PROVIDER"))
 
 
-def _named_by_environment(variable: str) -> bool:
-    """Whether `OTEL_PYTHON_TRACER_PROVIDER` / `..._METER_PROVIDER` names a provider (read once per process)."""
-    named = _env_providers.get(variable)
-    if named is None:
-        named = _env_providers[variable] = bool(os.environ.get(variable))
-    return named
+_modules = sys.modules  # the one dict: imports and the benchmark's hiding both change it in place
 
 
-def _global_provider(module_name: str, attribute: str, variable: str, getter: str) -> Any:
-    """The API's global provider, or None while the API is not imported or no provider is set.
+def _no_global(name: str, default: Any = None) -> Any:
+    return None
 
-    Reads the API's module global: its public getter checks `os.environ` on every call (about 1 µs here, 3% of an
-    in-memory call). The getter is used where it does more: a provider named by the environment is loaded by it,
-    and an API without that global falls back to it.
-    """
-    module = sys.modules.get(module_name)
-    if module is None:
-        return None
-    provider = getattr(module, attribute, _UNSET)
-    if provider is None:
-        if not _named_by_environment(variable):
-            return None
-        provider = _UNSET
-    if provider is _UNSET:
-        provider = getattr(module, getter)()
-    return provider
+
+# `.get` of the API modules' globals once they are imported (a module keeps its globals dict for its life): one
+# call reads the global provider. The API's public getters check `os.environ` on every call, which costs about
+# 1 µs here, a tenth of an in-memory call.
+_tracer_global: Callable[..., Any] = _no_global
+_meter_global: Callable[..., Any] = _no_global
+
+
+def _look_for_the_api() -> bool:
+    """Whether the API is imported (either half), its globals found once it is."""
+    global _tracer_global, _meter_global
+    if _tracer_global is _no_global:
+        module = sys.modules.get(_TRACE)
+        if module is not None:
+            _tracer_global = vars(module).get if _TRACER_GLOBAL in vars(module) else _public_getter(module)
+    if _meter_global is _no_global:
+        module = sys.modules.get(_METRICS)
+        if module is not None:
+            _meter_global = vars(module).get if _METER_GLOBAL in vars(module) else _public_getter(module)
+    return _tracer_global is not _no_global or _meter_global is not _no_global
+
+
+def _public_getter(module: Any) -> Callable[..., Any]:
+    """An API without the global this module reads: ask its public getter (slower, and as correct)."""
+    getter = getattr(module, "get_tracer_provider", None) or module.get_meter_provider
+    return lambda name, default=None: getter()
+
+
+def _global_providers() -> tuple[Any, Any]:
+    """The API's global providers (None: not imported, or none set), loading one the environment names."""
+    tracer_provider, meter_provider = _tracer_global(_TRACER_GLOBAL), _meter_global(_METER_GLOBAL)
+    if _FROM_ENVIRONMENT:
+        if tracer_provider is None and _tracer_global is not _no_global:
+            tracer_provider = sys.modules[_TRACE].get_tracer_provider()
+        if meter_provider is None and _meter_global is not _no_global:
+            meter_provider = sys.modules[_METRICS].get_meter_provider()
+    return tracer_provider, meter_provider
 
 
 def _recording(provider: Any) -> Any:
@@ -93,27 +112,40 @@ def _given(value: Any, parameter: str, method: str) -> Any:
 class Telemetry(Generic[R]):
     """The providers one component reports through: those it was given, else the API's global ones."""
 
-    __slots__ = ("__weakref__", "_cached", "_meter_provider", "_tracer_provider")
+    __slots__ = ("__weakref__", "_cached", "_given", "_meter_provider", "_tracer_provider")
 
     def __init__(self, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None) -> None:
         self._tracer_provider = _given(tracer_provider, "tracer_provider", "get_tracer")
         self._meter_provider = _given(meter_provider, "meter_provider", "get_meter")
+        self._given = self._tracer_provider is not None or self._meter_provider is not None
         self._cached: tuple[Any, Any, R | None] | None = None
 
     def current(self) -> R | None:
-        """What to report through now; None while neither provider records (the fast path: nothing is built)."""
-        tracer_provider = self._tracer_provider
-        if tracer_provider is None:
-            tracer_provider = _global_provider(
-                _TRACE, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER", "get_tracer_provider"
-            )
-        meter_provider = self._meter_provider
-        if meter_provider is None:
-            meter_provider = _global_provider(
-                _METRICS, "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER", "get_meter_provider"
-            )
-        if tracer_provider is None and meter_provider is None:
-            return None
+        """What to report through now; None while neither provider records (the fast path: nothing is built).
+
+        Runs once per operation, request or handling: while the API is not imported, or no provider is set, it
+        costs two dictionary lookups.
+        """
+        if self._given:
+            tracer_provider, meter_provider = self._tracer_provider, self._meter_provider
+            if tracer_provider is None or meter_provider is None:
+                _look_for_the_api()
+                found = _global_providers()
+                tracer_provider = found[0] if tracer_provider is None else tracer_provider
+                meter_provider = found[1] if meter_provider is None else meter_provider
+        else:
+            if (_tracer_global is _no_global or _meter_global is _no_global) and (
+                "opentelemetry" not in _modules or not _look_for_the_api()
+            ):
+                return None
+            tracer_provider, meter_provider = _tracer_global(_TRACER_GLOBAL), _meter_global(_METER_GLOBAL)
+            if tracer_provider is None and meter_provider is None:
+                if not _FROM_ENVIRONMENT:
+                    return None
+                tracer_provider, meter_provider = _global_providers()
+        return self._for(tracer_provider, meter_provider)
+
+    def _for(self, tracer_provider: Any, meter_provider: Any) -> R | None:
         cached = self._cached
         if cached is None or cached[0] is not tracer_provider or cached[1] is not meter_provider:
             tracing, metering = _recording(tracer_provider), _recording(meter_provider)
@@ -197,6 +229,7 @@ class InboxTelemetry(Telemetry["InboxRecording"]):
             replacement._tracer_provider = self._tracer_provider
         if replacement._meter_provider is None:
             replacement._meter_provider = self._meter_provider
+        replacement._given = replacement._tracer_provider is not None or replacement._meter_provider is not None
         replacement.stats = self.stats
         return replacement
 
