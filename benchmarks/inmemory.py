@@ -398,7 +398,7 @@ async def telemetry_cost(rounds: int, seconds: float, parts: int = 6) -> Telemet
     async def v2_list_sdk() -> object:
         return await reporting.v2.list_registered_callbacks(ACCOUNT)
 
-    variants: dict[str, tuple[Call, Callable[[], contextlib.AbstractContextManager[None]]]] = {
+    variants: dict[str, _Variant] = {
         "without": (v2_list, _opentelemetry_hidden),
         "api_no_sdk": (v2_list, contextlib.nullcontext),
         "sdk_batch": (v2_list_sdk, contextlib.nullcontext),
@@ -407,8 +407,28 @@ async def telemetry_cost(rounds: int, seconds: float, parts: int = 6) -> Telemet
         with condition():
             for _ in range(1000):
                 await call()
+    flushes: dict[str, Callable[[], object]] = {"sdk_batch": tracer_provider.force_flush}
+    samples = await _interleaved(variants, flushes, rounds=rounds, seconds=seconds, parts=parts)
+    await plain.aclose()
+    await reporting.aclose()
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    ratios = {
+        name: [value / without for value, without in zip(values, samples["without"], strict=True)]
+        for name, values in samples.items()
+        if name != "without"
+    }
+    return TelemetryCost({name: median(values) for name, values in samples.items()}, ratios, exported[0])
+
+
+_Variant = tuple[Call, Callable[[], contextlib.AbstractContextManager[None]]]
+
+
+async def _interleaved(
+    variants: dict[str, _Variant], flushes: dict[str, Callable[[], object]], *, rounds: int, seconds: float, parts: int
+) -> dict[str, list[float]]:
+    """CPU µs per call of each variant per round: `parts` slices of each per round, the order rotating."""
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    ratios: dict[str, list[float]] = {"api_no_sdk": [], "sdk_batch": []}
     names = list(variants)
     for round_index in range(rounds):
         cpu, calls = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0)
@@ -417,21 +437,13 @@ async def telemetry_cost(rounds: int, seconds: float, parts: int = 6) -> Telemet
             shift = (round_index + part) % len(names)
             for name in names[shift:] + names[:shift]:
                 call, condition = variants[name]
-                flush = tracer_provider.force_flush if name == "sdk_batch" else None
                 with condition():
-                    spent, count = await _slice(call, seconds / parts, flush)
+                    spent, count = await _slice(call, seconds / parts, flushes.get(name))
                 cpu[name] += spent
                 calls[name] += count
-        per_call = {name: cpu[name] / calls[name] * 1e6 for name in names}
         for name in names:
-            samples[name].append(per_call[name])
-        for name in ratios:
-            ratios[name].append(per_call[name] / per_call["without"])
-    await plain.aclose()
-    await reporting.aclose()
-    tracer_provider.shutdown()
-    meter_provider.shutdown()
-    return TelemetryCost({name: median(values) for name, values in samples.items()}, ratios, exported[0])
+            samples[name].append(cpu[name] / calls[name] * 1e6)
+    return samples
 
 
 async def _per_iteration_ns(body: Callable[[], Awaitable[object]], iterations: int) -> float:

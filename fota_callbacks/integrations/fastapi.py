@@ -110,16 +110,13 @@ def fota_lifespan(
     while it is down the receiver answers 503 and `/readyz` (`health_router`) says why. At shutdown the worker
     is cancelled: what it was handling goes back to the inbox at once and is handled again after the restart;
     then the inbox is closed. With `inbox` alone the app only stores (another process runs the worker, e.g.
-    `fota-callbacks inbox work`) and the inbox is closed at shutdown.
-
-    `tracer_provider` / `meter_provider`: what the worker reports through (its handle spans, `fota.inbox.*`
-    metrics), instead of the inbox's own providers or the global ones.
+    `fota-callbacks inbox work`) and the inbox is closed at shutdown. The worker reports its telemetry through
+    `tracer_provider` / `meter_provider` when given (else the inbox's own, or the global ones).
     """
     if handler is not None and inbox is None:
         raise InvalidArgumentError("handler", "a handler here runs an inbox's worker: pass inbox= too")
     if inbox is not None and not isinstance(inbox, Inbox):
         raise InvalidArgumentError("inbox", f"expected an Inbox (MemoryInbox, SqliteInbox, ...), got {inbox!r}")
-    providers = _providers(inbox, tracer_provider=tracer_provider, meter_provider=meter_provider)
     run_worker = functools.partial(
         _keep_working,
         inbox,
@@ -127,7 +124,7 @@ def fota_lifespan(
         concurrency=positive_int(workers, "workers"),
         max_attempts=positive_int(max_attempts, "max_attempts"),
         order_key=order_key,
-        **providers,
+        **_providers(inbox, tracer_provider=tracer_provider, meter_provider=meter_provider),
     )
 
     @contextlib.asynccontextmanager
