@@ -7,22 +7,27 @@
   on the process CPU clock (`time.process_time_ns`), interleaved repetitions, medians; what the replay
   leaves out (the coroutine layers between the controller and the transport) is the total minus the stages;
 - cProfile of V2 list calls: the top functions by self and by cumulative time (inflated by the profiler;
-  read them as proportions).
+  read them as proportions);
+- what OpenTelemetry costs a V2 list call (when `opentelemetry-api` is installed): with the API imported but no
+  provider set, and with the SDK configured (a `BatchSpanProcessor`, a meter provider), each over the same call
+  with the API out of `sys.modules` (as in an application that never imports it), in interleaved slices.
 
-Standalone: `python -m benchmarks.inmemory [--seconds S] [--rounds N] [--backend trio]` (`benchmarks.run` measures
-on asyncio).
+Standalone: `python -m benchmarks.inmemory [--seconds S] [--rounds N] [--backend trio] [--telemetry-only]`
+(`benchmarks.run` measures on asyncio).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import functools
 import gc
 import json
+import sys
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -54,6 +59,8 @@ Call = Callable[[], Awaitable[object]]
 BASE_URL = "http://bench.invalid"
 IN_MEMORY_TARGET_US = 30.0
 HANDWRITTEN_TARGET = 3.0
+OTEL_API_TARGET = 1.03
+"""With the OpenTelemetry API imported and no provider set, a call costs at most 3% more (issue 23)."""
 
 
 def canned_handler(body: bytes) -> Callable[[fota.Request], Awaitable[fota.Response]]:
@@ -274,6 +281,7 @@ class InMemoryResult:
     profile_total_us: float
     top_self: list[ProfileLine]
     top_cumulative: list[ProfileLine]
+    telemetry: TelemetryCost | None = None
 
     def ratio(self, op: str) -> float:
         """SDK CPU per call over the hand-written client's: the median of the per-round ratios."""
@@ -297,7 +305,145 @@ class InMemoryResult:
             "profile_calls": self.profile_calls,
             "top_self": [line.__dict__ for line in self.top_self],
             "top_cumulative": [line.__dict__ for line in self.top_cumulative],
+            "telemetry": None if self.telemetry is None else self.telemetry.summary(),
         }
+
+
+@dataclass
+class TelemetryCost:
+    """CPU µs per V2 list call in each condition (medians over rounds), and each over `without`, per round."""
+
+    us: dict[str, float]
+    ratios: dict[str, list[float]] = field(default_factory=dict)
+    spans_exported: int = 0
+    note: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "us_per_call": self.us,
+            "over_without": {name: median(values) for name, values in self.ratios.items()},
+            "over_without_p25_p75": {name: quartiles(values) for name, values in self.ratios.items()},
+            "spans_exported": self.spans_exported,
+            "note": self.note,
+        }
+
+
+@contextlib.contextmanager
+def _opentelemetry_hidden() -> Iterator[None]:
+    """As in an application that never imports OpenTelemetry: its modules out of `sys.modules` for the slice, and
+    the SDK's memory of having found them there forgotten (private: `_telemetry` keeps the API's globals once it
+    saw them; the SDK never imports the API itself)."""
+    from fota_callbacks import _telemetry
+
+    hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] == "opentelemetry"}
+    _telemetry._tracer_global = _telemetry._meter_global = _telemetry._no_global
+    try:
+        yield
+    finally:
+        sys.modules.update(hidden)
+
+
+async def _slice(call: Call, seconds: float, flush: Callable[[], object] | None = None) -> tuple[float, int]:
+    """(process CPU seconds, calls) of `call` back to back for `seconds`, then `flush()`: the batch processor's
+    export of this slice's spans is counted here, not in the next condition's slice."""
+    count = 0
+    cpu0 = time.process_time()  # all threads: the batch processor exports from its own
+    stop_at = time.perf_counter() + seconds
+    while time.perf_counter() < stop_at:
+        for _ in range(50):
+            await call()
+        count += 50
+    if flush is not None:
+        flush()
+    return time.process_time() - cpu0, count
+
+
+async def telemetry_cost(rounds: int, seconds: float, parts: int = 6) -> TelemetryCost:
+    """A V2 list call without OpenTelemetry, with its API imported and no provider, and with the SDK configured
+    (`BatchSpanProcessor` to an exporter that drops the batches, a meter provider with an in-memory reader), each
+    round `parts` slices of each, rotating the order; ratios over "without" per round."""
+    try:
+        import opentelemetry.metrics
+        import opentelemetry.trace  # noqa: F401 - imported as an application would
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    except ImportError:
+        return TelemetryCost({}, note="opentelemetry-api/-sdk not installed: the otel rows are not measured")
+
+    exported = [0]
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            exported[0] += len(spans)
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Dropping()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    plain = make_client(V2_LIST_BODY)
+    reporting = fota.FotaCallbacksClient(
+        access_token=ACCESS_TOKEN,
+        m2m_token=M2M_TOKEN,
+        base_url=BASE_URL,
+        transport=fota.InMemoryTransport(canned_handler(V2_LIST_BODY)),
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+    )
+
+    async def v2_list() -> object:
+        return await plain.v2.list_registered_callbacks(ACCOUNT)
+
+    async def v2_list_sdk() -> object:
+        return await reporting.v2.list_registered_callbacks(ACCOUNT)
+
+    variants: dict[str, _Variant] = {
+        "without": (v2_list, _opentelemetry_hidden),
+        "api_no_sdk": (v2_list, contextlib.nullcontext),
+        "sdk_batch": (v2_list_sdk, contextlib.nullcontext),
+    }
+    for call, condition in variants.values():
+        with condition():
+            for _ in range(1000):
+                await call()
+    flushes: dict[str, Callable[[], object]] = {"sdk_batch": tracer_provider.force_flush}
+    samples = await _interleaved(variants, flushes, rounds=rounds, seconds=seconds, parts=parts)
+    await plain.aclose()
+    await reporting.aclose()
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
+    ratios = {
+        name: [value / without for value, without in zip(values, samples["without"], strict=True)]
+        for name, values in samples.items()
+        if name != "without"
+    }
+    return TelemetryCost({name: median(values) for name, values in samples.items()}, ratios, exported[0])
+
+
+_Variant = tuple[Call, Callable[[], contextlib.AbstractContextManager[None]]]
+
+
+async def _interleaved(
+    variants: dict[str, _Variant], flushes: dict[str, Callable[[], object]], *, rounds: int, seconds: float, parts: int
+) -> dict[str, list[float]]:
+    """CPU µs per call of each variant per round: `parts` slices of each per round, the order rotating."""
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for round_index in range(rounds):
+        cpu, calls = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0)
+        gc.collect()
+        for part in range(parts):
+            shift = (round_index + part) % len(names)
+            for name in names[shift:] + names[:shift]:
+                call, condition = variants[name]
+                with condition():
+                    spent, count = await _slice(call, seconds / parts, flushes.get(name))
+                cpu[name] += spent
+                calls[name] += count
+        for name in names:
+            samples[name].append(cpu[name] / calls[name] * 1e6)
+    return samples
 
 
 async def _per_iteration_ns(body: Callable[[], Awaitable[object]], iterations: int) -> float:
@@ -446,6 +592,7 @@ async def measure(
     except (AttributeError, ImportError, TypeError) as exc:  # the package's internals changed shape
         stage_error = f"{type(exc).__name__}: {exc}"
     total_us, top_self, top_cum = await profile(profile_calls, top)
+    telemetry = await telemetry_cost(rounds, seconds * 2)
     return InMemoryResult(
         rounds=rounds,
         seconds=seconds,
@@ -460,6 +607,32 @@ async def measure(
         profile_total_us=total_us,
         top_self=top_self,
         top_cumulative=top_cum,
+        telemetry=telemetry,
+    )
+
+
+def format_telemetry(cost: TelemetryCost, rounds: int) -> str:
+    if cost.note is not None:
+        return f"OpenTelemetry: {cost.note}"
+    labels = {
+        "without": "V2 list, OpenTelemetry not imported",
+        "api_no_sdk": "V2 list, API imported, no provider set",
+        "sdk_batch": "V2 list, SDK: BatchSpanProcessor + meter provider",
+    }
+    rows = []
+    for name, label in labels.items():
+        if name == "without":
+            rows.append([label, f"{cost.us[name]:.1f}", "1.00x", "", ""])
+            continue
+        ratio, (low, high) = median(cost.ratios[name]), quartiles(cost.ratios[name])
+        verdict = ("ok" if ratio <= OTEL_API_TARGET else "MISS") if name == "api_no_sdk" else "reported"
+        rows.append([label, f"{cost.us[name]:.1f}", f"{ratio:.3f}x", f"{low:.3f}-{high:.3f}", verdict])
+    return render_table(
+        ["condition", "CPU µs/call", "over not imported", "p25-p75", f"<= {OTEL_API_TARGET:g}x (API)"],
+        rows,
+        f"OpenTelemetry's cost on an in-memory V2 list call: medians of {rounds} rounds, each interleaving short "
+        "slices of the three conditions (process CPU, all threads: the batch processor exports from its own); "
+        f"{cost.spans_exported:,} spans handed to the exporter",
     )
 
 
@@ -508,6 +681,8 @@ def format_inmemory(result: InMemoryResult) -> str:
             "object; floor = await handler + json.loads (+ json.dumps for register)",
         )
     ]
+    if result.telemetry is not None:
+        parts.append(format_telemetry(result.telemetry, result.rounds))
     if result.stage_error is not None:
         parts.append(f"Per-stage split unavailable (package internals changed): {result.stage_error}")
     elif result.stages:
@@ -551,9 +726,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stage-iterations", type=int, default=20_000)
     parser.add_argument("--profile-calls", type=int, default=20_000)
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio", help="the event loop")
+    parser.add_argument("--telemetry-only", action="store_true", help="only the OpenTelemetry rows")
     args = parser.parse_args(argv)
     layout = cpu_layout()
     pin_to_cpu(None if layout is None else layout[1])
+    if args.telemetry_only:
+        cost = anyio.run(telemetry_cost, args.rounds, args.seconds * 2, backend=args.backend)
+        print(f"event loop: {args.backend}")
+        print(format_telemetry(cost, args.rounds))
+        return
     run = functools.partial(
         measure,
         rounds=args.rounds,

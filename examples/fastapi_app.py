@@ -36,6 +36,11 @@ Settings (environment variables):
   behind a proxy").
 - `FOTA_FORCE_REGISTER=1`: register at startup even if ThingSpace already lists this URL and username. ThingSpace
   does not list the password back, so start once with it after changing `FOTA_LISTENER_PASSWORD`.
+
+Operations: `GET /healthz` and `GET /readyz` (liveness and readiness probes), and `GET /metrics` for Prometheus
+when OpenTelemetry's SDK and Prometheus exporter are installed (`pip install opentelemetry-sdk
+opentelemetry-exporter-prometheus`): the SDK's metrics (callbacks received, handled, the inbox's gauges, ThingSpace
+request durations; README, "Observability"). Without them the app runs the same, without `/metrics`.
 """
 
 from __future__ import annotations
@@ -47,10 +52,17 @@ from contextlib import asynccontextmanager
 from typing import Literal
 
 from fastapi import FastAPI
+from fastapi.responses import Response
 
 import fota_callbacks as fota
 from fota_callbacks.inbox import SqliteInbox
-from fota_callbacks.integrations.fastapi import FotaClient, callback_router, fota_lifespan, get_app_client
+from fota_callbacks.integrations.fastapi import (
+    FotaClient,
+    callback_router,
+    fota_lifespan,
+    get_app_client,
+    health_router,
+)
 
 ACCOUNT = os.environ.get("FOTA_ACCOUNT", "0000123456-00001")
 LISTENER_URL = os.environ.get("FOTA_LISTENER_URL", "http://127.0.0.1:8000/fota/callbacks")
@@ -93,6 +105,21 @@ async def on_message(message: fota.CallbackMessage) -> None:
             log.info("  firmware %s: %s -> %s", firmware.firmware_name, firmware.from_version, firmware.to_version)
 
 
+def _prometheus_metrics() -> bool:
+    """Report the SDK's metrics to Prometheus (the README's recipe): OpenTelemetry's global meter provider, read
+    by the Prometheus exporter into prometheus_client's registry, which `/metrics` serves. False when they are not
+    installed: the metrics are optional, the listener is not."""
+    try:
+        from opentelemetry import metrics
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from opentelemetry.sdk.metrics import MeterProvider
+    except ImportError:
+        log.info("no /metrics: pip install opentelemetry-sdk opentelemetry-exporter-prometheus to serve them")
+        return False
+    metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))
+    return True
+
+
 def _allowed_ips(setting: str) -> Literal["verizon"] | list[str] | None:
     """`FOTA_ALLOWED_IPS` as `callback_router` takes it: "verizon" alone, or a list (which may hold "verizon")."""
     entries = [entry.strip() for entry in setting.split(",") if entry.strip()]
@@ -106,6 +133,15 @@ app = FastAPI(lifespan=fota_lifespan(lifespan=register_listener, inbox=inbox, ha
 app.include_router(
     callback_router(inbox=inbox, username=USERNAME, password=PASSWORD, allowed_ips=_allowed_ips(ALLOWED_IPS))
 )
+app.include_router(health_router(inbox))
+
+if _prometheus_metrics():
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        """The process's metrics in Prometheus' text format (scrape this)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 @app.get("/registration")

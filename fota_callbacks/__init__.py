@@ -29,6 +29,7 @@ from ._errors import (
     ServerError,
     SessionLoginError,
 )
+from ._logconfig import configure_from_environment as _configure_logging
 from ._models import EnsureResult
 from ._pipeline import ApiResponse, ClientClosedError, Middleware, SendNext
 from ._retry import RetryPolicy
@@ -152,6 +153,8 @@ __all__ = [
     "parse_callback_message",
     "__version__",
 ]
+
+_configure_logging()  # FOTA_CALLBACKS_LOG=debug|info|warning: log to stderr with no code
 
 if TYPE_CHECKING:  # at run time, `__getattr__` below loads them
     from .callbacks import *

@@ -7,7 +7,7 @@ import enum
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import attrs
@@ -19,12 +19,17 @@ from ._environments import Environment, resolve_root
 from ._errors import InvalidArgumentError
 from ._pipeline import CallOptions, Middleware, Pipeline, Shared, Sleep, stack
 from ._retry import RetryPolicy
+from ._telemetry import ClientTelemetry
 from ._validation import non_negative_int, positive_seconds
 from .transport.base import Transport
 from .transport.httpx import HttpxTransport
 from .v1.controller import SoftwareManagementCallbacksV1Controller
 from .v2.controller import SoftwareManagementCallbacksV2Controller
 from .v3.controller import SoftwareManagementCallbacksV3Controller
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["NOT_GIVEN", "FotaCallbacksClient", "NotGiven"]
 
@@ -77,6 +82,10 @@ class FotaCallbacksClient:
     `TokenSource`) or from logging in with `username` + `password`. A missing credential raises
     `MissingCredentialsError` here, before anything is sent.
 
+    With OpenTelemetry's API installed, each operation is a span, each HTTP attempt (token and session requests
+    included) a CLIENT span and a `http.client.request.duration` measurement, reported through
+    `tracer_provider` / `meter_provider`, or the global providers when not given (see the README, Observability).
+
     Make one client and share it between tasks; close it with `aclose()` or `async with`.
     """
 
@@ -101,8 +110,11 @@ class FotaCallbacksClient:
         logout_on_close: bool = False,
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         root = resolve_root(environment, base_url if base_url is not None else env("THINGSPACE_BASE_URL"))
+        telemetry = ClientTelemetry(tracer_provider, meter_provider, root)
         options = _options(
             _DEFAULT_OPTIONS, timeout=timeout, max_retries=max_retries, retry_policy=retry_policy, deadline=deadline
         )
@@ -125,7 +137,13 @@ class FotaCallbacksClient:
         )
         transport = transport if transport is not None else HttpxTransport()
         shared = Shared(
-            root=root, transport=transport, send=stack(transport, middleware), auth=auth, sleep=sleep, clock=clock
+            root=root,
+            transport=transport,
+            send=stack(transport, middleware),
+            auth=auth,
+            sleep=sleep,
+            clock=clock,
+            telemetry=telemetry,
         )
         self._logout_on_close = logout_on_close
         self._attach(Pipeline(shared, options), owner=True)

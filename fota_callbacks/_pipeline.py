@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -25,6 +26,10 @@ from ._errors import (
 )
 from ._retry import RetryPolicy
 from ._serde import decoder, encode
+from ._telemetry import ClientTelemetry
+
+if TYPE_CHECKING:
+    from ._otel import ClientRecording
 from .transport.base import Headers, Request, Response, Transport
 
 __all__ = [
@@ -49,6 +54,14 @@ Middleware = Callable[[Request, SendNext], Awaitable[Response]]
 """`async def middleware(request, call_next) -> Response`: runs around every attempt (tracing, metrics)."""
 
 Sleep = Callable[[float], Awaitable[Any]]
+
+
+class _LookUp(enum.Enum):
+    LOOK_UP = "LOOK_UP"
+
+
+LOOK_UP = _LookUp.LOOK_UP
+"""`exchange`'s default `recording`: look up what to report through (the SDK's own requests)."""
 
 
 @attrs.frozen
@@ -85,6 +98,7 @@ class Endpoint(Generic[T]):
         "gone",
         "method",
         "name",
+        "template",
         "version",
     )
 
@@ -104,6 +118,7 @@ class Endpoint(Generic[T]):
         self.gone = gone
         self.name = name
         self.method = method
+        self.template = f"{version.base_path}/{path}"  # `url.template` of its telemetry
         # "callbacks/{account}" -> ("/api/fota/v2/callbacks/", None): None marks a parameter slot.
         template: list[str | None] = [version.base_path]
         for segment in path.split("/"):
@@ -175,7 +190,8 @@ class ClientClosedError(FotaError, RuntimeError):
 @attrs.define(kw_only=True)
 class Shared:
     """What a client and all its `with_options` clones share: the root, the transport and the stack of
-    middleware around it (`send`), the credentials, the clock and sleep, and whether the client was closed."""
+    middleware around it (`send`), the credentials, the clock and sleep, whether the client was closed, and the
+    OpenTelemetry providers it reports through."""
 
     root: str
     transport: Transport
@@ -184,6 +200,9 @@ class Shared:
     sleep: Sleep = anyio.sleep
     clock: Callable[[], float] = time.monotonic
     closed: bool = False
+    telemetry: ClientTelemetry = attrs.field(
+        default=attrs.Factory(lambda self: ClientTelemetry(None, None, self.root), takes_self=True)
+    )
 
 
 def stack(transport: Transport, middleware: Sequence[Middleware]) -> SendNext:
@@ -213,7 +232,7 @@ class Pipeline:
         A deregister retried after an attempt that may have been processed, and then refused with the
         version's 400, succeeds: the first attempt removed the registration (the status stays the 400's).
         """
-        outcome, data = await self._result(endpoint, params, body)
+        outcome, data = await self._operation(endpoint, params, body)
         response = outcome.response
         return ApiResponse(
             response.status_code, response.headers, data, request_id_of(response.headers), outcome.retries
@@ -221,9 +240,19 @@ class Pipeline:
 
     async def data(self, endpoint: Endpoint[T], params: Sequence[str], body: object = None) -> T:
         """`call`'s decoded result alone, for the methods that return the model: no `ApiResponse` built."""
-        return (await self._result(endpoint, params, body))[1]
+        return (await self._operation(endpoint, params, body))[1]
 
-    async def _result(self, endpoint: Endpoint[T], params: Sequence[str], body: object) -> tuple[Outcome, T]:
+    def _operation(self, endpoint: Endpoint[T], params: Sequence[str], body: object) -> Awaitable[tuple[Outcome, T]]:
+        """The operation to await: in its span when an OpenTelemetry provider records, else as it is (a plain
+        function, not a coroutine: the usual path costs no extra await)."""
+        recording = self.shared.telemetry.current()
+        if recording is None:
+            return self._result(endpoint, params, body, None)
+        return recording.operation(endpoint, params[0], lambda: self._result(endpoint, params, body, recording))
+
+    async def _result(
+        self, endpoint: Endpoint[T], params: Sequence[str], body: object, recording: ClientRecording | None
+    ) -> tuple[Outcome, T]:
         if self.shared.closed:
             raise ClientClosedError("this client is closed")
         url = self.shared.root + endpoint.path(params)
@@ -234,7 +263,12 @@ class Pipeline:
             secret = getattr(body, "password", None) is not None
             call = Call(endpoint.method, url, _JSON_BODY_HEADERS, encode(body), self.shared.auth, secret)
         deadline = self.options.deadline
-        outcome = await (self.exchange(call) if deadline is None else self._exchange_before(deadline, call))
+        template = endpoint.template
+        outcome = await (
+            self.exchange(call, None, template, recording)
+            if deadline is None
+            else self._exchange_before(deadline, call, template, recording)
+        )
         response = outcome.response
         status = response.status_code
         if 200 <= status < 300:
@@ -247,24 +281,36 @@ class Pipeline:
             return outcome, endpoint.gone()
         raise outcome.error(f"{endpoint.method} {_path(url)}", bad_request=endpoint.version.error)
 
-    async def _exchange_before(self, deadline: float, call: Call) -> Outcome:
+    async def _exchange_before(
+        self, deadline: float, call: Call, template: str, recording: ClientRecording | None
+    ) -> Outcome:
         progress = _Progress(self.shared.clock() + deadline)
         try:
             with anyio.fail_after(deadline):
-                return await self.exchange(call, progress)
+                return await self.exchange(call, progress, template, recording)
         except TimeoutError:
             sent = None if progress.request is None else redacted(progress.request, secret_body=call.secret_body)
             error = ApiTimeoutError(f"{call.method} {_path(call.url)}: deadline of {deadline} s exceeded", request=sent)
             error.retries_taken = progress.retries
             raise error from None
 
-    async def exchange(self, call: Call, progress: _Progress | None = None) -> Outcome:
+    async def exchange(
+        self,
+        call: Call,
+        progress: _Progress | None = None,
+        template: str | None = None,
+        recording: ClientRecording | _LookUp | None = LOOK_UP,
+    ) -> Outcome:
         """Send with retries: build -> send -> decide -> wait. Returns the last response (any status) with
         its request and the retries taken; raises the connection failure left after the retries.
 
         A 401 with renewable credentials is retried once with fresh tokens; that retry counts in
-        `retries_taken` but not against `max_retries`.
+        `retries_taken` but not against `max_retries`. For telemetry: `template` is the operation's path
+        template (None: the SDK's own requests, whose paths hold no parameter), `recording` what its attempts
+        report through (looked up when not given).
         """
+        if recording is LOOK_UP:
+            recording = self.shared.telemetry.current()
         policy = self.options.retry
         retries = 0  # retries the policy granted
         renewed = 0  # 1 once a 401 made us renew the credentials
@@ -274,7 +320,11 @@ class Pipeline:
             if progress is not None:
                 progress.request, progress.retries = request, retries + renewed
             try:
-                outcome: Response | ApiConnectionError = await self.shared.send(request)
+                outcome: Response | ApiConnectionError = await (
+                    self.shared.send(request)
+                    if recording is None  # telemetry: else the attempt in its CLIENT span
+                    else recording.attempt(self.shared.send, request, template, retries + renewed)
+                )
             except ApiConnectionError as exc:
                 exc.request = redacted(exc.request or request, secret_body=call.secret_body)
                 exc.retries_taken = retries + renewed

@@ -8,8 +8,9 @@ In a page under docs/, a line
 - `<!-- file: benchmarks/README.md -->` by that file of the repository;
 - `<!-- code: examples/fastapi_app.py -->` by that file of the repository as a code block (its language named by
   its extension), shown as it is.
-Links in the included text to repository files that are pages of the site (`REPO_PAGES`) and to README headings
-are pointed at those pages; anything else a link names must exist, or `mkdocs build --strict` fails.
+Links in the included text to repository files that are pages of the site (`REPO_PAGES`), to files under docs/
+(pictures), and to README headings are pointed at those pages and files; anything else a link names must exist, or
+`mkdocs build --strict` fails.
 """
 
 from __future__ import annotations
@@ -118,9 +119,12 @@ def _relink(text: str, source: str, page: str, config: Any) -> str:
             path = owners.get(anchors[fragment], page)
         elif path:
             repo_path = posixpath.normpath(posixpath.join(posixpath.dirname(source), path))
-            if repo_path not in REPO_PAGES:
+            if repo_path.startswith("docs/") and (ROOT / repo_path).is_file():
+                path = repo_path.removeprefix("docs/")  # a picture of the site (docs/images/...)
+            elif repo_path not in REPO_PAGES:
                 raise PluginError(f"{source} links to {target!r}, which is not a page of the site (REPO_PAGES)")
-            path = REPO_PAGES[repo_path]
+            else:
+                path = REPO_PAGES[repo_path]
         else:
             return match[0]
         relative = posixpath.relpath(path, here) if path != page else ""

@@ -16,7 +16,8 @@ each takes these keyword options:
 `dedup_window=300` (seconds an identical body is stored once; 0: off), `retry_base=1.0` and `retry_max=300`
 (the backoff after a handler failure doubles from one to the other), `claim_idle=60` (seconds after which an
 entry held by a stopped worker is handled by another; not used by `MemoryInbox`), `poll_interval=0.5`
-(how often idle workers look for entries stored by other processes), `clock=time.time`.
+(how often idle workers look for entries stored by other processes), `clock=time.time`, and
+`tracer_provider` / `meter_provider` (OpenTelemetry; the global providers when not given).
 """
 
 from ._base import BaseInbox, InboxOptions

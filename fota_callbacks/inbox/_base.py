@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 from .._errors import InvalidArgumentError
 from .._logsafe import printable
+from .._telemetry import InboxTelemetry, current_traceparent
 from .._validation import positive_int
 from ..callbacks import CallbackMessage, CallbackParseError, parse_callback_message
 from ._records import (
@@ -34,6 +35,8 @@ from ._records import (
 
 if TYPE_CHECKING:
     import anyio
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = [
     "DEFAULT_DEDUP_WINDOW",
@@ -65,6 +68,8 @@ class InboxOptions(TypedDict, total=False):
     retain_done: float
     clock: Callable[[], float]
     create: bool
+    tracer_provider: TracerProvider | None
+    meter_provider: MeterProvider | None
 
 
 def error_text(exc: BaseException) -> str:
@@ -130,6 +135,9 @@ class BaseInbox:
     - `clock` (`time.time`): wall-clock seconds; every time-based rule (dedup, backoff, retention, age) follows it.
     - `create` (True): create the storage on first use; False only uses an existing inbox and raises
       `InboxNotFoundError` (changing nothing) where there is none.
+    - `tracer_provider` / `meter_provider` (None: the global ones): with OpenTelemetry's API installed, the worker
+      reports a `fota.callback.handle` span per attempt, `fota.inbox.handled`, `fota.inbox.handle.duration`, and
+      the `fota.inbox.*` gauges from the last `stats()` (see the README, Observability).
     """
 
     def __init__(
@@ -143,6 +151,8 @@ class BaseInbox:
         retain_done: float = DEFAULT_RETAIN_DONE,
         clock: Callable[[], float] = time.time,
         create: bool = True,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.dedup_window = _seconds("dedup_window", dedup_window, positive=False)
         self.retry_base = _seconds("retry_base", retry_base, positive=True)
@@ -159,6 +169,7 @@ class BaseInbox:
         self.create = create
         self._clock = clock
         self._worker = _WorkerState()
+        self._telemetry = InboxTelemetry(tracer_provider, meter_provider)
 
     # --- the storage steps a store implements ---------------------------------------------------------------------
 
@@ -228,7 +239,8 @@ class BaseInbox:
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise InvalidArgumentError("body", f"expected bytes, got {type(body).__name__}")
         body = bytes(body)
-        stored = await self._store(body, dedup_key(body), self._clock(), None)
+        # The span current now (a receiver's `fota.callback.receive`) is kept with the entry: its handling links to it.
+        stored = await self._store(body, dedup_key(body), self._clock(), current_traceparent())
         if stored and self._worker.wake is not None:
             self._worker.wake.set()
         return stored
@@ -240,6 +252,8 @@ class BaseInbox:
         concurrency: int = 1,
         max_attempts: int = 10,
         order_key: OrderKey | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         """The worker: hands each stored message, oldest first, to `await handler(message)`, until cancelled.
 
@@ -256,6 +270,9 @@ class BaseInbox:
         is cancelled, what it holds is released at once. `KeyboardInterrupt` and `SystemExit` from a handler
         release the entry and propagate. Store failures are logged and retried; anything else that would end the
         worker is logged at ERROR and the worker restarts after a backoff, during which `ready()` says so.
+
+        `tracer_provider` / `meter_provider`, when given, replace the inbox's own for its telemetry (what
+        `fota_lifespan` passes on).
         """
         if not callable(handler):
             raise InvalidArgumentError("handler", f"expected an async callable, got {handler!r}")
@@ -263,13 +280,17 @@ class BaseInbox:
         positive_int(max_attempts, "max_attempts")
         if order_key is not None and not callable(order_key):
             raise InvalidArgumentError("order_key", f"expected a callable or None, got {order_key!r}")
+        if tracer_provider is not None or meter_provider is not None:
+            self._telemetry = self._telemetry.replaced(tracer_provider, meter_provider)
         from ._worker import supervise
 
         await supervise(self, handler, concurrency=concurrency, max_attempts=max_attempts, order_key=order_key)
 
     async def stats(self) -> InboxStats:
-        """What the inbox holds now: see `InboxStats`."""
-        return await self._counts(self._clock())
+        """What the inbox holds now: see `InboxStats`. The `fota.inbox.*` gauges report the last one taken."""
+        stats = await self._counts(self._clock())
+        self._telemetry.observe(stats)
+        return stats
 
     async def dead_letters(self) -> list[InboxEntry]:
         """The dead letters, oldest first."""

@@ -20,7 +20,7 @@ import anyio.abc
 from .._logsafe import printable
 from ..callbacks import CallbackMessage, CallbackParseError, parse_callback_message
 from ._base import BaseInbox, error_text
-from ._records import Claim, InboxHandler, InboxUnavailableError, OrderKey, Outcome
+from ._records import Claim, InboxHandler, InboxUnavailableError, OrderKey, Outcome, OutcomeKind
 
 if sys.version_info < (3, 11):  # pragma: no cover - depends on the Python
     from exceptiongroup import BaseExceptionGroup
@@ -204,12 +204,13 @@ class Worker:
             except CallbackParseError as exc:
                 logger.error("FOTA inbox entry %d does not parse, moved to the dead letters: %s", claim.id, exc)
                 self._record(Outcome(claim, "dead", self.inbox._clock(), error=error_text(exc)))
+                self._report_at_once(claim, None, "dead", exc)
                 continue
             if self.order_key is not None and claim.order_key is None:
                 try:
                     key = self.order_key(message) or ""
                 except Exception as exc:
-                    self._fail(claim, message, exc)
+                    self._report_at_once(claim, message, self._fail(claim, message, exc), exc)
                     continue
                 keyed.append((claim, str(key)))
             admitted.append((claim, message))
@@ -228,24 +229,38 @@ class Worker:
 
     async def _attempt(self, claim: Claim, message: CallbackMessage) -> None:
         started = time.monotonic()
+        report = self.inbox._telemetry.handling(claim, message)  # telemetry: the handle span, when one records
         try:
             recorded = await self.inbox._handle(self.handler, message, claim)
         except BaseException as exc:
             if _stops_the_worker(exc):
+                if report is not None:
+                    report.end(None)
                 if _fatal(exc):  # the process ends: give the entry back now, nobody will later
                     with anyio.move_on_after(RELEASE_TIMEOUT, shield=True):
                         await self._release([self.held.pop(claim.id)])
                 raise
-            self._fail(claim, message, exc)
+            kind = self._fail(claim, message, exc)
+            if report is not None:
+                report.end(kind, exc)
         else:
             if recorded:
                 self.held.pop(claim.id, None)
             else:
                 self._record(Outcome(claim, "done", self.inbox._clock()))
+            if report is not None:
+                report.end("done")
         elapsed = time.monotonic() - started
         self.handle_time = elapsed if self.handle_time == 0 else 0.8 * self.handle_time + 0.2 * elapsed
 
-    def _fail(self, claim: Claim, message: CallbackMessage, exc: BaseException) -> None:
+    def _report_at_once(self, claim: Claim, message: CallbackMessage | None, kind: str, exc: BaseException) -> None:
+        """Telemetry for an attempt that failed before its handler ran (the body, or the order key)."""
+        report = self.inbox._telemetry.handling(claim, message)
+        if report is not None:
+            report.end(kind, exc)
+
+    def _fail(self, claim: Claim, message: CallbackMessage, exc: BaseException) -> OutcomeKind:
+        """Record a failed attempt: `retry`, or `dead` after `max_attempts`; which one."""
         attempts = claim.attempts + 1
         text, now = error_text(exc), self.inbox._clock()
         what = (claim.id, printable(message.type), attempts, self.max_attempts)
@@ -257,7 +272,7 @@ class Worker:
                 text,
             )
             self._record(Outcome(claim, "dead", now, error=text))
-            return
+            return "dead"
         delay = self.inbox._backoff(attempts)
         logger.warning(
             "the FOTA callback handler failed on inbox entry %d (%s message), attempt %d of %d; retrying in %.3g s: %s",
@@ -266,6 +281,7 @@ class Worker:
             text,
         )
         self._record(Outcome(claim, "retry", now, error=text, due=now + delay))
+        return "retry"
 
     def _record(self, outcome: Outcome) -> None:
         self.held.pop(outcome.claim.id, None)
@@ -320,6 +336,8 @@ class Worker:
         while True:
             try:
                 await self.inbox._purge(self.inbox._clock())
+                if self.inbox._telemetry.measuring():  # telemetry: the gauges report the last stats()
+                    await self.inbox.stats()
             except InboxUnavailableError as exc:
-                logger.warning("the FOTA inbox cannot purge old entries: %s", error_text(exc))
+                logger.warning("the FOTA inbox cannot purge or count its entries: %s", error_text(exc))
             await anyio.sleep(interval)

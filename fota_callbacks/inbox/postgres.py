@@ -42,6 +42,8 @@ from ._records import (
 if TYPE_CHECKING:
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
     from typing_extensions import Unpack
 
     from ..callbacks import CallbackMessage
@@ -671,6 +673,8 @@ class PostgresInbox(BaseInbox):
         concurrency: int = 1,
         max_attempts: int = 10,
         order_key: OrderKey | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
         transactional: bool = False,
     ) -> None:
         """The worker, as `BaseInbox.run`, on asyncio only; idle, it wakes as soon as any process puts.
@@ -690,7 +694,12 @@ class PostgresInbox(BaseInbox):
         self._transactional = transactional
         try:
             await super().run(
-                cast(InboxHandler, handler), concurrency=concurrency, max_attempts=max_attempts, order_key=order_key
+                cast(InboxHandler, handler),
+                concurrency=concurrency,
+                max_attempts=max_attempts,
+                order_key=order_key,
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
             )
         finally:
             self._transactional = False

@@ -55,6 +55,8 @@ from ._records import (
 )
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
     from typing_extensions import Unpack
 
 __all__ = ["RedisInbox"]
@@ -132,10 +134,19 @@ class RedisInbox(BaseInbox):
         concurrency: int = 1,
         max_attempts: int = 10,
         order_key: OrderKey | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         """The worker, as `BaseInbox.run`; on asyncio only."""
         _require_asyncio()
-        await super().run(handler, concurrency=concurrency, max_attempts=max_attempts, order_key=order_key)
+        await super().run(
+            handler,
+            concurrency=concurrency,
+            max_attempts=max_attempts,
+            order_key=order_key,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
 
     # --- calling Redis --------------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
 import anyio
 
@@ -46,9 +46,13 @@ from .._client import FotaCallbacksClient
 from .._errors import InvalidArgumentError
 from .._logsafe import printable
 from .._validation import positive_int
-from ..inbox import Inbox, InboxHandler, OrderKey
+from ..inbox import BaseInbox, Inbox, InboxHandler, OrderKey
 from ..receiver import DEFAULT_MAX_BODY_SIZE, AllowedIps, CallbackReceiver, health_answer, readiness_answer
 from ._route import ASGI_ATTRIBUTE, CallbackRoute
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = [
     "DEFAULT_CALLBACK_PATH",
@@ -90,6 +94,8 @@ def fota_lifespan(
     workers: int = 1,
     max_attempts: int = 10,
     order_key: OrderKey | None = None,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> Callable[[AppT], AbstractAsyncContextManager[Any]]:
     """A lifespan for `FastAPI(lifespan=...)` that makes one client at startup and closes it at shutdown.
 
@@ -104,7 +110,8 @@ def fota_lifespan(
     while it is down the receiver answers 503 and `/readyz` (`health_router`) says why. At shutdown the worker
     is cancelled: what it was handling goes back to the inbox at once and is handled again after the restart;
     then the inbox is closed. With `inbox` alone the app only stores (another process runs the worker, e.g.
-    `fota-callbacks inbox work`) and the inbox is closed at shutdown.
+    `fota-callbacks inbox work`) and the inbox is closed at shutdown. The worker reports its telemetry through
+    `tracer_provider` / `meter_provider` when given (else the inbox's own, or the global ones).
     """
     if handler is not None and inbox is None:
         raise InvalidArgumentError("handler", "a handler here runs an inbox's worker: pass inbox= too")
@@ -117,6 +124,7 @@ def fota_lifespan(
         concurrency=positive_int(workers, "workers"),
         max_attempts=positive_int(max_attempts, "max_attempts"),
         order_key=order_key,
+        **_providers(inbox, tracer_provider=tracer_provider, meter_provider=meter_provider),
     )
 
     @contextlib.asynccontextmanager
@@ -137,6 +145,16 @@ def fota_lifespan(
                 delattr(app.state, STATE_KEY)
 
     return run
+
+
+def _providers(inbox: Inbox | None, **given: Any) -> dict[str, Any]:
+    """The providers to hand to `inbox.run`: only those given, and only to an inbox whose `run` takes them."""
+    given = {name: value for name, value in given.items() if value is not None}
+    if given and not isinstance(inbox, BaseInbox):
+        raise InvalidArgumentError(
+            next(iter(given)), "the worker reports through it only on the SDK's inboxes (BaseInbox); pass inbox= one"
+        )
+    return given
 
 
 async def _keep_working(inbox: Any, handler: CallbackHandler | None, **options: Any) -> None:
@@ -211,14 +229,16 @@ def callback_router(
     allowed_ips: AllowedIps = None,
     background: bool = False,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> APIRouter:
     """An `APIRouter` with one `POST path` endpoint that receives ThingSpace callback messages.
 
     The checks and answers are `fota_callbacks.receiver.CallbackReceiver`'s (read it for the details): pass its
     options here (exactly one of `handler` and `inbox`, and `username`, `password`, `allowed_ips`,
-    `max_body_size`, `background`), or a `CallbackReceiver` you made as the first argument. With `inbox`, run its
-    worker with `fota_lifespan(inbox=..., handler=...)`. `background=True` runs the handler after the 202 answer
-    is sent (at-most-once: prefer an inbox).
+    `max_body_size`, `background`, `tracer_provider`, `meter_provider`), or a `CallbackReceiver` you made as the
+    first argument. With `inbox`, run its worker with `fota_lifespan(inbox=..., handler=...)`. `background=True`
+    runs the handler after the 202 answer is sent (at-most-once: prefer an inbox).
     """
     receiver = _receiver_of(
         handler,
@@ -228,6 +248,8 @@ def callback_router(
         allowed_ips=allowed_ips,
         background=background,
         max_body_size=max_body_size,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
     )
 
     async def receive_callback(request: Request) -> Response:
@@ -266,6 +288,8 @@ def _receiver_of(handler: CallbackHandler | CallbackReceiver | None, **options: 
         "allowed_ips": None,
         "background": False,
         "max_body_size": DEFAULT_MAX_BODY_SIZE,
+        "tracer_provider": None,
+        "meter_provider": None,
     }
     changed = [name for name, value in options.items() if value != defaults[name]]
     if changed:

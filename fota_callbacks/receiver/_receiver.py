@@ -6,7 +6,7 @@ import hmac
 import json
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
@@ -14,10 +14,15 @@ from .._asgi import ClientGone, read_asgi_body, send_json
 from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import InvalidArgumentError
 from .._logsafe import printable
+from .._telemetry import ReceiverTelemetry, reported
 from .._validation import positive_int
 from ..callbacks import CallbackMessage, CallbackParseError, parse_callback_message
 from ..inbox import Inbox
 from ._sources import AllowedIps, Networks, networks, source_allowed
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "CallbackReceiver", "Reception", "ReceptionOutcome"]
 
@@ -87,6 +92,10 @@ class CallbackReceiver:
       `background=True` answers 202 at once and leaves the handling to the adapter, after the answer: at-most-once
       (a failure, a restart or a crash loses the message): prefer an inbox.
     Every answer is JSON. The password is never logged; what a sender controls is logged escaped.
+
+    With OpenTelemetry's API installed, each request is a `fota.callback.receive` span and counts in
+    `fota.callbacks.received`, through `tracer_provider` / `meter_provider` or the global providers (see the
+    README, Observability); an inbox stores the span's context with the entry, to link its handling to it.
     """
 
     def __init__(
@@ -99,6 +108,8 @@ class CallbackReceiver:
         allowed_ips: AllowedIps = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         background: bool = False,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         if (handler is None) == (inbox is None):
             raise InvalidArgumentError("handler", "pass exactly one of handler (inline) and inbox= (stored first)")
@@ -120,6 +131,7 @@ class CallbackReceiver:
         self._username = None if username is None else _secret_bytes(username)
         self._password = None if password is None else _secret_bytes(password)
         self._too_large = _refusal(413, "too_large", f"callback bodies are limited to {self.max_body_size} bytes")
+        self._telemetry = ReceiverTelemetry(tracer_provider, meter_provider)
 
     def __repr__(self) -> str:
         target = f"inbox={self.inbox!r}" if self.inbox is not None else f"handler={self.handler!r}"
@@ -127,6 +139,7 @@ class CallbackReceiver:
 
     # --- the ways in: bytes, chunks, ASGI -----------------------------------------------------------------------
 
+    @reported
     async def receive(self, body: bytes, *, peer: str | None) -> Reception:
         """The answer to a POST of `body` from `peer` (the client address the server reports)."""
         refused = self._refuse_source(peer)
@@ -136,6 +149,7 @@ class CallbackReceiver:
             return self._too_large
         return await self._answer(bytes(body), peer)
 
+    @reported
     async def receive_stream(
         self, chunks: AsyncIterable[bytes], *, peer: str | None, content_length: str | int | None = None
     ) -> Reception:
@@ -154,6 +168,7 @@ class CallbackReceiver:
             body.append(chunk)
         return await self._answer(b"".join(body), peer)
 
+    @reported
     async def serve_asgi(self, scope: Any, receive: Any, send: Any) -> Reception | None:
         """Answer one ASGI HTTP request as the callback endpoint (no routing: the caller chose this path and
         method); runs `after` once the answer is sent. Returns the answer sent, or None when the client left before

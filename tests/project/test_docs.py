@@ -145,3 +145,30 @@ def test_the_example_app_is_a_page_linked_from_the_receiving_guide(site: Path) -
     receiving = (site / "guides" / "receiving" / "index.html").read_text(encoding="utf-8")
     assert 'href="../../examples/fastapi_app/"' in receiving
     assert "[examples/fastapi_app.py](examples/fastapi_app.py)" in README
+
+
+def test_the_observability_picture_is_drawn_from_a_real_run(tmp_path: Path) -> None:
+    """docs/tools/trace_waterfall.py runs the flow the README's picture shows (its HTML; the PNG needs Chromium)."""
+    page = tmp_path / "trace.html"
+    outcome = subprocess.run(
+        [sys.executable, "docs/tools/trace_waterfall.py", "--html", str(page)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert outcome.returncode == 0, outcome.stderr
+    text = html.unescape(page.read_text(encoding="utf-8"))
+    for shown in (
+        "SERVER</span> fota.callback.receive",
+        "CONSUMER</span> fota.callback.handle",
+        "CLIENT</span> GET /api/fota/v2/callbacks/{account}",
+        "fota.inbox.outcome=retry",
+        "fota.inbox.outcome=done",
+        "linked to fota.callback.receive of trace 1",
+        "exception: RuntimeError: the fleet database timed out",
+    ):
+        assert shown in text, shown
+    assert "s3cret" not in text  # the callback's password: no body is traced
+    assert "](docs/images/callback-trace.png)" in README
+    assert (ROOT / "docs" / "images" / "callback-trace.png").stat().st_size > 10_000

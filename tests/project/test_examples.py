@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import fota_callbacks as fota
 from tests.support import ROOT
@@ -190,3 +191,93 @@ def test_the_example_app_starts_without_credentials_only_when_told_it_is_insecur
     outcome = _run_python("import examples.fastapi_app as example; print(example.USERNAME, example.PASSWORD)", env)
     assert outcome.returncode == 0, outcome.stderr
     assert outcome.stdout.split() == ["None", "None"]
+
+
+def _scrape(http: httpx.Client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """`GET /metrics`, parsed as Prometheus parses it: (sample name, labels) -> value."""
+    answer = http.get("/metrics")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            labels = frozenset((key, value) for key, value in sample.labels.items() if not key.startswith("otel_"))
+            samples[(sample.name, labels)] = sample.value
+    return samples
+
+
+def _total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    """The sum of `name`'s samples whose labels include these."""
+    wanted = set(labels.items())
+    return sum(value for (found, have), value in samples.items() if found == name and wanted <= have)
+
+
+def test_the_example_app_serves_prometheus_metrics_while_callbacks_flow(fake_server: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = _environment(
+        **_thingspace(fake_server),
+        FOTA_LISTENER_USERNAME=USERNAME,
+        FOTA_LISTENER_PASSWORD=PASSWORD,
+        FOTA_LISTENER_URL=f"http://127.0.0.1:{port}/fota/callbacks",
+        FOTA_INBOX=str(tmp_path / "inbox.db"),
+    )
+    log = tmp_path / "app.log"
+    command = [sys.executable, "-m", "uvicorn", "examples.fastapi_app:app", "--host", "127.0.0.1", "--port", str(port)]
+    app = _start(command, env, log, port)
+    sent = 40
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            scrapes = []
+            for n in range(sent):  # a scrape between callbacks, every tenth one
+                answer = http.post("/fota/callbacks", content=json.dumps({**_message(USERNAME, PASSWORD), "n": n}))
+                assert answer.status_code == 200
+                if n % 10 == 0:
+                    scrapes.append(_scrape(http))
+            assert http.post("/fota/callbacks", content=b"[]").status_code == 400
+            deadline = time.monotonic() + 30
+            while _total(samples := _scrape(http), "fota_inbox_handled_total", fota_inbox_outcome="done") < sent:
+                assert time.monotonic() < deadline, "the worker did not handle every callback in 30 s"
+                time.sleep(0.2)
+            text = http.get("/metrics").text
+            assert http.get("/readyz").json() == {"status": "ready"}
+    finally:
+        _stop(app)
+
+    stored = [_total(scrape, "fota_callbacks_received_total", fota_callback_outcome="stored") for scrape in scrapes]
+    assert stored == sorted(stored)
+    assert stored[0] < stored[-1]  # counted as they came
+    assert _total(samples, "fota_callbacks_received_total", fota_callback_outcome="stored") == sent
+    assert _total(samples, "fota_callbacks_received_total", fota_callback_outcome="refused") == 1
+    assert _total(samples, "fota_inbox_handled_total", fota_callback_type="upgradeProgress") == sent
+    assert _total(samples, "fota_inbox_handle_duration_seconds_count", fota_inbox_outcome="done") == sent
+    # The registration at startup: ThingSpace calls (and the token and session requests), by template.
+    assert _total(
+        samples, "http_client_request_duration_seconds_count", url_template="/api/fota/v1/callbacks/{account}"
+    )
+    assert _total(samples, "http_client_request_duration_seconds_count", url_template="/api/ts/v1/oauth2/token") == 1
+    # The gauges: the worker's housekeeping took the inbox's stats at least once.
+    for gauge in (
+        "fota_inbox_pending",
+        "fota_inbox_in_flight",
+        "fota_inbox_dead",
+        "fota_inbox_oldest_pending_age_seconds",
+    ):
+        assert (gauge, frozenset()) in samples, gauge
+    assert PASSWORD not in text
+    assert ACCOUNT not in text  # templates, never the account
+
+
+def test_the_example_app_runs_without_the_prometheus_exporter_and_then_serves_no_metrics(tmp_path: Path) -> None:
+    env = _environment(FOTA_LISTENER_INSECURE="1", FOTA_INBOX=str(tmp_path / "inbox.db"))
+    code = (
+        "import sys\n"
+        "sys.modules['opentelemetry.exporter.prometheus'] = None  # as if it were not installed\n"
+        "import examples.fastapi_app as example\n"
+        "from fastapi.testclient import TestClient\n"
+        "http = TestClient(example.app)  # no lifespan: nothing is registered or run\n"
+        "print(http.get('/metrics').status_code, http.get('/healthz').status_code)\n"
+    )
+    outcome = _run_python(code, env)
+    assert outcome.returncode == 0, outcome.stderr
+    assert outcome.stdout.split() == ["404", "200"]
+    assert "no /metrics: pip install opentelemetry-sdk opentelemetry-exporter-prometheus" in outcome.stderr

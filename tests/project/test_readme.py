@@ -45,6 +45,8 @@ SHOWS = [
     ("logging.basicConfig(", "DEBUG fota_callbacks"),
     ("fota.parse_callback_message(", "u-1"),
     ("middleware=[timing]", "GET http://127.0.0.1:"),
+    ("ConsoleSpanExporter()", '"name": "fota.v2.list_registered_callbacks"'),
+    ("PrometheusMetricReader()", 'fota_callbacks_received_total{fota_callback_outcome="stored"'),
 ]
 
 

@@ -13,19 +13,22 @@ import traceback
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
 
 import fota_callbacks as fota
 from fota_callbacks.cli import main
-from fota_callbacks.integrations.fastapi import callback_router
+from fota_callbacks.inbox import MemoryInbox
+from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan
 from fota_callbacks.testing import FakeThingSpace, Fault, serve
 from tests.support import figures
 from tests.support.sentinels import (
     GUARD,
     GUARDED_LOGGERS,
     SENTINEL_ACCESS_TOKEN,
+    SENTINEL_BODY_FIELD,
     SENTINEL_CALLBACK_PASSWORD,
     SENTINEL_CLIENT_ID,
     SENTINEL_CLIENT_SECRET,
@@ -33,7 +36,9 @@ from tests.support.sentinels import (
     SENTINEL_PASSWORD,
     SENTINEL_WRONG_PASSWORD,
     SENTINEL_WRONG_SECRET,
+    telemetry_leaks,
 )
+from tests.support.telemetry import Otel
 
 pytestmark = pytest.mark.stress
 
@@ -343,6 +348,82 @@ async def test_callback_messages_and_the_listener_show_no_password() -> None:
         fota.parse_callback_message(b'{"password": "' + SENTINEL_CALLBACK_PASSWORD.encode() + b'" ')
     watch_issued_tokens(fake)
     assert_hidden([message, unparsable.value, failed, forged, malformed, *fake.deliveries], "callbacks")
+
+
+# --- spans and metrics ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_spans_and_metrics_show_no_secret_no_body_and_no_authorization_header(wire: str) -> None:
+    """Every operation, refusal and failure above, and callbacks stored, refused and handled (a V1 body echoes its
+    password), reported to OpenTelemetry's SDK: what it exported holds none of it."""
+    otel = Otel()
+    fake = secured_fake()
+    async with client_for(fake, wire, logout_on_close=True, **otel.providers()) as client:
+        v1_body = fota.FotaV1CallbackRegistrationRequest(
+            name=fota.CallbackService.FOTA, url=V1_LISTENER, username="cb-user", password=SENTINEL_CALLBACK_PASSWORD
+        )
+        await client.v1.register_callback(ACCOUNT, v1_body)
+        await client.v1.list_registered_callbacks(ACCOUNT)
+        await client.v2.register_callback(ACCOUNT, fota.FotaV2CallbackRegistrationRequest(url=LISTENER))
+        with pytest.raises(fota.FotaV3ResultException):
+            await client.v3.update_callback(ACCOUNT, fota.FotaV3CallbackRegistrationRequest(url=LISTENER))
+        fake.inject(Fault.malformed(b'[{"password": "' + SENTINEL_CALLBACK_PASSWORD.encode() + b'", "url": 5}]'))
+        with pytest.raises(fota.ResponseValidationError):
+            await client.v1.list_registered_callbacks(ACCOUNT)
+    for refused in ({"client_secret": SENTINEL_WRONG_SECRET}, {"password": SENTINEL_WRONG_PASSWORD}):
+        async with client_for(fake, wire, max_retries=0, **refused, **otel.providers()) as client:
+            with pytest.raises((fota.OAuthError, fota.SessionLoginError)):
+                await client.v2.list_registered_callbacks(ACCOUNT)
+    statics = {"access_token": SENTINEL_ACCESS_TOKEN, "m2m_token": SENTINEL_M2M_TOKEN}
+    async with client_for(fake, wire, **statics, **otel.providers()) as client:
+        with pytest.raises(fota.AuthenticationError):
+            await client.v2.list_registered_callbacks(ACCOUNT)
+
+    handled: list[str] = []
+
+    async def handler(message: fota.CallbackMessage) -> None:
+        handled.append(message.type or "")
+        if len(handled) == 1:
+            raise RuntimeError("the fleet database is down")
+
+    inbox = MemoryInbox(poll_interval=0.01, retry_base=0.01, retry_max=0.01)
+    app = FastAPI(lifespan=fota_lifespan(client_for_receiver, inbox=inbox, handler=handler, **otel.providers()))
+    app.include_router(
+        callback_router(inbox=inbox, username="cb-user", password=SENTINEL_CALLBACK_PASSWORD, **otel.providers())
+    )
+    callback = {"type": "upgradeProgress", "username": "cb-user", "participantName": SENTINEL_BODY_FIELD}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://receiver") as http,
+    ):
+        answers = [
+            await http.post("/fota/callbacks", json={**callback, "password": SENTINEL_CALLBACK_PASSWORD}),
+            await http.post("/fota/callbacks", json={**callback, "password": SENTINEL_WRONG_PASSWORD}),
+            await http.post("/fota/callbacks", content=b'{"password": "' + SENTINEL_CALLBACK_PASSWORD.encode()),
+        ]
+        with anyio.fail_after(30):
+            while len(handled) < 2:  # noqa: ASYNC110 - the worker runs in another task
+                await anyio.sleep(0.01)
+        await inbox.stats()
+    assert [answer.status_code for answer in answers] == [200, 401, 400]
+
+    watch_issued_tokens(fake)
+    texts = list(otel.texts())
+    assert len(otel.spans()) >= 25  # everything above was reported ...
+    assert leaks_none(texts)  # ... and none of it shows
+    otel.shutdown()
+    figures.add("secrets: spans and metrics checked", spans=len(otel.spans()), texts=len(texts))
+
+
+def client_for_receiver() -> fota.FotaCallbacksClient:
+    return fota.FotaCallbacksClient(access_token="unused-token", m2m_token="unused-token")
+
+
+def leaks_none(texts: list[str]) -> bool:
+    leaks = telemetry_leaks(texts)
+    assert leaks == [], f"telemetry shows {', '.join(leaks)}"
+    return True
 
 
 # --- the command line -----------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 The sentinels are random for each run, so that no fixed string in the code base can match them by chance.
 tests/reliability/test_secrets.py drives the whole client surface with them; tests/conftest.py installs `GUARD` for the
 session (a logging handler on the root logger and on the loggers of the SDK, httpx, httpcore and uvicorn, which
-do not all propagate) and checks each test's captured output and the records logged during it.
+do not all propagate) and checks each test's captured output and the records logged during it. Spans and metrics
+are swept too (`telemetry_leaks`): besides the secrets, they must not hold a body (`SENTINEL_BODY_FIELD`) or an
+authorization header.
 
 The guard is cheap: it sees only the records that the loggers' levels let through (tests that want DEBUG set
 it), and a check is a handful of substring searches.
@@ -23,6 +25,7 @@ __all__ = [
     "GUARDED_LOGGERS",
     "SENTINELS",
     "SENTINEL_ACCESS_TOKEN",
+    "SENTINEL_BODY_FIELD",
     "SENTINEL_CALLBACK_PASSWORD",
     "SENTINEL_CLIENT_ID",
     "SENTINEL_CLIENT_SECRET",
@@ -31,6 +34,7 @@ __all__ = [
     "SENTINEL_WRONG_PASSWORD",
     "SENTINEL_WRONG_SECRET",
     "SecretGuard",
+    "telemetry_leaks",
 ]
 
 _RUN = secrets.token_hex(6)
@@ -44,6 +48,8 @@ SENTINEL_WRONG_PASSWORD = f"sentinel-wrong-password-{_RUN}"
 SENTINEL_ACCESS_TOKEN = f"sentinel-access-token-{_RUN}"
 SENTINEL_M2M_TOKEN = f"sentinel-m2m-token-{_RUN}"
 SENTINEL_CALLBACK_PASSWORD = f"sentinel-callback-password-{_RUN}"
+SENTINEL_BODY_FIELD = f"sentinel-body-field-{_RUN}"
+"""Not a secret: a value that exists only inside bodies (a callback's field), to tell a body that was recorded."""
 
 
 def _basic(client_id: str, client_secret: str) -> str:
@@ -160,3 +166,15 @@ def _record_texts(record: logging.LogRecord) -> list[str]:
 
 GUARD = SecretGuard(SENTINELS)
 """The one guard of the test session."""
+
+
+def telemetry_leaks(texts: Iterable[str], guard: SecretGuard = GUARD) -> list[str]:
+    """What the exported spans and metrics (as text, e.g. their JSON) show that they never may: a watched secret,
+    a body (its sentinel field), or an authorization header (a `Basic`/`Bearer` credential)."""
+    texts = list(texts)
+    leaks = guard.found_in_any(texts)
+    if any(SENTINEL_BODY_FIELD in text for text in texts):
+        leaks.append("a body (its sentinel field)")
+    if any(marker in text.lower() for text in texts for marker in ("authorization", "bearer ", "basic ")):
+        leaks.append("an authorization header")
+    return leaks
