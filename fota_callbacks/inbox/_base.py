@@ -226,7 +226,8 @@ class BaseInbox:
         await handler(message)
         return False
 
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
+        """Release the store's connections and files."""
         raise NotImplementedError
 
     # --- the public surface -------------------------------------------------------------------------------------
@@ -359,6 +360,11 @@ class BaseInbox:
     def _backoff(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failure: `retry_base`, doubling, at most `retry_max`."""
         return min(self.retry_max, self.retry_base * 2.0 ** min(attempts - 1, 64))
+
+    async def aclose(self) -> None:
+        """Release connections and files; the `fota.inbox.*` gauges stop reporting this inbox."""
+        self._telemetry.stats = None
+        await self._close()
 
     async def __aenter__(self: _Self) -> _Self:
         return self

@@ -230,5 +230,5 @@ class MemoryInbox(BaseInbox):
     async def _probe(self) -> None:
         """Memory always takes writes."""
 
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
         """Nothing to release: the entries stay, and a test may run another app or worker on the same object."""

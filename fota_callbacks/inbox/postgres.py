@@ -644,7 +644,7 @@ class PostgresInbox(BaseInbox):
                 f"({'a standby in recovery' if row[0] else 'transaction_read_only is on'})"
             )
 
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
         """Close the connections; the inbox says it is closed from then on."""
         self._closed = True
         pool, self._pool = self._pool, None

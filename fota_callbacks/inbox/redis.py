@@ -290,7 +290,7 @@ class RedisInbox(BaseInbox):
         replica (READONLY), a full Redis (OOM), a Redis that cannot write its files (MISCONF), an unreachable one."""
         await self._run("PROBE", self._head)
 
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
         """Leave the consumer group (unless this consumer still holds entries) and close the connections."""
         if self._closed:
             return

@@ -365,7 +365,7 @@ class SqliteInbox(BaseInbox):
 
         await self._call(self._writer, probe, write=True)
 
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
         """Close the file. Entries claimed by a running worker are released by that worker when it is cancelled."""
         for file in (self._writer, self._reader):
             await anyio.to_thread.run_sync(file.close)

@@ -94,7 +94,7 @@ def test_migrate_and_print_are_refused_where_they_mean_nothing(tmp_path: object)
     assert "only a PostgresInbox (--postgres DSN)" in refused.stderr
     printed = cli("inbox", "stats", "--postgres", "postgresql://127.0.0.1/app", "--print")
     assert printed.returncode == 2
-    assert "--print: only `migrate` prints" in printed.stderr
+    assert "--print: only `migrate` takes it" in printed.stderr
     bad = cli("inbox", "migrate", "--postgres", "postgresql://127.0.0.1/app", "--table", "no-dashes", "--print")
     assert bad.returncode == 2
     assert "table" in bad.stderr

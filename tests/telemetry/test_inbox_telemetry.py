@@ -17,14 +17,14 @@ from fastapi import FastAPI
 from opentelemetry.trace import SpanKind, StatusCode
 
 import fota_callbacks as fota
-from fota_callbacks.inbox import BaseInbox
+from fota_callbacks.inbox import BaseInbox, MemoryInbox
 from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan
-from tests.support.inbox import Clock, MakeInbox, anyio_backend, case, make_inbox, redis_server
+from tests.support.inbox import Clock, MakeInbox, anyio_backend, case, make_inbox, postgres_server, redis_server
 from tests.support.telemetry import Otel, attrs
 
 pytestmark = pytest.mark.anyio
 
-__all__ = ["anyio_backend", "case", "make_inbox", "redis_server"]  # fixtures, used below
+__all__ = ["anyio_backend", "case", "make_inbox", "postgres_server", "redis_server"]  # fixtures, used below
 
 RECEIVED = "fota.callbacks.received"
 HANDLED = "fota.inbox.handled"
@@ -165,11 +165,15 @@ async def test_the_gauges_report_the_last_stats_taken(make_inbox: MakeInbox, ote
         assert units["fota.inbox.pending"] == "{entry}"
         assert units["fota.inbox.oldest_pending_age"] == "s"
 
+    # The app's shutdown closed the inbox: the next app runs on another handle on the same storage.
+    inbox = inbox if isinstance(inbox, MemoryInbox) else make_inbox(clock=clock, **otel.providers())
     async with receiving(inbox, otel, failing, max_attempts=1):
         with anyio.fail_after(30):
             while (await inbox.stats()).dead < 3:  # noqa: ASYNC110 - the worker runs in another task
                 await anyio.sleep(0.01)
-    assert gauges(otel) == {"pending": [0], "in_flight": [0], "dead": [3], "oldest_pending_age": [0.0]}
+        assert gauges(otel) == {"pending": [0], "in_flight": [0], "dead": [3], "oldest_pending_age": [0.0]}
+    # The app's shutdown closed the inbox: it no longer reports (another handle would, with its own stats).
+    assert gauges(otel) == {"pending": [], "in_flight": [], "dead": [], "oldest_pending_age": []}
 
 
 async def test_the_worker_refreshes_the_gauges_itself(make_inbox: MakeInbox, otel: Otel) -> None:
