@@ -12,6 +12,7 @@ from ._errors import (
     ApiTimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConflictError,
     ErrorCodeError,
     FotaError,
@@ -30,7 +31,7 @@ from ._errors import (
     SessionLoginError,
 )
 from ._models import EnsureResult
-from ._pipeline import ApiResponse, ClientClosedError, Middleware, SendNext
+from ._pipeline import ApiResponse, Middleware, SendNext
 from ._retry import RetryPolicy
 from ._version import __version__
 from .transport import (

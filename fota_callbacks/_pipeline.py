@@ -12,12 +12,13 @@ from urllib.parse import quote, urlsplit
 import anyio
 import attrs
 
-from ._auth import Auth, AuthSnapshot, Call, Outcome
+from ._auth import Auth, AuthSnapshot
+from ._call import Call, Outcome
 from ._constants import PATH_SEGMENT_CACHE, USER_AGENT
 from ._errors import (
     ApiConnectionError,
     ApiTimeoutError,
-    FotaError,
+    ClientClosedError,
     FotaResultException,
     ResponseValidationError,
     redacted,
@@ -25,13 +26,12 @@ from ._errors import (
 )
 from ._retry import RetryPolicy
 from ._serde import decoder, encode
-from .transport.base import Headers, Request, Response, Transport
+from .transport.base import Headers, Request, Response, SendNext, Transport
 
 __all__ = [
     "ApiResponse",
     "ApiVersion",
     "CallOptions",
-    "ClientClosedError",
     "Endpoint",
     "Middleware",
     "Pipeline",
@@ -44,7 +44,6 @@ __all__ = [
 T = TypeVar("T")
 log = logging.getLogger("fota_callbacks")
 
-SendNext = Callable[[Request], Awaitable[Response]]
 Middleware = Callable[[Request, SendNext], Awaitable[Response]]
 """`async def middleware(request, call_next) -> Response`: runs around every attempt (tracing, metrics)."""
 
@@ -168,10 +167,6 @@ class _Progress:
         self.retries = 0
 
 
-class ClientClosedError(FotaError, RuntimeError):
-    """The client was closed with `aclose()`; make a new one."""
-
-
 @attrs.define(kw_only=True)
 class Shared:
     """What a client and all its `with_options` clones share: the root, the transport and the stack of
@@ -224,17 +219,16 @@ class Pipeline:
         return (await self._result(endpoint, params, body))[1]
 
     async def _result(self, endpoint: Endpoint[T], params: Sequence[str], body: object) -> tuple[Outcome, T]:
-        if self.shared.closed:
-            raise ClientClosedError("this client is closed")
         url = self.shared.root + endpoint.path(params)
         if body is None:
-            call = Call(endpoint.method, url, _BASE_HEADERS, b"", self.shared.auth)
+            call = Call(endpoint.method, url, _BASE_HEADERS)
         else:
             # A body holding a password (V1 registration) is withheld from the request errors carry.
             secret = getattr(body, "password", None) is not None
-            call = Call(endpoint.method, url, _JSON_BODY_HEADERS, encode(body), self.shared.auth, secret)
+            call = Call(endpoint.method, url, _JSON_BODY_HEADERS, encode(body), secret)
         deadline = self.options.deadline
-        outcome = await (self.exchange(call) if deadline is None else self._exchange_before(deadline, call))
+        auth = self.shared.auth
+        outcome = await (self.exchange(call, auth) if deadline is None else self._exchange_before(deadline, call))
         response = outcome.response
         status = response.status_code
         if 200 <= status < 300:
@@ -251,16 +245,17 @@ class Pipeline:
         progress = _Progress(self.shared.clock() + deadline)
         try:
             with anyio.fail_after(deadline):
-                return await self.exchange(call, progress)
+                return await self.exchange(call, self.shared.auth, progress)
         except TimeoutError:
             sent = None if progress.request is None else redacted(progress.request, secret_body=call.secret_body)
             error = ApiTimeoutError(f"{call.method} {_path(call.url)}: deadline of {deadline} s exceeded", request=sent)
             error.retries_taken = progress.retries
             raise error from None
 
-    async def exchange(self, call: Call, progress: _Progress | None = None) -> Outcome:
-        """Send with retries: build -> send -> decide -> wait. Returns the last response (any status) with
-        its request and the retries taken; raises the connection failure left after the retries.
+    async def exchange(self, call: Call, auth: Auth | None = None, progress: _Progress | None = None) -> Outcome:
+        """Send `call` with `auth`'s credentials (None: none) and retries: build -> send -> decide -> wait.
+        Returns the last response (any status) with its request and the retries taken; raises the connection
+        failure left after the retries, or `ClientClosedError` once the client is closed.
 
         A 401 with renewable credentials is retried once with fresh tokens; that retry counts in
         `retries_taken` but not against `max_retries`.
@@ -270,21 +265,15 @@ class Pipeline:
         renewed = 0  # 1 once a 401 made us renew the credentials
         maybe_processed = False
         while True:
-            request, snapshot = await self._build(call)
+            request, snapshot = await self._build(call, auth)
             if progress is not None:
                 progress.request, progress.retries = request, retries + renewed
-            try:
-                outcome: Response | ApiConnectionError = await self.shared.send(request)
-            except ApiConnectionError as exc:
-                exc.request = redacted(exc.request or request, secret_body=call.secret_body)
-                exc.retries_taken = retries + renewed
-                maybe_processed = maybe_processed or exc.request_sent
-                outcome = exc
-            if log.isEnabledFor(logging.DEBUG):
-                self._log_attempt(request, outcome, retries + renewed)
-            if isinstance(outcome, Response) and outcome.status_code == 401 and not renewed and snapshot is not None:
-                assert call.auth is not None  # a snapshot comes from it
-                if await call.auth.invalidate(snapshot):
+            outcome = await self._attempt(request, call, retries + renewed)
+            if isinstance(outcome, ApiConnectionError):
+                maybe_processed = maybe_processed or outcome.request_sent
+            elif outcome.status_code == 401 and not renewed and snapshot is not None:
+                assert auth is not None  # a snapshot comes from it
+                if await auth.invalidate(snapshot):
                     renewed = 1
                     log.info(
                         "HTTP 401 from %s %s: renewing credentials and retrying once", call.method, _path(call.url)
@@ -299,9 +288,24 @@ class Pipeline:
             await self.shared.sleep(delay)
             retries += 1
 
-    async def _build(self, call: Call) -> tuple[Request, AuthSnapshot | None]:
+    async def _attempt(self, request: Request, call: Call, retries: int) -> Response | ApiConnectionError:
+        """One attempt: the response (any status), or the failure that left none."""
+        try:
+            outcome: Response | ApiConnectionError = await self.shared.send(request)
+        except ApiConnectionError as exc:
+            exc.request = redacted(exc.request or request, secret_body=call.secret_body)
+            exc.retries_taken = retries
+            if self.shared.closed:  # `aclose()` broke the connection under this call: say that, not how it broke
+                raise _closed_in_flight(call, exc) from exc
+            outcome = exc
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_attempt(request, outcome, retries)
+        return outcome
+
+    async def _build(self, call: Call, auth: Auth | None) -> tuple[Request, AuthSnapshot | None]:
         """One attempt's request: the call's headers plus the current credentials, and the attempt's timeout."""
-        auth = call.auth
+        if self.shared.closed:
+            raise ClientClosedError(f"{call.method} {_path(call.url)}: this client is closed; make a new one")
         if auth is None:
             return Request(call.method, call.url, call.headers, call.content, self.options.timeout), None
         snapshot = auth.static or await auth.current(self.exchange)
@@ -362,3 +366,10 @@ def _around(layer: Middleware, call_next: SendNext) -> SendNext:
 
 def _path(url: str) -> str:
     return urlsplit(url).path
+
+
+def _closed_in_flight(call: Call, failure: ApiConnectionError) -> ClientClosedError:
+    maybe = " (the request may have reached the server)" if failure.request_sent else ""
+    return ClientClosedError(
+        f"{call.method} {_path(call.url)}: the client was closed while this call was in flight{maybe}"
+    )

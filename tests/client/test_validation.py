@@ -586,3 +586,31 @@ def test_a_bad_environment_is_refused(clean_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(fota.InvalidArgumentError) as info:
         fota.FotaCallbacksClient(access_token=BEARER, m2m_token=M2M, environment="prod")
     assert info.value.parameter == "environment"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "parameter"),
+    [
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_retries": 1.5}, "max_retries"),
+        ({"max_retries": True}, "max_retries"),
+        ({"max_retries": "2"}, "max_retries"),
+        ({"initial_delay": -0.5}, "initial_delay"),
+        ({"initial_delay": float("nan")}, "initial_delay"),
+        ({"max_delay": "8"}, "max_delay"),
+        ({"jitter": 1.5}, "jitter"),
+        ({"jitter": -0.1}, "jitter"),
+        ({"max_retry_after": None}, "max_retry_after"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "-".join(f"{k}={v!r}" for k, v in value.items()),
+)
+def test_a_bad_retry_policy_is_refused(arguments: dict[str, Any], parameter: str) -> None:
+    with pytest.raises(fota.InvalidArgumentError) as info:
+        fota.RetryPolicy(**arguments)
+    assert info.value.parameter == parameter
+    assert repr(next(iter(arguments.values()))) in str(info.value)
+
+
+def test_a_retry_policy_at_its_bounds_is_accepted() -> None:
+    policy = fota.RetryPolicy(max_retries=0, initial_delay=0, max_delay=0.0, jitter=1, max_retry_after=0)
+    assert (policy.max_retries, policy.jitter, policy.backoff(3, rand=lambda: 0.5)) == (0, 1, 0.0)
