@@ -1,5 +1,6 @@
 """What the bundled network transports share: loading their optional package, TLS from a CA bundle path, proxies
-from the environment, the bounded and decoded body read, and the SDK's errors for requests that got no response."""
+from the environment, the event loop their connections belong to, the bounded and decoded body read, and the SDK's
+errors for requests that got no response."""
 
 from __future__ import annotations
 
@@ -13,17 +14,21 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import sniffio
+
 from .._checks import is_positive_number
 from .._constants import ACCEPT_ENCODING
-from .._errors import ApiConnectionError, ApiTimeoutError, InvalidArgumentError
+from .._errors import ApiConnectionError, ApiTimeoutError, ClientClosedError, InvalidArgumentError
 from .._validation import positive_int
 from .base import Request
 
 __all__ = [
     "ACCEPT_ENCODING",
     "BodyTooLarge",
+    "LoopBinding",
     "ca_bundle_context",
     "check_pool_options",
+    "closed",
     "environment_proxies",
     "import_extra",
     "no_response",
@@ -93,7 +98,65 @@ def environment_proxies() -> Callable[[str, str], str | None] | None:
     return proxy_for
 
 
+# --- the event loop ------------------------------------------------------------------------------------------
+
+
+def running_loop() -> object:
+    """What the running task's I/O belongs to: its asyncio event loop, or the name of the async library running it
+    otherwise ("trio", whose sockets are not tied to one `trio.run`)."""
+    library = sniffio.thread_local.name  # trio (and any library that says so) names itself here while it runs
+    if library is not None and library != "asyncio":
+        return library
+    asyncio = sys.modules.get("asyncio")  # not imported: not running on it (and importing it costs ~25 ms)
+    if asyncio is not None:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+    return sniffio.current_async_library()
+
+
+class LoopBinding:
+    """The event loop a transport's connections belong to: the one it first sent in.
+
+    The HTTP stacks tie each connection to the loop that opened it; in another loop (a second `asyncio.run`)
+    they fail with a bare `RuntimeError` ("Event loop is closed"), or worse. `check()` refuses that at once with
+    a `ClientClosedError` saying what to do.
+    """
+
+    __slots__ = ("_loop", "_owner")
+
+    def __init__(self, owner: str) -> None:
+        self._owner = owner
+        self._loop: object = None
+
+    def check(self) -> None:
+        """Raise `ClientClosedError` when this runs in another event loop than the connections' one."""
+        loop = running_loop()
+        if loop is not self._loop:
+            if self._loop is not None:
+                raise self.error("cannot send")
+            self._loop = loop
+
+    def foreign(self) -> bool:
+        """Whether the connections belong to an event loop other than the running one."""
+        return self._loop is not None and running_loop() is not self._loop
+
+    def error(self, what: str) -> ClientClosedError:
+        return ClientClosedError(
+            f"{self._owner} {what} here: its connections belong to the event loop it first sent in, and this is "
+            "another one (a second asyncio.run?). Make the client inside the event loop that uses it, "
+            "e.g. in the coroutine you pass to asyncio.run, and close it there"
+        )
+
+
 # --- errors --------------------------------------------------------------------------------------------------
+
+
+def closed(owner: str, request: Request, *, in_flight: bool = False) -> ClientClosedError:
+    """The error for a request on a transport that was closed (before it was sent, or while it was in flight)."""
+    when = "closed while this request was in flight" if in_flight else "closed"
+    return ClientClosedError(f"{owner} was {when} ({_host(request)}): make a new client")
 
 
 def _printable(text: str) -> str:

@@ -8,14 +8,18 @@ and aiohttp (aiohttp on asyncio only) and, when it is not about connections, in 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import gc
 import gzip
 import socket
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +27,13 @@ import anyio
 import anyio.abc
 import httpx
 import pytest
+import trio
 from anyio.streams.tls import TLSListener
 
 import fota_callbacks as fota
 from fota_callbacks.transport import AiohttpTransport, Httpx2Transport
 from tests.support.harness import Scripted, json_response, resource_warnings, wait_until
+from tests.support.raw_server import Connection, serving
 from tests.support.wire_cases import ACCOUNT, BEARER, M2M, OPERATIONS, Op
 
 pytestmark = pytest.mark.anyio
@@ -439,7 +445,7 @@ async def test_owned_client_is_closed_by_aclose(http_kind: str, served_script: S
         assert isinstance(transport, fota.HttpxTransport | Httpx2Transport)
         assert transport.client.is_closed
     await transport.aclose()  # twice is fine
-    with pytest.raises(RuntimeError):
+    with pytest.raises(fota.ClientClosedError, match=f"{type(transport).__name__} was closed"):
         await transport.send(fota.Request("GET", served_script.base_url + "/"))
 
 
@@ -455,9 +461,166 @@ async def test_owned_transport_never_used_closes_twice_and_refuses_to_send(
     else:
         assert isinstance(transport, fota.HttpxTransport | Httpx2Transport)
         assert transport.client.is_closed
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(fota.ClientClosedError, match="closed"):
         await transport.send(fota.Request("GET", served_script.base_url + "/"))
     assert served_script.script.requests == []  # nothing was sent after the close
+
+
+async def failure_of(call: Callable[[], Awaitable[object]], failures: list[BaseException]) -> None:
+    """Run `call`, keeping the `FotaError` it ends with."""
+    try:
+        await call()
+    except fota.FotaError as exc:
+        failures.append(exc)
+
+
+async def test_calls_in_flight_when_the_client_is_closed_say_so(http_kind: str, served_script: Scripted) -> None:
+    served_script.script.hang(times=3)
+    failures: list[BaseException] = []
+    client = make_client(make_transport(http_kind), served_script.base_url, max_retries=2)
+    async with client, anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(failure_of, functools.partial(list_once, client), failures)
+        await wait_until(lambda: len(served_script.sent) == 3)
+        await client.aclose()
+    assert [type(failure) for failure in failures] == [fota.ClientClosedError] * 3
+    for failure in failures:
+        assert "closed while this" in str(failure)
+        assert "in flight" in str(failure)
+    assert len(served_script.sent) == 3  # none was retried on the closed client
+
+
+async def test_a_transport_closed_under_another_client_fails_its_calls_as_closed(
+    http_kind: str, served_script: Scripted
+) -> None:
+    """Two clients on one transport: the first one closing it ends the second one's calls, which say why."""
+    served_script.script.hang()
+    transport = make_transport(http_kind)
+    owner = make_client(transport, served_script.base_url)
+    failures: list[BaseException] = []
+    async with make_client(transport, served_script.base_url) as borrower:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(failure_of, functools.partial(list_once, borrower), failures)
+            await wait_until(lambda: len(served_script.sent) == 1)
+            await owner.aclose()
+        await failure_of(functools.partial(list_once, borrower), failures)
+    name = type(transport).__name__
+    assert [type(failure) for failure in failures] == [fota.ClientClosedError] * 2
+    assert f"{name} was closed while this request was in flight" in str(failures[0])
+    assert f"{name} was closed (" in str(failures[1])
+    assert len(served_script.sent) == 1
+
+
+def run_on(library: str, call: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """`call()` in a new event loop of `library`, as `asyncio.run` / `trio.run` make one."""
+    return asyncio.run(call()) if library == "asyncio" else trio.run(call)
+
+
+@pytest.mark.parametrize(
+    ("kind", "first", "second"),
+    [
+        ("httpx", "asyncio", "asyncio"),
+        ("httpx2", "asyncio", "asyncio"),
+        ("aiohttp", "asyncio", "asyncio"),
+        ("httpx", "trio", "asyncio"),
+        ("httpx", "asyncio", "trio"),
+        ("httpx2", "trio", "asyncio"),
+    ],
+)
+def test_a_client_used_in_a_second_event_loop_says_what_to_do(
+    kind: str, first: str, second: str, served_script: Scripted
+) -> None:
+    """Connections belong to the event loop that opened them: a second `asyncio.run` gets a `FotaError` that says
+    to make the client in the loop that uses it, in the call and in `aclose()`, not a bare RuntimeError."""
+    _require(kind, "asyncio")
+    served_script.script.add(OK, times=2)
+    name = type(make_transport(kind)).__name__
+    client = make_client(make_transport(kind), served_script.base_url)
+    assert run_on(first, functools.partial(list_once, client)) == SUMMARY
+    with warnings.catch_warnings():  # the first loop's connections cannot be closed any more: collected unclosed
+        warnings.simplefilter("ignore", ResourceWarning)
+        with pytest.raises(fota.ClientClosedError) as call:
+            run_on(second, functools.partial(list_once, client))
+        with pytest.raises(fota.ClientClosedError) as close:
+            run_on(second, client.aclose)
+        run_on(second, client.aclose)  # closed now: nothing more to say
+        with pytest.raises(fota.ClientClosedError, match="this client is closed"):
+            run_on(first, functools.partial(list_once, client))
+        messages = {"cannot send": str(call.value), "cannot close its connections": str(close.value)}
+        del client, call, close  # their tracebacks hold the transport: collected here, while warnings are off
+        gc.collect()
+    for doing, message in messages.items():
+        assert f"{name} {doing} here" in message
+        assert "belong to the event loop it first sent in, and this is another one" in message
+        assert "Make the client inside the event loop that uses it" in message
+    assert len(served_script.sent) == 1  # nothing was sent from the second loop
+
+
+def test_a_client_may_go_from_one_trio_run_to_the_next(served_script: Scripted) -> None:
+    """trio's sockets are not tied to one `trio.run`: the same client works in the next one, and closes there."""
+    served_script.script.add(OK, times=2)
+    client = make_client(make_transport("httpx"), served_script.base_url)
+    assert run_on("trio", functools.partial(list_once, client)) == SUMMARY
+    assert run_on("trio", functools.partial(list_once, client)) == SUMMARY
+    run_on("trio", client.aclose)
+    assert len(served_script.sent) == 2
+
+
+class ClosingTransport:
+    """A custom transport whose requests in flight fail as dropped connections when it is closed."""
+
+    def __init__(self) -> None:
+        self.closed = anyio.Event()
+        self.sent = 0
+
+    async def send(self, request: fota.Request) -> fota.Response:
+        self.sent += 1
+        await self.closed.wait()
+        raise fota.ApiConnectionError("connection closed under the request", request=request)
+
+    async def aclose(self) -> None:
+        self.closed.set()
+
+
+async def test_a_custom_transport_broken_by_aclose_ends_its_calls_as_closed() -> None:
+    transport = ClosingTransport()
+    client = make_client(transport, "https://thingspace.example", max_retries=3)
+    failures: list[BaseException] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(failure_of, functools.partial(list_once, client), failures)
+        await wait_until(lambda: transport.sent == 1)
+        await client.aclose()
+    [failure] = failures
+    assert isinstance(failure, fota.ClientClosedError)
+    assert "the client was closed while this call was in flight (the request may have reached" in str(failure)
+    assert isinstance(failure.__cause__, fota.ApiConnectionError)
+    assert transport.sent == 1
+
+
+@pytest.mark.parametrize("anyio_backend", [("asyncio", {})], ids=["asyncio"])
+async def test_aiohttp_does_not_resend_on_its_own() -> None:
+    """aiohttp resends a GET, PUT or DELETE once when a connection breaks before the answer, unless its private
+    `ClientSession._retry_connection` is off (no public switch, aiohttp 3.14): the client's RetryPolicy must decide
+    every resend. This fails when aiohttp renames or drops that attribute."""
+    _require("aiohttp", "asyncio")
+    ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+    def answer_once_then_close(conn: Connection) -> None:  # keep-alive: answers one request, drops the next
+        if conn.read_request():
+            conn.send(ok)
+            conn.read_request()
+
+    transport = make_transport("aiohttp")
+    with serving(answer_once_then_close) as server:
+        async with make_client(transport, server.base_url) as client:
+            assert await list_once(client) == fota.CallbackSummary()
+            assert isinstance(transport, AiohttpTransport)
+            assert transport.session is not None
+            assert transport.session._retry_connection is False
+            with pytest.raises(fota.ApiConnectionError) as info:
+                await list_once(client)
+    assert info.value.request_sent is True
+    assert (len(server.requests), server.connections) == (2, 1)
 
 
 async def test_a_client_you_pass_is_not_closed(http_kind: str, served_script: Scripted) -> None:
