@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.lowlevel
 
+from .._connection_errors import no_response
 from .._errors import ApiConnectionError, InvalidArgumentError
-from ..transport._common import no_response
 from ..transport.base import Headers, Request, Response
 from ..transport.memory import InMemoryTransport
 from ._asgi import AsgiApp

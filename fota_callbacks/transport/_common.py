@@ -1,6 +1,6 @@
 """What the bundled network transports share: loading their optional package, TLS from a CA bundle path, proxies
-from the environment, the event loop their connections belong to, the bounded and decoded body read, and the SDK's
-errors for requests that got no response."""
+from the environment, the event loop their connections belong to, and the bounded and decoded body read. (Their
+errors for a request that got no whole response are worded in `fota_callbacks._connection_errors`.)"""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import urllib.request
 import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import sniffio
 
 from .._checks import is_positive_number
+from .._connection_errors import too_large, undecodable
 from .._constants import ACCEPT_ENCODING
-from .._errors import ApiConnectionError, ApiTimeoutError, ClientClosedError, InvalidArgumentError
+from .._errors import ClientClosedError, InvalidArgumentError
 from .._validation import positive_int
 from .base import Request
 
@@ -28,10 +28,8 @@ __all__ = [
     "LoopBinding",
     "ca_bundle_context",
     "check_pool_options",
-    "closed",
     "environment_proxies",
     "import_extra",
-    "no_response",
     "read_body",
     "read_response_body",
 ]
@@ -39,7 +37,6 @@ __all__ = [
 _STEP = 64 * 1024
 """Bytes a decoder may produce at a time, before they are counted (or the next coding of a stacked
 `Content-Encoding` consumes them)."""
-_MAX_REASON = 300
 
 
 def import_extra(name: str, transport: str, extra: str | None, python: tuple[int, int] | None = None) -> Any:
@@ -148,85 +145,6 @@ class LoopBinding:
             "another one (a second asyncio.run?). Make the client inside the event loop that uses it, "
             "e.g. in the coroutine you pass to asyncio.run, and close it there"
         )
-
-
-# --- errors --------------------------------------------------------------------------------------------------
-
-
-def closed(owner: str, request: Request, *, in_flight: bool = False) -> ClientClosedError:
-    """The error for a request on a transport that was closed (before it was sent, or while it was in flight)."""
-    when = "closed while this request was in flight" if in_flight else "closed"
-    return ClientClosedError(f"{owner} was {when} ({_host(request)}): make a new client")
-
-
-def _printable(text: str) -> str:
-    """`text` with control characters escaped and cut to a readable length: it may come from the server."""
-    if not text.isprintable():
-        text = text.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= _MAX_REASON else text[:_MAX_REASON] + "..."
-
-
-def _reason(exc: BaseException) -> str:
-    """Why `exc` happened, from the first exception along its cause/context chain that says: HTTP stacks wrap the
-    TLS or socket error that knows in several layers of exceptions with empty messages."""
-    seen: set[int] = set()
-    first = ""
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        # (Some stacks' own errors subclass the ssl ones without their attributes: the cause then has them.)
-        verify_message = getattr(current, "verify_message", None)
-        if isinstance(current, ssl.SSLCertVerificationError) and verify_message:
-            return f"certificate verify failed: {verify_message}"
-        reason = getattr(current, "reason", None)
-        if isinstance(current, ssl.SSLError) and isinstance(reason, str) and reason:
-            return f"TLS error: {reason}"
-        if not first:
-            first = str(current).strip()
-        current = current.__cause__ or current.__context__
-    return first or "no reason given"
-
-
-def _host(request: Request) -> str:
-    return urlsplit(request.url).netloc or "?"
-
-
-def no_response(exc: BaseException, request: Request, *, sent: bool, timeout: bool) -> ApiConnectionError:
-    """The SDK's error for a request that got no response: `ApiTimeoutError` or `ApiConnectionError`, saying which
-    host and why."""
-    if timeout:
-        return ApiTimeoutError(
-            f"timed out ({_host(request)}): {type(exc).__name__}", request=request, request_sent=sent
-        )
-    return ApiConnectionError(
-        f"connection failed ({_host(request)}): {type(exc).__name__}: {_printable(_reason(exc))}",
-        request=request,
-        request_sent=sent,
-    )
-
-
-def attempt_timed_out(request: Request, *, sent: bool) -> ApiTimeoutError:
-    """The error for an attempt that did not end within `request.timeout` (sending to the body's last byte)."""
-    return ApiTimeoutError(
-        f"timed out ({_host(request)}): no complete response within timeout={request.timeout} s",
-        request=request,
-        request_sent=sent,
-    )
-
-
-def too_large(limit: int, request: Request, declared: str | None = None) -> ApiConnectionError:
-    """The error for a body (as decoded) longer than `max_response_bytes`."""
-    size = f"of {declared} bytes " if declared is not None else ""
-    return ApiConnectionError(
-        f"response body {size}exceeds max_response_bytes={limit}", request=request, request_sent=True
-    )
-
-
-def undecodable(exc: BaseException, request: Request) -> ApiConnectionError:
-    """The error for a body that does not decode as its `Content-Encoding` says."""
-    return ApiConnectionError(
-        f"response body does not decode ({_host(request)}): {_printable(str(exc))}", request=request, request_sent=True
-    )
 
 
 # --- the bounded body read -----------------------------------------------------------------------------------

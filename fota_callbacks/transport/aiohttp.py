@@ -9,17 +9,15 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import sniffio
 
+from .._connection_errors import attempt_timed_out, closed, no_response
 from .._constants import ACCEPT_ENCODING, DEFAULT_TIMEOUT, KEEPALIVE_EXPIRY, MAX_CONNECTIONS, MAX_RESPONSE_BYTES
 from .._errors import FotaError
 from ._common import (
     LoopBinding,
-    attempt_timed_out,
     ca_bundle_context,
     check_pool_options,
-    closed,
     environment_proxies,
     import_extra,
-    no_response,
     read_response_body,
 )
 from .base import Headers, Request, Response

@@ -18,6 +18,7 @@ import anyio
 import attrs
 import httpx
 
+from .._connection_errors import attempt_timed_out, closed, no_response, too_large
 from .._constants import (
     ACCEPT_ENCODING,
     DEFAULT_TIMEOUT,
@@ -313,14 +314,14 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         """Send `request` and read the whole body within `request.timeout`, from sending to the body's last byte."""
         self._loop.check()
         if self._closed:
-            raise _common.closed(type(self).__name__, request)
+            raise closed(type(self).__name__, request)
         body = self._package.request_body(request.content)
         timeout = request.timeout
         if timeout is None:
             return await self._exchange(request, body)
         with anyio.CancelScope(deadline=anyio.current_time() + timeout):
             return await self._exchange(request, body)
-        raise _common.attempt_timed_out(request, sent=body.started)
+        raise attempt_timed_out(request, sent=body.started)
 
     async def _exchange(self, request: Request, body: Any) -> Response:
         package = self._package
@@ -331,9 +332,9 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         # The except clauses are evaluated only when something is raised: the lookups cost nothing per call.
         except (package.timeout_error, package.request_error) as exc:
             if self._closed:  # `aclose()` broke the connection under this request
-                raise _common.closed(type(self).__name__, request, in_flight=True) from exc
+                raise closed(type(self).__name__, request, in_flight=True) from exc
             sent, timeout = not isinstance(exc, package.not_sent), isinstance(exc, package.timeout_error)
-            raise _common.no_response(exc, request, sent=sent, timeout=timeout) from exc
+            raise no_response(exc, request, sent=sent, timeout=timeout) from exc
 
     async def _on_pool(self, request: Request, body: Any) -> Response:
         """The request on the owned connection pools (`handle_async_request`, below the client layer)."""
@@ -365,7 +366,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         if response.is_stream_consumed:  # a mock's response, made from bytes: read (and decoded) by the package
             content = response.content
             if len(content) > self._max_response_bytes:
-                raise _common.too_large(self._max_response_bytes, request)
+                raise too_large(self._max_response_bytes, request)
             return Response(response.status_code, response.headers.multi_items(), content)
         return await self._read(request, response, response.aiter_raw(), response.aclose)
 
