@@ -43,6 +43,7 @@ from typing import Literal
 from fastapi import FastAPI
 
 import fota_callbacks as fota
+from fota_callbacks.callbacks import FirmwareListMessage
 from fota_callbacks.inbox import SqliteInbox
 from fota_callbacks.integrations.fastapi import FotaClient, callback_router, fota_lifespan, get_app_client
 
@@ -82,7 +83,7 @@ async def register_listener(app: FastAPI) -> AsyncIterator[None]:
 async def on_message(message: fota.CallbackMessage) -> None:
     """Called by the inbox worker for each stored callback; raising makes the inbox retry it later."""
     log.info("%s message for account %s", message.type, message.account_name)
-    if isinstance(message, fota.FirmwareListMessage):
+    if isinstance(message, FirmwareListMessage):
         for firmware in message.firmware_list or ():
             log.info("  firmware %s: %s -> %s", firmware.firmware_name, firmware.from_version, firmware.to_version)
 

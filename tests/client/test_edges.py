@@ -5,8 +5,6 @@ masking, and request ids on every error made from a response."""
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -304,32 +302,3 @@ async def test_errors_from_token_login_and_api_responses_carry_the_request_id(
         with pytest.raises(error) as caught:
             await client.v2.list_registered_callbacks(ACCOUNT)
     assert getattr(caught.value, "request_id", None) == "req-42"
-
-
-# -- 14.3: the public surface ------------------------------------------------------------------------------------
-
-
-def test_sources_users_cannot_construct_are_not_public() -> None:
-    assert not hasattr(fota, "OAuthClientCredentials")
-    assert not hasattr(fota, "M2MSessionLogin")
-    for name in fota.__all__:
-        assert getattr(fota, name) is not None
-
-
-def test_the_inbox_is_importable_from_the_top_level_without_loading_it_on_import() -> None:
-    code = (
-        "import sys, fota_callbacks as fota, fota_callbacks.inbox as inbox\n"
-        "assert 'fota_callbacks.inbox' in sys.modules\n"
-        "for name in inbox.__all__:\n"
-        "    if name != 'InboxOptions':\n"
-        "        assert getattr(fota, name) is getattr(inbox, name), name\n"
-        "        assert name in fota.__all__, name\n"
-    )
-    lazy = (
-        "import sys, fota_callbacks\n"
-        "assert not hasattr(fota_callbacks, 'NoSuchName')\n"
-        "assert 'fota_callbacks.inbox' not in sys.modules\n"
-        "assert 'fota_callbacks.callbacks' not in sys.modules\n"
-    )
-    for script in (code, lazy):
-        subprocess.run([sys.executable, "-c", script], check=True)

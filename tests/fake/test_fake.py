@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.testing import AccountCallbacks, FakeThingSpace, Fault, serve, serve_app
+from fota_callbacks.testing import AccountCallbacks, FakeThingSpace, Fault, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,7 @@ class Switchboard:
 @pytest.fixture(scope="session")
 def switchboard() -> Iterator[tuple[Switchboard, str]]:
     board = Switchboard()
-    with serve_app(board) as base_url:
+    with serve(board) as base_url:
         yield board, base_url
 
 

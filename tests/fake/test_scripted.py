@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.testing import ScriptedTransport, UnscriptedRequestError, serve_app
+from fota_callbacks.testing import ScriptedTransport, UnscriptedRequestError, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -248,7 +248,7 @@ async def test_the_same_script_served_over_http() -> None:
     script = ScriptedTransport()
     script.drop()
     script.respond(200, json={"url": URL}, headers={"x-request-id": "req-9"}, path=V2_PATH)
-    with serve_app(script.asgi_app) as base_url:
+    with serve(script) as base_url:
         async with client_on(fota.HttpxTransport(), base_url=base_url) as client:
             response = await client.v2.with_raw_response.list_registered_callbacks(ACCOUNT)
     assert (response.data.url, response.request_id, response.retries_taken) == (URL, "req-9", 1)
@@ -263,7 +263,7 @@ async def test_over_http_a_drop_before_sending_cannot_be_acted_out_and_says_so()
     # opposite of what was scripted), the call fails at once with the reason, and so does the end-of-test check.
     script = ScriptedTransport()
     script.drop(sent=False, path=V2_PATH)
-    with serve_app(script.asgi_app) as base_url:
+    with serve(script) as base_url:
         async with client_on(fota.HttpxTransport(), base_url=base_url) as client:
             with pytest.raises(fota.ApiError) as caught:
                 await client.v2.list_registered_callbacks(ACCOUNT)
@@ -281,7 +281,7 @@ async def test_over_http_a_response_is_sent_chunked_when_it_says_so() -> None:
     script = ScriptedTransport()
     script.respond(200, json={"url": URL})
     script.respond(200, json={"url": URL}, headers={"Transfer-Encoding": "chunked"})
-    with serve_app(script.asgi_app) as base_url:
+    with serve(script) as base_url:
         async with httpx.AsyncClient() as http:
             declared = await http.get(f"{base_url}{V2_PATH}")
             chunked = await http.get(f"{base_url}{V2_PATH}")

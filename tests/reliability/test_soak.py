@@ -26,7 +26,8 @@ import attrs
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.testing import FakeThingSpace, Fault, serve_app
+from fota_callbacks.testing import FakeThingSpace, Fault, serve
+from fota_callbacks.transport import SendNext
 from tests.support import figures
 from tests.support.chaos import LoseResponses
 from tests.support.operations import request_model
@@ -225,7 +226,7 @@ async def test_soak_through_httpx_with_faults_loses_nothing(anyio_backend: Any) 
     lossy = LoseResponses(fake.asgi_app, rate=LOST_RATE, seed=3)
     attempts = 0
 
-    async def count_attempts(request: fota.Request, call_next: fota.SendNext) -> fota.Response:
+    async def count_attempts(request: fota.Request, call_next: SendNext) -> fota.Response:
         nonlocal attempts
         attempts += 1
         return await call_next(request)
@@ -244,7 +245,7 @@ async def test_soak_through_httpx_with_faults_loses_nothing(anyio_backend: Any) 
     max_pool = 0
     started = time.monotonic()
 
-    with serve_app(lossy) as base_url:
+    with serve(lossy) as base_url:
         transport = fota.HttpxTransport(max_connections=MAX_CONNECTIONS)
         client = fota.FotaCallbacksClient(
             base_url=base_url,

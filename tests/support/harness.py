@@ -28,7 +28,7 @@ import anyio.lowlevel
 import attrs
 
 import fota_callbacks as fota
-from fota_callbacks.testing import ScriptedTransport, serve_app
+from fota_callbacks.testing import ScriptedTransport, serve
 
 DEFAULT_ROOT = "https://thingspace.verizon.com"
 ACCOUNT = "0000123456-00001"
@@ -57,7 +57,7 @@ class Switchboard:
 
 def run_switchboard() -> Iterator[tuple[Switchboard, str]]:
     board = Switchboard()
-    with serve_app(board) as base_url:
+    with serve(board) as base_url:
         yield board, base_url
 
 
