@@ -268,10 +268,14 @@ class Pipeline:
             request, snapshot = await self._build(call, auth)
             if progress is not None:
                 progress.request, progress.retries = request, retries + renewed
-            outcome = await self._attempt(request, call, retries + renewed)
-            if isinstance(outcome, ApiConnectionError):
-                maybe_processed = maybe_processed or outcome.request_sent
-            elif outcome.status_code == 401 and not renewed and snapshot is not None:
+            try:
+                outcome: Response | ApiConnectionError = await self.shared.send(request)
+            except ApiConnectionError as exc:
+                outcome = self._failed(exc, request, call, retries + renewed)
+                maybe_processed = maybe_processed or exc.request_sent
+            if log.isEnabledFor(logging.DEBUG):
+                self._log_attempt(request, outcome, retries + renewed)
+            if isinstance(outcome, Response) and outcome.status_code == 401 and not renewed and snapshot is not None:
                 assert auth is not None  # a snapshot comes from it
                 if await auth.invalidate(snapshot):
                     renewed = 1
@@ -288,19 +292,14 @@ class Pipeline:
             await self.shared.sleep(delay)
             retries += 1
 
-    async def _attempt(self, request: Request, call: Call, retries: int) -> Response | ApiConnectionError:
-        """One attempt: the response (any status), or the failure that left none."""
-        try:
-            outcome: Response | ApiConnectionError = await self.shared.send(request)
-        except ApiConnectionError as exc:
-            exc.request = redacted(exc.request or request, secret_body=call.secret_body)
-            exc.retries_taken = retries
-            if self.shared.closed:  # `aclose()` broke the connection under this call: say that, not how it broke
-                raise _closed_in_flight(call, exc) from exc
-            outcome = exc
-        if log.isEnabledFor(logging.DEBUG):
-            self._log_attempt(request, outcome, retries)
-        return outcome
+    def _failed(self, failure: ApiConnectionError, request: Request, call: Call, retries: int) -> ApiConnectionError:
+        """`failure` as the caller may see it: the request redacted, the retries counted; `ClientClosedError`
+        instead when `aclose()` broke the connection under this call (that is what happened, not how it broke)."""
+        failure.request = redacted(failure.request or request, secret_body=call.secret_body)
+        failure.retries_taken = retries
+        if self.shared.closed:
+            raise _closed_in_flight(call, failure) from failure
+        return failure
 
     async def _build(self, call: Call, auth: Auth | None) -> tuple[Request, AuthSnapshot | None]:
         """One attempt's request: the call's headers plus the current credentials, and the attempt's timeout."""
