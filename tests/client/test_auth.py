@@ -33,6 +33,7 @@ from tests.support.harness import (
     Scripted,
     assert_no_secret,
     capture_logs,
+    list_once,
 )
 
 pytestmark = pytest.mark.anyio
@@ -136,10 +137,6 @@ def scripted_client(scripted: Scripted, **kwargs: Any) -> fota.FotaCallbacksClie
     kwargs.setdefault("client_secret", CLIENT_SECRET)
     kwargs.setdefault("m2m_token", "static-session")
     return scripted.client(**kwargs)
-
-
-async def list_once(client: fota.FotaCallbacksClient) -> fota.CallbackSummary:
-    return await client.v2.list_registered_callbacks(ACCOUNT)
 
 
 # -- OAuth client credentials -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 
 import fota_callbacks as fota
 from fota_callbacks.testing import FakeThingSpace, Fault
+from tests.support.harness import no_wait
 
 pytestmark = pytest.mark.anyio
 
@@ -18,10 +19,6 @@ ACCOUNT = "0000123456-00001"
 LISTENER = "https://listener.example.com/fota"
 VERSIONS = ["v1", "v2", "v3"]
 RESULTS = {"v1": fota.FotaV1SuccessResult, "v2": fota.FotaV2SuccessResult, "v3": fota.FotaV3SuccessResult}
-
-
-async def no_wait(_: float) -> None:
-    return None
 
 
 def seeded() -> FakeThingSpace:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import fota_callbacks as fota
-from tests.support.harness import Scripted
+from tests.support.harness import Recorder, Scripted
 from tests.support.wire_cases import ACCOUNT, BEARER, M2M, TRANSPORTS, Wire, wire_for
 
 pytestmark = pytest.mark.anyio
@@ -383,15 +383,6 @@ async def test_a_string_that_is_not_unicode_text_is_refused(
 # (`clean_env`: tests/conftest.py)
 
 
-class RecordingHandler:
-    def __init__(self) -> None:
-        self.requests: list[fota.Request] = []
-
-    async def __call__(self, request: fota.Request) -> fota.Response:
-        self.requests.append(request)
-        return fota.Response(599, {}, b"")
-
-
 def test_no_credentials_at_all(clean_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(fota.MissingCredentialsError) as info:
         fota.FotaCallbacksClient()
@@ -443,7 +434,7 @@ def test_a_missing_credential_is_named_before_anything_is_sent(
 ) -> None:
     for name, value in environment.items():
         clean_env.setenv(name, value)
-    handler = RecordingHandler()
+    handler = Recorder()
     with pytest.raises(fota.MissingCredentialsError) as info:
         fota.FotaCallbacksClient(transport=fota.InMemoryTransport(handler), **arguments)
     exc = info.value
@@ -471,7 +462,7 @@ def test_a_missing_credential_is_named_before_anything_is_sent(
     ids=["empty-bearer", "empty-m2m", "crlf-bearer", "lf-m2m", "int-bearer", "bearer-and-oauth", "m2m-and-login"],
 )
 def test_a_bad_credential_is_refused(clean_env: pytest.MonkeyPatch, arguments: dict[str, Any], parameter: str) -> None:
-    handler = RecordingHandler()
+    handler = Recorder()
     with pytest.raises(fota.InvalidArgumentError) as info:
         fota.FotaCallbacksClient(transport=fota.InMemoryTransport(handler), **arguments)
     assert info.value.parameter == parameter

@@ -156,10 +156,6 @@ def test_the_inbox_handler_is_the_callback_handler() -> None:
         assert fota.InboxHandler is CallbackHandler
 
 
-async def no_wait(_: float) -> None:
-    return None
-
-
 @pytest.mark.anyio
 async def test_names_no_longer_public_still_work_with_a_warning_saying_what_to_use() -> None:
     with pytest.warns(DeprecationWarning, match=r"StaticToken is deprecated and will be removed: pass the token"):

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import fota_callbacks as fota
 from tests.support import figures
-from tests.support.harness import RecordingSleep
+from tests.support.harness import RecordingSleep, no_wait
 from tests.support.operations import OPERATIONS, Operation
 from tests.support.raw_server import (
     Behaviour,
@@ -59,11 +59,6 @@ STRESS_SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
-
-
-async def no_wait(seconds: float) -> None:
-    """Backoff without waiting."""
-    await anyio.lowlevel.checkpoint()
 
 
 def client_for(base_url: str, **options: Any) -> fota.FotaCallbacksClient:
