@@ -5,8 +5,9 @@ replaces it, measured interleaved in one run (the same alternating slices as `be
   default): `asyncio._get_running_loop() is not None` (private, used until now) against the SDK's
   `asyncio.get_running_loop()` in a `try` (public). A ratio inside the A/A spread (the SDK against itself in the
   same slices) is no reason to keep the private one.
-- The event-loop check every network transport makes per send (`LoopBinding.check`, public APIs only): its cost in
-  ns per call, next to an empty function, to set beside the CPU per call of `benchmarks.loopback`.
+- The event-loop check the httpx and httpx2 transports make per send (`running_loop()` and an identity test against
+  their `LoopBinding`, public APIs only): its cost in ns per call, next to an empty function, to set beside the CPU
+  per call of `benchmarks.loopback`.
 
 aiohttp's `ClientSession._retry_connection` is not here: it is set for behaviour (aiohttp would otherwise resend a
 request once on its own, past the client's `RetryPolicy`), not speed, and has no public switch; its test is
@@ -86,10 +87,16 @@ async def _detection_rounds(rounds: int, seconds: float) -> tuple[list[float], l
 
 
 def _loop_check_ns(rounds: int, iterations: int = 200_000) -> tuple[list[float], list[float]]:
-    """ns per call of `LoopBinding.check()` (bound to the running loop, as after the first send), and of an empty
-    function, interleaved."""
+    """ns per send of the transports' event-loop check (bound to the running loop, as after the first send), and of
+    an empty function, interleaved."""
     binding = _common.LoopBinding("bench")
-    binding.check()
+    binding.bind(_common.running_loop())
+    running_loop = _common.running_loop
+
+    def check() -> None:
+        running = running_loop()
+        if running is not binding.loop:
+            binding.bind(running)
 
     def nothing() -> None:
         return None
@@ -97,7 +104,7 @@ def _loop_check_ns(rounds: int, iterations: int = 200_000) -> tuple[list[float],
     checks: list[float] = []
     empties: list[float] = []
     for _ in range(rounds):
-        for which, function in ((checks, binding.check), (empties, nothing)):
+        for which, function in ((checks, check), (empties, nothing)):
             started = time.process_time_ns()
             for _ in range(iterations):
                 function()
@@ -119,7 +126,7 @@ async def measure(rounds: int, seconds: float) -> str:
             f"V2 list {median(public_us):.1f} µs/call (public)",
         ],
         [
-            "network transports: LoopBinding.check() per send",
+            "httpx/httpx2 transports: the event-loop check per send",
             f"{median(checks):.0f} ns ({c_low:.0f}-{c_high:.0f})",
             "",
             f"empty function call {median(empties):.0f} ns",

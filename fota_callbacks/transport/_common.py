@@ -114,30 +114,29 @@ def running_loop() -> object:
 
 
 class LoopBinding:
-    """The event loop a transport's connections belong to: the one it first sent in.
+    """The event loop a transport's connections belong to: the one it first sent in (`loop`).
 
     The HTTP stacks tie each connection to the loop that opened it; in another loop (a second `asyncio.run`)
-    they fail with a bare `RuntimeError` ("Event loop is closed"), or worse. `check()` refuses that at once with
-    a `ClientClosedError` saying what to do.
+    they fail with a bare `RuntimeError` ("Event loop is closed"), or worse. A transport compares the running loop
+    with `loop` on every send (one identity test) and calls `bind` when they differ: the first send binds, any later
+    one is refused at once with a `ClientClosedError` saying what to do.
     """
 
-    __slots__ = ("_loop", "_owner")
+    __slots__ = ("_owner", "loop")
 
     def __init__(self, owner: str) -> None:
         self._owner = owner
-        self._loop: object = None
+        self.loop: object = None
 
-    def check(self) -> None:
-        """Raise `ClientClosedError` when this runs in another event loop than the connections' one."""
-        loop = running_loop()
-        if loop is not self._loop:
-            if self._loop is not None:
-                raise self.error("cannot send")
-            self._loop = loop
+    def bind(self, running: object) -> None:
+        """`running` is not `loop`: take it as the connections' loop if there is none yet, else refuse it."""
+        if self.loop is not None:
+            raise self.error("cannot send")
+        self.loop = running
 
     def foreign(self) -> bool:
         """Whether the connections belong to an event loop other than the running one."""
-        return self._loop is not None and running_loop() is not self._loop
+        return self.loop is not None and running_loop() is not self.loop
 
     def error(self, what: str) -> ClientClosedError:
         return ClientClosedError(

@@ -104,7 +104,7 @@ class AiohttpTransport:
         self._owns_session = session is None
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
-        self._loop = LoopBinding("AiohttpTransport")
+        self._binding = LoopBinding("AiohttpTransport")
         self._ssl = ca_bundle_context(ssl) if isinstance(ssl, str) else ssl
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
@@ -116,6 +116,7 @@ class AiohttpTransport:
         aiohttp = self._aiohttp
         import asyncio  # here, not at the top: importing fota_callbacks need not import asyncio
 
+        self._running_loop = asyncio.get_running_loop
         self._timeout_errors: tuple[type[BaseException], ...] = (aiohttp.ServerTimeoutError, asyncio.TimeoutError)
         self._connect_timeout: type[Exception] = aiohttp.ConnectionTimeoutError
         self._failures: tuple[type[BaseException], ...] = (*self._timeout_errors, aiohttp.ClientError)
@@ -188,7 +189,15 @@ class AiohttpTransport:
         return cached
 
     def _arguments(self, request: Request) -> tuple[yarl.URL, str | None, Any, aiohttp.ClientTimeout]:
-        """The URL, proxy, headers and timeout to hand aiohttp for `request`, from the caches when they hold them."""
+        """The URL, proxy, headers and timeout to hand aiohttp for `request`, from the caches when they hold them;
+        refuses another event loop than the one the session's connections belong to (see `LoopBinding`)."""
+        try:
+            running = self._running_loop()
+        except RuntimeError:  # no asyncio loop runs: trio, refused as on the first request
+            _refuse_other_event_loops()
+            raise
+        if running is not self._binding.loop:
+            self._binding.bind(running)
         cached = self._urls.get(request.url)
         if cached is None:
             cached = self._url(request.url)
@@ -202,7 +211,6 @@ class AiohttpTransport:
 
     async def send(self, request: Request) -> Response:
         """Send `request` on the session (opened on first use) and read the whole body within `request.timeout`."""
-        self._loop.check()
         session = self._session
         if session is None:
             session = self._open(request)
@@ -272,9 +280,9 @@ class AiohttpTransport:
         if not self._owns_session or self._closed:
             return
         self._closed = True
-        if self._loop.foreign():
+        if self._binding.foreign():
             self._session = None
-            raise self._loop.error("cannot close its connections")
+            raise self._binding.error("cannot close its connections")
         session, self._session = self._session, None
         if session is not None:
             with anyio.CancelScope(shield=True):

@@ -273,7 +273,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         self._proxied: dict[str | None, Any] = {}
         self._proxy_for = None
         self._closed = False
-        self._loop = _common.LoopBinding(type(self).__name__)
+        self._binding = _common.LoopBinding(type(self).__name__)
         if client is None:
             # The packages deprecate a CA bundle path given as `verify`: the context is built here instead. Built
             # once (loading the CA certificates takes tens of ms) and shared by all the pools, as one pool shares it.
@@ -312,7 +312,9 @@ class _HttpxFamilyTransport(Generic[ClientT]):
 
     async def send(self, request: Request) -> Response:
         """Send `request` and read the whole body within `request.timeout`, from sending to the body's last byte."""
-        self._loop.check()
+        running = _common.running_loop()
+        if running is not self._binding.loop:
+            self._binding.bind(running)
         if self._closed:
             raise closed(type(self).__name__, request)
         body = self._package.request_body(request.content)
@@ -420,8 +422,8 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         if not self._owns_client or self._closed:
             return
         self._closed = True
-        if self._loop.foreign():
-            raise self._loop.error("cannot close its connections")
+        if self._binding.foreign():
+            raise self._binding.error("cannot close its connections")
         with anyio.CancelScope(shield=True):
             await self._client.aclose()  # and with it the direct pool
             for proxy, pool in self._proxied.items():
