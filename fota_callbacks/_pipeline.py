@@ -302,13 +302,12 @@ class Pipeline:
         return failure
 
     async def _build(self, call: Call, auth: Auth | None) -> tuple[Request, AuthSnapshot | None]:
-        """One attempt's request: the call's headers plus the current credentials, and the attempt's timeout."""
+        """One attempt's request: the call's headers plus the current credentials, and the attempt's timeout;
+        `ClientClosedError` once the client is closed (also while the credentials were being fetched)."""
+        snapshot = None if auth is None else auth.static or await auth.current(self.exchange)
         if self.shared.closed:
             raise ClientClosedError(f"{call.method} {_path(call.url)}: this client is closed; make a new one")
-        if auth is None:
-            return Request(call.method, call.url, call.headers, call.content, self.options.timeout), None
-        snapshot = auth.static or await auth.current(self.exchange)
-        headers = snapshot.request_headers(call.headers)
+        headers = call.headers if snapshot is None else snapshot.request_headers(call.headers)
         return Request(call.method, call.url, headers, call.content, self.options.timeout), snapshot
 
     def _remaining(self, progress: _Progress | None) -> float | None:

@@ -492,6 +492,30 @@ def test_a_client_may_go_from_one_trio_run_to_the_next(served_script: Scripted) 
     assert len(served_script.sent) == 2
 
 
+async def test_a_call_whose_next_request_would_follow_aclose_says_the_client_is_closed() -> None:
+    """In memory, `aclose()` breaks nothing in flight: a call whose answer arrives gets it, and one that still has a
+    request to make (here the API call after the token it was waiting for) is refused with `ClientClosedError`."""
+    token_asked, release = anyio.Event(), anyio.Event()
+
+    async def server(request: fota.Request) -> fota.Response:
+        if request.url.endswith("/oauth2/token"):
+            token_asked.set()
+            await release.wait()
+            return json_response(200, {"access_token": "issued", "expires_in": 3600})
+        return OK
+
+    client = client_on(server, client_id="id", client_secret="secret")
+    failures: list[BaseException] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(failure_of, functools.partial(list_once, client), failures)
+        await token_asked.wait()
+        await client.aclose()
+        release.set()
+    [failure] = failures
+    assert isinstance(failure, fota.ClientClosedError)
+    assert str(failure) == f"GET /api/fota/v2/callbacks/{ACCOUNT}: this client is closed; make a new one"
+
+
 class ClosingTransport:
     """A custom transport whose requests in flight fail as dropped connections when it is closed."""
 
