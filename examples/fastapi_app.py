@@ -55,6 +55,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 import fota_callbacks as fota
+from fota_callbacks.callbacks import FirmwareListMessage
 from fota_callbacks.inbox import SqliteInbox
 from fota_callbacks.integrations.fastapi import (
     FotaClient,
@@ -100,7 +101,7 @@ async def register_listener(app: FastAPI) -> AsyncIterator[None]:
 async def on_message(message: fota.CallbackMessage) -> None:
     """Called by the inbox worker for each stored callback; raising makes the inbox retry it later."""
     log.info("%s message for account %s", message.type, message.account_name)
-    if isinstance(message, fota.FirmwareListMessage):
+    if isinstance(message, FirmwareListMessage):
         for firmware in message.firmware_list or ():
             log.info("  firmware %s: %s -> %s", firmware.firmware_name, firmware.from_version, firmware.to_version)
 

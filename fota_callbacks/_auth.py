@@ -21,64 +21,24 @@ from urllib.parse import quote_plus
 import anyio
 import attrs
 
+from ._call import Call, HeaderPairs, Outcome
 from ._checks import is_positive_number, json_or_none
 from ._constants import TOKEN_EXPIRY_MARGIN, USER_AGENT
-from ._errors import (
-    ApiError,
-    InvalidArgumentError,
-    OAuthError,
-    ResponseValidationError,
-    SessionLoginError,
-    error_from_response,
-    request_id_of,
-)
-from .transport.base import Headers, Request, Response
+from ._errors import InvalidArgumentError, OAuthError, ResponseValidationError, SessionLoginError, request_id_of
+from .transport.base import Headers
 
-__all__ = ["Auth", "AuthSnapshot", "Outcome", "Send", "StaticToken", "Call", "TokenSource"]
+__all__ = ["Auth", "AuthSnapshot", "Send", "StaticToken", "TokenSource"]
 
 T = TypeVar("T")
 log = logging.getLogger("fota_callbacks")
 
 # Header values we send must be visible ASCII (and spaces): anything else breaks or smuggles headers.
 _HEADER_UNSAFE = re.compile(r"[^\x20-\x7e]")
-HeaderPairs = tuple[tuple[str, str], ...]
 
 
-@attrs.frozen
-class Call:
-    """One request to send through the pipeline, before credentials and timeout are added: an API operation,
-    or one the SDK makes for itself (token, session login, logout)."""
-
-    method: str
-    url: str
-    headers: HeaderPairs
-    content: bytes = b""
-    auth: Auth | None = None
-    secret_body: bool = False
-
-
-@attrs.frozen
-class Outcome:
-    """What one call came to after its retries: the last request, its response (any status), the retries.
-
-    `maybe_processed` is True when an earlier attempt failed after it may have reached the server.
-    """
-
-    request: Request
-    response: Response
-    retries: int
-    maybe_processed: bool = False
-    secret_body: bool = False
-
-    def error(self, where: str, **kinds: Any) -> ApiError:
-        """The error for this (non-2xx) outcome; `kinds` as in `error_from_response`."""
-        return error_from_response(
-            where, self.request, self.response, self.retries, secret_body=self.secret_body, **kinds
-        )
-
-
-Send = Callable[[Call], Awaitable[Outcome]]
-"""The pipeline's retrying send for the SDK's own requests, with the options of the call that needs them."""
+Send = Callable[[Call, "Auth | None"], Awaitable[Outcome]]
+"""The pipeline's retrying send for the SDK's own requests (with the credentials given, or none), under the
+options of the call that needs them."""
 
 
 @runtime_checkable
@@ -294,7 +254,7 @@ class _OAuthToken(_RenewableToken):
         self._client_id = client_id
 
     async def _fetch(self, send: Send) -> tuple[str, float | None]:
-        outcome = await send(self._call)
+        outcome = await send(self._call, None)
         response = outcome.response
         if not 200 <= response.status_code < 300:
             raise outcome.error("OAuth token request refused", refusal=OAuthError)
@@ -336,12 +296,12 @@ class _SessionLogin(_RenewableToken):
         check_header_value(password, "password")
         body = json.dumps({"username": username, "password": password}, separators=(",", ":")).encode()
         self._auth = Auth(bearer, None)
-        self._call = Call("POST", login_url, _JSON_POST, body, self._auth, secret_body=True)
+        self._call = Call("POST", login_url, _JSON_POST, body, secret_body=True)
         self._logout_url = logout_url
         self._username = username
 
     async def _fetch(self, send: Send) -> tuple[str, float | None]:
-        outcome = await send(self._call)
+        outcome = await send(self._call, self._auth)
         if not 200 <= outcome.response.status_code < 300:
             raise outcome.error("M2M session login refused", refusal=SessionLoginError)
         token = _usable_token(outcome, json_or_none(outcome.response.content), "sessionToken")
@@ -355,7 +315,7 @@ class _SessionLogin(_RenewableToken):
             return
         headers = (("Accept", "application/json"), ("User-Agent", USER_AGENT), ("VZ-M2M-Token", cached.value))
         try:
-            outcome = await send(Call("POST", self._logout_url, headers, b"", self._auth))
+            outcome = await send(Call("POST", self._logout_url, headers), self._auth)
         except Exception as exc:  # a failed logout must not break closing the client
             log.warning("M2M session logout failed: %s", type(exc).__name__)
             return
@@ -372,10 +332,10 @@ class AuthSnapshot:
 
     bearer: str
     m2m: str | None
-    headers: tuple[tuple[str, str], ...]
-    _merged: dict[tuple[tuple[str, str], ...], Headers] = attrs.field(factory=dict, eq=False, repr=False)
+    headers: HeaderPairs
+    _merged: dict[HeaderPairs, Headers] = attrs.field(factory=dict, eq=False, repr=False)
 
-    def request_headers(self, base: tuple[tuple[str, str], ...]) -> Headers:
+    def request_headers(self, base: HeaderPairs) -> Headers:
         """`base` followed by the credential headers, built once per snapshot and kind of request."""
         merged = self._merged.get(base)
         if merged is None:

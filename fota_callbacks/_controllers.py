@@ -147,6 +147,8 @@ class UrlCallbacksController(Generic[SummaryT, RequestT, ResultT, SuccessT]):
         self.with_raw_response: UrlCallbacksRawController[SummaryT, RequestT, ResultT, SuccessT] = (
             UrlCallbacksRawController(pipeline, self.api)
         )
+        """The same operations, each returning an `ApiResponse` (status, headers, request id, retries) whose `data`
+        is what the operation returns here."""
 
     # The same checks as `with_raw_response`'s methods, through `Pipeline.data`: no ApiResponse to discard.
 

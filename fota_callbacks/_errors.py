@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from ._checks import json_or_none
+from ._checks import json_or_none, parse_retry_after
 from ._constants import REQUEST_ID_HEADERS, SECRET_HEADERS
-from ._retry import parse_retry_after
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -22,6 +21,7 @@ __all__ = [
     "ApiTimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConflictError",
     "ErrorCodeError",
     "FotaError",
@@ -59,6 +59,12 @@ class InvalidArgumentError(FotaError, ValueError):
 
 class MissingCredentialsError(InvalidArgumentError):
     """A credential needed to call ThingSpace was neither passed nor found in the environment."""
+
+
+class ClientClosedError(FotaError, RuntimeError):
+    """The client can send no more: it was closed with `aclose()` (also while this call was in flight), or it is
+    used in an event loop other than the one it first ran in (a second `asyncio.run`). Make a new client, in
+    the event loop that uses it."""
 
 
 class ApiConnectionError(FotaError):

@@ -13,12 +13,13 @@ from urllib.parse import quote, urlsplit
 import anyio
 import attrs
 
-from ._auth import Auth, AuthSnapshot, Call, Outcome
+from ._auth import Auth, AuthSnapshot
+from ._call import Call, Outcome
 from ._constants import PATH_SEGMENT_CACHE, USER_AGENT
 from ._errors import (
     ApiConnectionError,
     ApiTimeoutError,
-    FotaError,
+    ClientClosedError,
     FotaResultException,
     ResponseValidationError,
     redacted,
@@ -27,16 +28,15 @@ from ._errors import (
 from ._retry import RetryPolicy
 from ._serde import decoder, encode
 from ._telemetry import ClientTelemetry
+from .transport.base import Headers, Request, Response, SendNext, Transport
 
 if TYPE_CHECKING:
     from ._otel import ClientRecording
-from .transport.base import Headers, Request, Response, Transport
 
 __all__ = [
     "ApiResponse",
     "ApiVersion",
     "CallOptions",
-    "ClientClosedError",
     "Endpoint",
     "Middleware",
     "Pipeline",
@@ -49,7 +49,6 @@ __all__ = [
 T = TypeVar("T")
 log = logging.getLogger("fota_callbacks")
 
-SendNext = Callable[[Request], Awaitable[Response]]
 Middleware = Callable[[Request, SendNext], Awaitable[Response]]
 """`async def middleware(request, call_next) -> Response`: runs around every attempt (tracing, metrics)."""
 
@@ -117,8 +116,8 @@ class Endpoint(Generic[T]):
         # A deregister's result when a retry finds nothing left to remove (see `Pipeline.call`).
         self.gone = gone
         self.name = name
-        self.method = method
         self.template = f"{version.base_path}/{path}"  # `url.template` of its telemetry
+        self.method = method
         # "callbacks/{account}" -> ("/api/fota/v2/callbacks/", None): None marks a parameter slot.
         template: list[str | None] = [version.base_path]
         for segment in path.split("/"):
@@ -181,10 +180,6 @@ class _Progress:
         self.deadline_at = deadline_at
         self.request: Request | None = None
         self.retries = 0
-
-
-class ClientClosedError(FotaError, RuntimeError):
-    """The client was closed with `aclose()`; make a new one."""
 
 
 @attrs.define(kw_only=True)
@@ -253,19 +248,18 @@ class Pipeline:
     async def _result(
         self, endpoint: Endpoint[T], params: Sequence[str], body: object, recording: ClientRecording | None
     ) -> tuple[Outcome, T]:
-        if self.shared.closed:
-            raise ClientClosedError("this client is closed")
         url = self.shared.root + endpoint.path(params)
         if body is None:
-            call = Call(endpoint.method, url, _BASE_HEADERS, b"", self.shared.auth)
+            call = Call(endpoint.method, url, _BASE_HEADERS)
         else:
             # A body holding a password (V1 registration) is withheld from the request errors carry.
             secret = getattr(body, "password", None) is not None
-            call = Call(endpoint.method, url, _JSON_BODY_HEADERS, encode(body), self.shared.auth, secret)
+            call = Call(endpoint.method, url, _JSON_BODY_HEADERS, encode(body), secret)
         deadline = self.options.deadline
+        auth = self.shared.auth
         template = endpoint.template
         outcome = await (
-            self.exchange(call, None, template, recording)
+            self.exchange(call, auth, None, template, recording)
             if deadline is None
             else self._exchange_before(deadline, call, template, recording)
         )
@@ -287,7 +281,7 @@ class Pipeline:
         progress = _Progress(self.shared.clock() + deadline)
         try:
             with anyio.fail_after(deadline):
-                return await self.exchange(call, progress, template, recording)
+                return await self.exchange(call, self.shared.auth, progress, template, recording)
         except TimeoutError:
             sent = None if progress.request is None else redacted(progress.request, secret_body=call.secret_body)
             error = ApiTimeoutError(f"{call.method} {_path(call.url)}: deadline of {deadline} s exceeded", request=sent)
@@ -297,12 +291,14 @@ class Pipeline:
     async def exchange(
         self,
         call: Call,
+        auth: Auth | None = None,
         progress: _Progress | None = None,
         template: str | None = None,
         recording: ClientRecording | _LookUp | None = LOOK_UP,
     ) -> Outcome:
-        """Send with retries: build -> send -> decide -> wait. Returns the last response (any status) with
-        its request and the retries taken; raises the connection failure left after the retries.
+        """Send `call` with `auth`'s credentials (None: none) and retries: build -> send -> decide -> wait.
+        Returns the last response (any status) with its request and the retries taken; raises the connection
+        failure left after the retries, or `ClientClosedError` once the client is closed.
 
         A 401 with renewable credentials is retried once with fresh tokens; that retry counts in
         `retries_taken` but not against `max_retries`. For telemetry: `template` is the operation's path
@@ -316,7 +312,7 @@ class Pipeline:
         renewed = 0  # 1 once a 401 made us renew the credentials
         maybe_processed = False
         while True:
-            request, snapshot = await self._build(call)
+            request, snapshot = await self._build(call, auth)
             if progress is not None:
                 progress.request, progress.retries = request, retries + renewed
             try:
@@ -326,15 +322,13 @@ class Pipeline:
                     else recording.attempt(self.shared.send, request, template, retries + renewed)
                 )
             except ApiConnectionError as exc:
-                exc.request = redacted(exc.request or request, secret_body=call.secret_body)
-                exc.retries_taken = retries + renewed
+                outcome = self._failed(exc, request, call, retries + renewed)
                 maybe_processed = maybe_processed or exc.request_sent
-                outcome = exc
             if log.isEnabledFor(logging.DEBUG):
                 self._log_attempt(request, outcome, retries + renewed)
             if isinstance(outcome, Response) and outcome.status_code == 401 and not renewed and snapshot is not None:
-                assert call.auth is not None  # a snapshot comes from it
-                if await call.auth.invalidate(snapshot):
+                assert auth is not None  # a snapshot comes from it
+                if await auth.invalidate(snapshot):
                     renewed = 1
                     log.info(
                         "HTTP 401 from %s %s: renewing credentials and retrying once", call.method, _path(call.url)
@@ -349,13 +343,22 @@ class Pipeline:
             await self.shared.sleep(delay)
             retries += 1
 
-    async def _build(self, call: Call) -> tuple[Request, AuthSnapshot | None]:
-        """One attempt's request: the call's headers plus the current credentials, and the attempt's timeout."""
-        auth = call.auth
-        if auth is None:
-            return Request(call.method, call.url, call.headers, call.content, self.options.timeout), None
-        snapshot = auth.static or await auth.current(self.exchange)
-        headers = snapshot.request_headers(call.headers)
+    def _failed(self, failure: ApiConnectionError, request: Request, call: Call, retries: int) -> ApiConnectionError:
+        """`failure` as the caller may see it: the request redacted, the retries counted; `ClientClosedError`
+        instead when `aclose()` broke the connection under this call (that is what happened, not how it broke)."""
+        failure.request = redacted(failure.request or request, secret_body=call.secret_body)
+        failure.retries_taken = retries
+        if self.shared.closed:
+            raise _closed_in_flight(call, failure) from failure
+        return failure
+
+    async def _build(self, call: Call, auth: Auth | None) -> tuple[Request, AuthSnapshot | None]:
+        """One attempt's request: the call's headers plus the current credentials, and the attempt's timeout;
+        `ClientClosedError` once the client is closed (also while the credentials were being fetched)."""
+        snapshot = None if auth is None else auth.static or await auth.current(self.exchange)
+        if self.shared.closed:
+            raise ClientClosedError(f"{call.method} {_path(call.url)}: this client is closed; make a new one")
+        headers = call.headers if snapshot is None else snapshot.request_headers(call.headers)
         return Request(call.method, call.url, headers, call.content, self.options.timeout), snapshot
 
     def _remaining(self, progress: _Progress | None) -> float | None:
@@ -412,3 +415,10 @@ def _around(layer: Middleware, call_next: SendNext) -> SendNext:
 
 def _path(url: str) -> str:
     return urlsplit(url).path
+
+
+def _closed_in_flight(call: Call, failure: ApiConnectionError) -> ClientClosedError:
+    maybe = " (the request may have reached the server)" if failure.request_sent else ""
+    return ClientClosedError(
+        f"{call.method} {_path(call.url)}: the client was closed while this call was in flight{maybe}"
+    )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import email.utils
-import math
 import random
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
+from ._checks import parse_retry_after
 from ._constants import (
     DEFAULT_MAX_RETRIES,
     INITIAL_RETRY_DELAY,
@@ -19,17 +17,25 @@ from ._constants import (
     RETRY_JITTER,
     RETRY_STATUSES,
 )
+from ._errors import ApiConnectionError, InvalidArgumentError
+from ._validation import non_negative_int
+from .transport.base import Response
 
-if TYPE_CHECKING:  # only annotations: _errors imports this module
-    from ._errors import ApiConnectionError
-    from .transport.base import Headers, Response
-
-__all__ = ["RetryPolicy", "parse_retry_after"]
+__all__ = ["RetryPolicy"]
 
 
-def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+def _count(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    non_negative_int(value, attribute.name)
+
+
+def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise InvalidArgumentError(attribute.name, f"expected a number of seconds >= 0, got {value!r}")
+
+
+def _fraction(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidArgumentError(attribute.name, f"expected a fraction from 0 to 1, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -45,11 +51,11 @@ class RetryPolicy:
     `max_retry_after`; a longer one is not waited for and the error is raised at once.
     """
 
-    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_non_negative)
-    initial_delay: float = attrs.field(default=INITIAL_RETRY_DELAY, validator=_non_negative)
-    max_delay: float = attrs.field(default=MAX_RETRY_DELAY, validator=_non_negative)
-    jitter: float = attrs.field(default=RETRY_JITTER, validator=[_non_negative, attrs.validators.le(1.0)])
-    max_retry_after: float = attrs.field(default=MAX_RETRY_AFTER, validator=_non_negative)
+    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, validator=_count)
+    initial_delay: float = attrs.field(default=INITIAL_RETRY_DELAY, validator=_seconds)
+    max_delay: float = attrs.field(default=MAX_RETRY_DELAY, validator=_seconds)
+    jitter: float = attrs.field(default=RETRY_JITTER, validator=_fraction)
+    max_retry_after: float = attrs.field(default=MAX_RETRY_AFTER, validator=_seconds)
     retry_statuses: frozenset[int] = RETRY_STATUSES
     retry_maybe_processed: bool = True
 
@@ -96,32 +102,3 @@ class RetryPolicy:
         """The wait before retry number `retries_taken` (0-based), when the server did not say."""
         delay: float = min(self.initial_delay * 2.0**retries_taken, self.max_delay)
         return delay * (1.0 - self.jitter * rand()) if self.jitter else delay
-
-
-def parse_retry_after(headers: Headers, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds the server asked us to wait: `retry-after-ms`, or `Retry-After` as seconds or an HTTP date."""
-    milliseconds = _finite(headers.get("retry-after-ms"))
-    if milliseconds is not None:
-        return max(milliseconds / 1000.0, 0.0)
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    seconds = _finite(value)
-    if seconds is None:
-        try:
-            when = email.utils.parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        seconds = when.timestamp() - now()
-    return max(seconds, 0.0)
-
-
-def _finite(value: str | None) -> float | None:
-    """A header value as a finite number of seconds; None when absent, not a number, NaN or infinite."""
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None

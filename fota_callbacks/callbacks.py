@@ -18,7 +18,7 @@ levels, or not a JSON object.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeAlias
 
 import attrs
@@ -31,6 +31,7 @@ from ._serde import to_camel
 __all__ = [
     "MAX_NESTING",
     "VERIZON_CALLBACK_SOURCE_IPS",
+    "CallbackHandler",
     "CallbackMessage",
     "CallbackMessageType",
     "CallbackParseError",
@@ -215,6 +216,10 @@ CallbackMessage: TypeAlias = (
     | UnknownCallbackMessage
 )
 """Any message `parse_callback_message` returns; tell them apart with `isinstance`, `match`, or `.type`."""
+
+CallbackHandler: TypeAlias = Callable[[CallbackMessage], Awaitable[object]]
+"""Your code that handles a message: `async def handler(message: CallbackMessage) -> None`. The receiver, the
+FastAPI router and an inbox's worker await it with each message; an exception it raises is a failed attempt."""
 
 _MESSAGE_CLASSES: Final[Mapping[str, type[CallbackMessage]]] = {
     "firmwareList": FirmwareListMessage,

@@ -18,30 +18,51 @@ assert delivery.status_code == 200 and fake.deliveries == [delivery]
 ```
 """
 
-from ._asgi import serve
-from ._delivery import CallbackDeliveryError, CallbackNotRegisteredError, Delivery, DeliveryVersion, UpgradeEventType
+import warnings
+from typing import Any, get_args
+
+from . import _delivery, _faults, _records
+from ._delivery import CallbackDeliveryError, CallbackNotRegisteredError, Delivery
 from ._fake import AccountCallbacks, FakeThingSpace
-from ._faults import Fault, FaultKind
-from ._records import Operation, RecordedRequest, Version
+from ._faults import Fault
+from ._records import RecordedRequest
 from ._scripted import ScriptedAnswer, ScriptedTransport, UnscriptedRequestError
-from ._serve import serve_app
+from ._serve import serve
 
 __all__ = [
     "AccountCallbacks",
     "CallbackDeliveryError",
     "CallbackNotRegisteredError",
     "Delivery",
-    "DeliveryVersion",
     "FakeThingSpace",
     "Fault",
-    "FaultKind",
-    "Operation",
     "RecordedRequest",
     "ScriptedAnswer",
     "ScriptedTransport",
     "UnscriptedRequestError",
-    "UpgradeEventType",
-    "Version",
     "serve",
-    "serve_app",
 ]
+
+_LITERALS = {
+    "DeliveryVersion": _delivery,
+    "FaultKind": _faults,
+    "Operation": _records,
+    "UpgradeEventType": _delivery,
+    "Version": _records,
+}
+"""The `Literal` aliases this module exported in 0.1: annotations, not things to construct. Each still works, with
+a warning naming the `Literal` to write instead."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "serve_app":
+        message = "fota_callbacks.testing.serve_app is deprecated: use fota_callbacks.testing.serve (any ASGI app too)"
+        found: Any = serve
+    elif name in _LITERALS:
+        found = getattr(_LITERALS[name], name)
+        spelled = ", ".join(repr(value) for value in get_args(found))
+        message = f"fota_callbacks.testing.{name} is deprecated and will be removed: annotate with Literal[{spelled}]"
+    else:
+        raise AttributeError(f"module 'fota_callbacks.testing' has no attribute {name!r}")
+    warnings.warn(message, DeprecationWarning, stacklevel=2)
+    return found

@@ -1,10 +1,9 @@
-"""Serving a request handler (a `FakeThingSpace`) over real HTTP, as an ASGI 3 application."""
+"""A request handler (a `FakeThingSpace`'s, a `ScriptedTransport`'s) as an ASGI 3 application, served over HTTP."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 from urllib.parse import quote
 
 import anyio
@@ -14,12 +13,8 @@ from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import ApiConnectionError
 from ..transport.base import Headers, Request, Response
 from ..transport.memory import Handler
-from ._serve import serve_app
 
-if TYPE_CHECKING:
-    from ._fake import FakeThingSpace
-
-__all__ = ["AsgiApp", "serve"]
+__all__ = ["AsgiApp", "Receive", "Scope", "Send"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -121,16 +116,3 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
-
-
-@contextlib.contextmanager
-def serve(fake: FakeThingSpace, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve `fake` over HTTP with uvicorn (extra `server`) in a background thread; yield its base URL.
-
-    `port=0` picks a free port. The server stops when the block ends. Usable from sync and async code::
-
-        with serve(fake) as base_url:
-            async with FotaCallbacksClient(base_url=base_url, ...) as client: ...
-    """
-    with serve_app(fake.asgi_app, host=host, port=port) as base_url:
-        yield base_url

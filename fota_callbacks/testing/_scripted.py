@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.lowlevel
 
+from .._connection_errors import no_response
 from .._errors import ApiConnectionError, InvalidArgumentError
-from ..transport._common import no_response
 from ..transport.base import Headers, Request, Response
 from ..transport.memory import InMemoryTransport
 from ._asgi import AsgiApp
@@ -184,7 +184,7 @@ class ScriptedTransport:
         # The request's timeout is enforced around the answer exactly as for any in-process handler.
         self._in_process = InMemoryTransport(self._answer)
         self.asgi_app = AsgiApp(self._send_over_http)
-        """An ASGI 3 application answering from this script over real HTTP (`serve_app(transport.asgi_app)`).
+        """An ASGI 3 application answering from this script over real HTTP (`serve(transport)` serves it).
 
         A `drop()` answer then sends part of a response and cuts the connection: the client sees a broken
         connection with `request_sent=True`. A `drop(sent=False)` cannot be acted out by a server (the request

@@ -5,7 +5,7 @@
 """
 
 from .aiohttp import AiohttpTransport
-from .base import Headers, Request, Response, Transport
+from .base import Headers, Request, Response, SendNext, Transport
 from .httpx import HttpxTransport
 from .httpx2 import Httpx2Transport
 from .memory import Handler, InMemoryTransport
@@ -19,5 +19,6 @@ __all__ = [
     "InMemoryTransport",
     "Request",
     "Response",
+    "SendNext",
     "Transport",
 ]

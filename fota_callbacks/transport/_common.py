@@ -1,5 +1,6 @@
 """What the bundled network transports share: loading their optional package, TLS from a CA bundle path, proxies
-from the environment, the bounded and decoded body read, and the SDK's errors for requests that got no response."""
+from the environment, the event loop their connections belong to, and the bounded and decoded body read. (Their
+errors for a request that got no whole response are worded in `fota_callbacks._connection_errors`.)"""
 
 from __future__ import annotations
 
@@ -11,22 +12,24 @@ import urllib.request
 import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlsplit
+
+import sniffio
 
 from .._checks import is_positive_number
+from .._connection_errors import too_large, undecodable
 from .._constants import ACCEPT_ENCODING
-from .._errors import ApiConnectionError, ApiTimeoutError, InvalidArgumentError
+from .._errors import ClientClosedError, InvalidArgumentError
 from .._validation import positive_int
 from .base import Request
 
 __all__ = [
     "ACCEPT_ENCODING",
     "BodyTooLarge",
+    "LoopBinding",
     "ca_bundle_context",
     "check_pool_options",
     "environment_proxies",
     "import_extra",
-    "no_response",
     "read_body",
     "read_response_body",
 ]
@@ -34,7 +37,6 @@ __all__ = [
 _STEP = 64 * 1024
 """Bytes a decoder may produce at a time, before they are counted (or the next coding of a stacked
 `Content-Encoding` consumes them)."""
-_MAX_REASON = 300
 
 
 def import_extra(name: str, transport: str, extra: str | None, python: tuple[int, int] | None = None) -> Any:
@@ -93,77 +95,55 @@ def environment_proxies() -> Callable[[str, str], str | None] | None:
     return proxy_for
 
 
-# --- errors --------------------------------------------------------------------------------------------------
+# --- the event loop ------------------------------------------------------------------------------------------
 
 
-def _printable(text: str) -> str:
-    """`text` with control characters escaped and cut to a readable length: it may come from the server."""
-    if not text.isprintable():
-        text = text.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= _MAX_REASON else text[:_MAX_REASON] + "..."
+def running_loop() -> object:
+    """What the running task's I/O belongs to: its asyncio event loop, or the name of the async library running it
+    otherwise ("trio", whose sockets are not tied to one `trio.run`)."""
+    library = sniffio.thread_local.name  # trio (and any library that says so) names itself here while it runs
+    if library is not None and library != "asyncio":
+        return library
+    asyncio = sys.modules.get("asyncio")  # not imported: not running on it (and importing it costs ~25 ms)
+    if asyncio is not None:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+    return sniffio.current_async_library()
 
 
-def _reason(exc: BaseException) -> str:
-    """Why `exc` happened, from the first exception along its cause/context chain that says: HTTP stacks wrap the
-    TLS or socket error that knows in several layers of exceptions with empty messages."""
-    seen: set[int] = set()
-    first = ""
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        # (Some stacks' own errors subclass the ssl ones without their attributes: the cause then has them.)
-        verify_message = getattr(current, "verify_message", None)
-        if isinstance(current, ssl.SSLCertVerificationError) and verify_message:
-            return f"certificate verify failed: {verify_message}"
-        reason = getattr(current, "reason", None)
-        if isinstance(current, ssl.SSLError) and isinstance(reason, str) and reason:
-            return f"TLS error: {reason}"
-        if not first:
-            first = str(current).strip()
-        current = current.__cause__ or current.__context__
-    return first or "no reason given"
+class LoopBinding:
+    """The event loop a transport's connections belong to: the one it first sent in (`loop`).
 
+    The HTTP stacks tie each connection to the loop that opened it; in another loop (a second `asyncio.run`)
+    they fail with a bare `RuntimeError` ("Event loop is closed"), or worse. A transport compares the running loop
+    with `loop` on every send (one identity test) and calls `bind` when they differ: the first send binds, any later
+    one is refused at once with a `ClientClosedError` saying what to do.
+    """
 
-def _host(request: Request) -> str:
-    return urlsplit(request.url).netloc or "?"
+    __slots__ = ("_owner", "loop")
 
+    def __init__(self, owner: str) -> None:
+        self._owner = owner
+        self.loop: object = None
 
-def no_response(exc: BaseException, request: Request, *, sent: bool, timeout: bool) -> ApiConnectionError:
-    """The SDK's error for a request that got no response: `ApiTimeoutError` or `ApiConnectionError`, saying which
-    host and why."""
-    if timeout:
-        return ApiTimeoutError(
-            f"timed out ({_host(request)}): {type(exc).__name__}", request=request, request_sent=sent
+    def bind(self, running: object) -> None:
+        """`running` is not `loop`: take it as the connections' loop if there is none yet, else refuse it."""
+        if self.loop is not None:
+            raise self.error("cannot send")
+        self.loop = running
+
+    def foreign(self) -> bool:
+        """Whether the connections belong to an event loop other than the running one."""
+        return self.loop is not None and running_loop() is not self.loop
+
+    def error(self, what: str) -> ClientClosedError:
+        return ClientClosedError(
+            f"{self._owner} {what} here: its connections belong to the event loop it first sent in, and this is "
+            "another one (a second asyncio.run?). Make the client inside the event loop that uses it, "
+            "e.g. in the coroutine you pass to asyncio.run, and close it there"
         )
-    return ApiConnectionError(
-        f"connection failed ({_host(request)}): {type(exc).__name__}: {_printable(_reason(exc))}",
-        request=request,
-        request_sent=sent,
-    )
-
-
-def attempt_timed_out(request: Request, *, sent: bool) -> ApiTimeoutError:
-    """The error for an attempt that did not end within `request.timeout` (sending to the body's last byte)."""
-    return ApiTimeoutError(
-        f"timed out ({_host(request)}): no complete response within timeout={request.timeout} s",
-        request=request,
-        request_sent=sent,
-    )
-
-
-def too_large(limit: int, request: Request, declared: str | None = None) -> ApiConnectionError:
-    """The error for a body (as decoded) longer than `max_response_bytes`."""
-    size = f"of {declared} bytes " if declared is not None else ""
-    return ApiConnectionError(
-        f"response body {size}exceeds max_response_bytes={limit}", request=request, request_sent=True
-    )
-
-
-def undecodable(exc: BaseException, request: Request) -> ApiConnectionError:
-    """The error for a body that does not decode as its `Content-Encoding` says."""
-    return ApiConnectionError(
-        f"response body does not decode ({_host(request)}): {_printable(str(exc))}", request=request, request_sent=True
-    )
 
 
 # --- the bounded body read -----------------------------------------------------------------------------------

@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import sniffio
 
+from .._connection_errors import attempt_timed_out, closed, no_response
 from .._constants import ACCEPT_ENCODING, DEFAULT_TIMEOUT, KEEPALIVE_EXPIRY, MAX_CONNECTIONS, MAX_RESPONSE_BYTES
+from .._errors import FotaError
 from ._common import (
-    attempt_timed_out,
+    LoopBinding,
     ca_bundle_context,
     check_pool_options,
     environment_proxies,
     import_extra,
-    no_response,
     read_response_body,
 )
 from .base import Headers, Request, Response
@@ -103,6 +104,7 @@ class AiohttpTransport:
         self._owns_session = session is None
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._binding = LoopBinding("AiohttpTransport")
         self._ssl = ca_bundle_context(ssl) if isinstance(ssl, str) else ssl
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
@@ -114,9 +116,10 @@ class AiohttpTransport:
         aiohttp = self._aiohttp
         import asyncio  # here, not at the top: importing fota_callbacks need not import asyncio
 
+        self._running_loop = asyncio.get_running_loop
         self._timeout_errors: tuple[type[BaseException], ...] = (aiohttp.ServerTimeoutError, asyncio.TimeoutError)
         self._connect_timeout: type[Exception] = aiohttp.ConnectionTimeoutError
-        self._client_error: type[Exception] = aiohttp.ClientError
+        self._failures: tuple[type[BaseException], ...] = (*self._timeout_errors, aiohttp.ClientError)
         # Failures in which the request never left this process: always safe to send again.
         self._not_sent: tuple[type[Exception], ...] = (
             aiohttp.ClientConnectorError,  # DNS, refused, TLS handshake and certificate failures
@@ -131,10 +134,10 @@ class AiohttpTransport:
         """The session: the one you passed, or the owned one (None until the first request creates it)."""
         return self._session if self._session is not None else self._given
 
-    def _open(self) -> aiohttp.ClientSession:
+    def _open(self, request: Request) -> aiohttp.ClientSession:
         """The session for the first request, on the running (asyncio) event loop."""
         if self._closed:
-            raise RuntimeError("this AiohttpTransport is closed")
+            raise closed("AiohttpTransport", request)
         _refuse_other_event_loops()
         session = self._given
         if session is None:
@@ -185,21 +188,33 @@ class AiohttpTransport:
         cached = urls[url] = (parsed, proxy)
         return cached
 
-    async def send(self, request: Request) -> Response:
-        """Send `request` on the session (opened on first use) and read the whole body within `request.timeout`."""
-        session = self._session
-        if session is None:
-            session = self._open()
+    def _arguments(self, request: Request) -> tuple[yarl.URL, str | None, Any, aiohttp.ClientTimeout]:
+        """The URL, proxy, headers and timeout to hand aiohttp for `request`, from the caches when they hold them;
+        refuses another event loop than the one the session's connections belong to (see `LoopBinding`)."""
+        try:
+            running = self._running_loop()
+        except RuntimeError:  # no asyncio loop runs: trio, refused as on the first request
+            _refuse_other_event_loops()
+            raise
+        if running is not self._binding.loop:
+            self._binding.bind(running)
         cached = self._urls.get(request.url)
         if cached is None:
             cached = self._url(request.url)
-        url, proxy = cached
         raw_headers = request.headers.raw()
         try:
             headers: Any = self._headers.get(raw_headers) or self._prepared(raw_headers)
         except TypeError:  # pairs given as lists: sent as they are, not cached
             headers = [*raw_headers, _ACCEPT_ENCODING]
         timeout = self._timeouts.get(request.timeout) or self._timeout(request.timeout)
+        return cached[0], cached[1], headers, timeout
+
+    async def send(self, request: Request) -> Response:
+        """Send `request` on the session (opened on first use) and read the whole body within `request.timeout`."""
+        session = self._session
+        if session is None:
+            session = self._open(request)
+        url, proxy, headers, timeout = self._arguments(request)
         connected = [not self._owns_session]  # a session you pass says nothing: a timeout counts as maybe sent
         mark = _connected.set(connected)
         try:
@@ -238,23 +253,36 @@ class AiohttpTransport:
                 response.close()  # the body was not read to its end: the connection cannot be reused
                 raise
             response.release()
-        # The except clauses are evaluated only when something is raised: the lookups cost nothing per call.
-        except self._timeout_errors as exc:
-            if isinstance(exc, self._connect_timeout) or not connected[0]:
-                raise no_response(exc, request, sent=False, timeout=True) from exc
-            raise attempt_timed_out(request, sent=True) from exc
-        except self._client_error as exc:
-            raise no_response(exc, request, sent=not isinstance(exc, self._not_sent), timeout=False) from exc
+        # The except clause is evaluated only when something is raised: the lookup costs nothing per call.
+        except self._failures as exc:
+            raise self._no_response(exc, request, connected=connected[0]) from exc
         finally:
             _connected.reset(mark)
         # Headers made here: the converter of `Response` would check the items view against two ABCs first.
         return Response(response.status, Headers(response_headers.items()), content)
 
+    def _no_response(self, exc: BaseException, request: Request, *, connected: bool) -> FotaError:
+        """The SDK's error for a request aiohttp got no response to; `connected`: a connection was handed out."""
+        if self._closed:  # `aclose()` broke the connection under this request
+            return closed("AiohttpTransport", request, in_flight=True)
+        if isinstance(exc, self._timeout_errors):
+            if isinstance(exc, self._connect_timeout) or not connected:
+                return no_response(exc, request, sent=False, timeout=True)
+            return attempt_timed_out(request, sent=True)
+        return no_response(exc, request, sent=not isinstance(exc, self._not_sent), timeout=False)
+
     async def aclose(self) -> None:
-        """Close the owned session and its connections (a session you passed is left open). Safe to call twice."""
-        if not self._owns_session:
+        """Close the owned session and its connections (a session you passed is left open). Safe to call twice.
+
+        In another event loop than the one its connections belong to, they cannot be closed: it is marked closed
+        and raises `ClientClosedError` saying so.
+        """
+        if not self._owns_session or self._closed:
             return
         self._closed = True
+        if self._binding.foreign():
+            self._session = None
+            raise self._binding.error("cannot close its connections")
         session, self._session = self._session, None
         if session is not None:
             with anyio.CancelScope(shield=True):

@@ -6,14 +6,14 @@ or raises `ApiConnectionError` / `ApiTimeoutError`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Protocol, runtime_checkable
 
 import attrs
 
 from .._constants import SECRET_HEADERS
 
-__all__ = ["Headers", "Request", "Response", "Transport"]
+__all__ = ["Headers", "Request", "Response", "SendNext", "Transport"]
 
 _REDACTED = "<redacted>"
 
@@ -146,3 +146,8 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Release connections; the transport is not used again."""
         ...
+
+
+SendNext = Callable[[Request], Awaitable[Response]]
+"""An async function that sends one request and returns its response: what a middleware calls to go on (the next
+middleware, and at the end the transport's `send`)."""

@@ -18,6 +18,7 @@ import anyio
 import attrs
 import httpx
 
+from .._connection_errors import attempt_timed_out, closed, no_response, too_large
 from .._constants import (
     ACCEPT_ENCODING,
     DEFAULT_TIMEOUT,
@@ -39,9 +40,6 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 class _AsyncClient(Protocol):
     """What the transport uses of `httpx.AsyncClient` (and of `httpx2.AsyncClient`, its twin)."""
-
-    @property
-    def is_closed(self) -> bool: ...
 
     def build_request(
         self, method: str, url: str, *, content: bytes | None = ..., headers: Any = ..., timeout: Any = ...
@@ -90,9 +88,31 @@ def _request_body_class(base: type[Any]) -> type[Any]:
     return RequestBody
 
 
-def _pools_class(base_transport: type[Any], base_stream: type[Any]) -> type[Any]:
-    """The transport class of an owned pool, for the package whose `AsyncBaseTransport` and `AsyncByteStream` are
-    given: `max_connections` split over several connection pools of at most `POOL_SHARD_CONNECTIONS` each.
+class _ReleasedStream:
+    """A response body that gives its place in its pool back when it is closed; `_pools_class` mixes it into the
+    package's `AsyncByteStream`."""
+
+    __slots__ = ("_busy", "_index", "_stream")
+
+    def __init__(self, stream: Any, busy: list[int] | None, index: int) -> None:
+        self._stream = stream
+        self._busy = busy
+        self._index = index
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        iterator: AsyncIterator[bytes] = self._stream.__aiter__()
+        return iterator
+
+    async def aclose(self) -> None:
+        busy, self._busy = self._busy, None
+        if busy is not None:
+            busy[self._index] -= 1
+        await self._stream.aclose()
+
+
+class _ShardedPools:
+    """An owned pool: `max_connections` split over several connection pools of at most `POOL_SHARD_CONNECTIONS`
+    each; `_pools_class` mixes it into the package's `AsyncBaseTransport`.
 
     httpcore's pool goes over every connection it holds, probing each idle socket for readability, whenever a
     request starts or a response ends: its CPU per request grows with the number of connections, and at 32 in use
@@ -102,92 +122,78 @@ def _pools_class(base_transport: type[Any], base_stream: type[Any]) -> type[Any]
     the pool with the fewest waiting, for a connection of that pool.
     """
 
-    class Released(base_stream):  # type: ignore[misc]
-        """A response body that gives its place in its pool back when it is closed."""
+    _released: ClassVar[type[_ReleasedStream]]
+    """`_ReleasedStream` on the package's `AsyncByteStream`."""
 
-        __slots__ = ("_busy", "_index", "_stream")
+    def __init__(self, new_pool: Callable[[int], Any], max_connections: int, keepalive_expiry: float) -> None:
+        count = -(-max_connections // POOL_SHARD_CONNECTIONS)
+        share, extra = divmod(max_connections, count)
+        self.sizes = [share + (index < extra) for index in range(count)]
+        self._new_pool = new_pool
+        self._made: list[Any] = [None] * count  # each made when first needed: most traffic needs one or two
+        self._busy = [0] * count
+        self._started = [0.0] * count  # when each pool was last given a request
+        self._expiry = keepalive_expiry
+        self._sweep_at = time.monotonic() + keepalive_expiry
 
-        def __init__(self, stream: Any, busy: list[int] | None, index: int) -> None:
-            self._stream = stream
-            self._busy = busy
-            self._index = index
+    @property
+    def pools(self) -> list[Any]:
+        """The connection pools made so far (`AsyncHTTPTransport`s), in the order they are filled."""
+        return [pool for pool in self._made if pool is not None]
 
-        def __aiter__(self) -> AsyncIterator[bytes]:
-            iterator: AsyncIterator[bytes] = self._stream.__aiter__()
-            return iterator
+    def _pool(self, index: int) -> Any:
+        pool = self._made[index]
+        if pool is None:
+            pool = self._made[index] = self._new_pool(self.sizes[index])
+        return pool
 
-        async def aclose(self) -> None:
-            busy, self._busy = self._busy, None
-            if busy is not None:
-                busy[self._index] -= 1
-            await self._stream.aclose()
+    def _pick(self) -> int:
+        busy, sizes = self._busy, self.sizes
+        for index, size in enumerate(sizes):
+            if busy[index] < size:
+                return index
+        return min(range(len(sizes)), key=lambda index: busy[index] - sizes[index])
 
-    class Pools(base_transport):  # type: ignore[misc]
-        def __init__(self, new_pool: Callable[[int], Any], max_connections: int, keepalive_expiry: float) -> None:
-            count = -(-max_connections // POOL_SHARD_CONNECTIONS)
-            share, extra = divmod(max_connections, count)
-            self.sizes = [share + (index < extra) for index in range(count)]
-            self._new_pool = new_pool
-            self._made: list[Any] = [None] * count  # each made when first needed: most traffic needs one or two
-            self._busy = [0] * count
-            self._started = [0.0] * count  # when each pool was last given a request
-            self._expiry = keepalive_expiry
-            self._sweep_at = time.monotonic() + keepalive_expiry
+    async def handle_async_request(self, request: Any) -> Any:
+        now = time.monotonic()
+        if now >= self._sweep_at:
+            await self._sweep(now)
+        busy = self._busy
+        index = self._pick()
+        busy[index] += 1
+        self._started[index] = now
+        try:
+            response = await (self._made[index] or self._pool(index)).handle_async_request(request)
+        except BaseException:
+            busy[index] -= 1
+            raise
+        response.stream = self._released(response.stream, busy, index)
+        return response
 
-        @property
-        def pools(self) -> list[Any]:
-            """The connection pools made so far (`AsyncHTTPTransport`s), in the order they are filled."""
-            return [pool for pool in self._made if pool is not None]
+    async def _sweep(self, now: float) -> None:
+        """Close the pools past the first that were given no request for `keepalive_expiry` seconds.
 
-        def _pool(self, index: int) -> Any:
+        httpcore closes a pool's expired connections only when that pool is used again: after a burst, the
+        later pools would keep their idle connections (and a server's closes of them) open until `aclose()`.
+        A pool closed here is made again when traffic needs it.
+        """
+        self._sweep_at = now + self._expiry
+        for index in range(1, len(self._made)):
             pool = self._made[index]
-            if pool is None:
-                pool = self._made[index] = self._new_pool(self.sizes[index])
-            return pool
+            if pool is not None and not self._busy[index] and now - self._started[index] >= self._expiry:
+                self._made[index] = None
+                with anyio.CancelScope(shield=True):
+                    await pool.aclose()
 
-        def _pick(self) -> int:
-            busy, sizes = self._busy, self.sizes
-            for index, size in enumerate(sizes):
-                if busy[index] < size:
-                    return index
-            return min(range(len(sizes)), key=lambda index: busy[index] - sizes[index])
+    async def aclose(self) -> None:
+        for pool in self.pools:
+            await pool.aclose()
 
-        async def handle_async_request(self, request: Any) -> Any:
-            now = time.monotonic()
-            if now >= self._sweep_at:
-                await self._sweep(now)
-            busy = self._busy
-            index = self._pick()
-            busy[index] += 1
-            self._started[index] = now
-            try:
-                response = await (self._made[index] or self._pool(index)).handle_async_request(request)
-            except BaseException:
-                busy[index] -= 1
-                raise
-            response.stream = Released(response.stream, busy, index)
-            return response
 
-        async def _sweep(self, now: float) -> None:
-            """Close the pools past the first that were given no request for `keepalive_expiry` seconds.
-
-            httpcore closes a pool's expired connections only when that pool is used again: after a burst, the
-            later pools would keep their idle connections (and a server's closes of them) open until `aclose()`.
-            A pool closed here is made again when traffic needs it.
-            """
-            self._sweep_at = now + self._expiry
-            for index in range(1, len(self._made)):
-                pool = self._made[index]
-                if pool is not None and not self._busy[index] and now - self._started[index] >= self._expiry:
-                    self._made[index] = None
-                    with anyio.CancelScope(shield=True):
-                        await pool.aclose()
-
-        async def aclose(self) -> None:
-            for pool in self.pools:
-                await pool.aclose()
-
-    return Pools
+def _pools_class(base_transport: type[Any], base_stream: type[Any]) -> type[Any]:
+    """`_ShardedPools` as a transport of the package whose `AsyncBaseTransport` and `AsyncByteStream` are given."""
+    released = type("Released", (_ReleasedStream, base_stream), {"__slots__": ()})
+    return type("Pools", (_ShardedPools, base_transport), {"_released": released})
 
 
 @attrs.frozen
@@ -267,6 +273,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         self._proxied: dict[str | None, Any] = {}
         self._proxy_for = None
         self._closed = False
+        self._binding = _common.LoopBinding(type(self).__name__)
         if client is None:
             # The packages deprecate a CA bundle path given as `verify`: the context is built here instead. Built
             # once (loading the CA certificates takes tens of ms) and shared by all the pools, as one pool shares it.
@@ -305,13 +312,18 @@ class _HttpxFamilyTransport(Generic[ClientT]):
 
     async def send(self, request: Request) -> Response:
         """Send `request` and read the whole body within `request.timeout`, from sending to the body's last byte."""
+        running = _common.running_loop()
+        if running is not self._binding.loop:
+            self._binding.bind(running)
+        if self._closed:
+            raise closed(type(self).__name__, request)
         body = self._package.request_body(request.content)
         timeout = request.timeout
         if timeout is None:
             return await self._exchange(request, body)
         with anyio.CancelScope(deadline=anyio.current_time() + timeout):
             return await self._exchange(request, body)
-        raise _common.attempt_timed_out(request, sent=body.started)
+        raise attempt_timed_out(request, sent=body.started)
 
     async def _exchange(self, request: Request, body: Any) -> Response:
         package = self._package
@@ -320,15 +332,14 @@ class _HttpxFamilyTransport(Generic[ClientT]):
                 return await self._on_pool(request, body)
             return await self._on_client(request, body)
         # The except clauses are evaluated only when something is raised: the lookups cost nothing per call.
-        except package.timeout_error as exc:
-            raise _common.no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=True) from exc
-        except package.request_error as exc:
-            raise _common.no_response(exc, request, sent=not isinstance(exc, package.not_sent), timeout=False) from exc
+        except (package.timeout_error, package.request_error) as exc:
+            if self._closed:  # `aclose()` broke the connection under this request
+                raise closed(type(self).__name__, request, in_flight=True) from exc
+            sent, timeout = not isinstance(exc, package.not_sent), isinstance(exc, package.timeout_error)
+            raise no_response(exc, request, sent=sent, timeout=timeout) from exc
 
     async def _on_pool(self, request: Request, body: Any) -> Response:
         """The request on the owned connection pools (`handle_async_request`, below the client layer)."""
-        if self._closed:
-            raise RuntimeError(f"this {type(self).__name__} is closed")
         cached = self._urls.get(request.url)
         if cached is None:
             cached = self._url(request.url)
@@ -357,7 +368,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         if response.is_stream_consumed:  # a mock's response, made from bytes: read (and decoded) by the package
             content = response.content
             if len(content) > self._max_response_bytes:
-                raise _common.too_large(self._max_response_bytes, request)
+                raise too_large(self._max_response_bytes, request)
             return Response(response.status_code, response.headers.multi_items(), content)
         return await self._read(request, response, response.aiter_raw(), response.aclose)
 
@@ -403,10 +414,16 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         return timeout
 
     async def aclose(self) -> None:
-        """Close the owned client and its connections (a client you passed is left open). Safe to call twice."""
-        if not self._owns_client:
+        """Close the owned client and its connections (a client you passed is left open). Safe to call twice.
+
+        In another event loop than the one its connections belong to, they cannot be closed: it is marked closed
+        and raises `ClientClosedError` saying so.
+        """
+        if not self._owns_client or self._closed:
             return
         self._closed = True
+        if self._binding.foreign():
+            raise self._binding.error("cannot close its connections")
         with anyio.CancelScope(shield=True):
             await self._client.aclose()  # and with it the direct pool
             for proxy, pool in self._proxied.items():

@@ -23,7 +23,7 @@ def _on_asyncio() -> bool:
     # Imported here, not with the module: asyncio alone takes ~25 ms to import, and `import fota_callbacks`
     # must not pay for it (a caller on asyncio has it loaded already: then these imports are lookups).
     # sniffio's `current_async_library()` costs a quarter of an in-memory call on asyncio; this is its answer
-    # in two lookups: trio (and any library that says so) names itself in sniffio's thread-local while it runs,
+    # in three lookups: trio (and any library that says so) names itself in sniffio's thread-local while it runs,
     # and otherwise a running asyncio loop in this thread means asyncio.
     import sniffio
 
@@ -31,7 +31,11 @@ def _on_asyncio() -> bool:
         return sniffio.current_async_library() == "asyncio"
     import asyncio
 
-    return asyncio._get_running_loop() is not None
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no asyncio loop runs in this thread
+        return False
+    return True
 
 
 class InMemoryTransport:

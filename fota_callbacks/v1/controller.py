@@ -79,6 +79,8 @@ class SoftwareManagementCallbacksV1Controller:
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
         self.with_raw_response = SoftwareManagementCallbacksV1RawController(pipeline)
+        """The same operations, each returning an `ApiResponse` (status, headers, request id, retries) whose `data`
+        is what the operation returns here."""
 
     # The same checks as `with_raw_response`'s methods, through `Pipeline.data`: no ApiResponse to discard.
 

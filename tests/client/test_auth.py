@@ -20,6 +20,7 @@ import pytest
 
 import fota_callbacks as fota
 from fota_callbacks.testing import FakeThingSpace, Fault, RecordedRequest
+from fota_callbacks.transport import SendNext
 from tests.support.harness import (
     ACCOUNT,
     LOGIN_PATH,
@@ -32,6 +33,7 @@ from tests.support.harness import (
     Scripted,
     assert_no_secret,
     capture_logs,
+    list_once,
 )
 
 pytestmark = pytest.mark.anyio
@@ -135,10 +137,6 @@ def scripted_client(scripted: Scripted, **kwargs: Any) -> fota.FotaCallbacksClie
     kwargs.setdefault("client_secret", CLIENT_SECRET)
     kwargs.setdefault("m2m_token", "static-session")
     return scripted.client(**kwargs)
-
-
-async def list_once(client: fota.FotaCallbacksClient) -> fota.CallbackSummary:
-    return await client.v2.list_registered_callbacks(ACCOUNT)
 
 
 # -- OAuth client credentials -----------------------------------------------------------------------------
@@ -635,7 +633,7 @@ async def test_no_secret_in_any_repr_error_or_log_record(faked: Faked, logs: Log
     fake.accept_only(client_id=CLIENT_ID, client_secret=SECRET, username=USERNAME, password=SENTINEL_PASSWORD)
     seen: list[object] = []
 
-    async def spy(request: fota.Request, call_next: fota.SendNext) -> fota.Response:
+    async def spy(request: fota.Request, call_next: SendNext) -> fota.Response:
         seen.append(request)
         response = await call_next(request)
         seen.append(response)

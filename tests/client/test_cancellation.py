@@ -12,17 +12,22 @@ import pytest
 
 import fota_callbacks as fota
 from fota_callbacks.testing import FakeThingSpace, Fault, serve
-from tests.support.harness import ACCOUNT, TOKEN_PATH, V2_PATH, RecordingSleep, Scripted, json_response, wait_until
+from tests.support.harness import (
+    ACCOUNT,
+    TOKEN_PATH,
+    V2_PATH,
+    RecordingSleep,
+    Scripted,
+    json_response,
+    list_once,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 
 CALLBACK_URL = "https://example.com/callback"
 LISTING = {"url": CALLBACK_URL}
 SUMMARY = fota.CallbackSummary(url=CALLBACK_URL)
-
-
-async def list_once(client: fota.FotaCallbacksClient) -> fota.CallbackSummary:
-    return await client.v2.list_registered_callbacks(ACCOUNT)
 
 
 async def test_cancelled_mid_send_with_move_on_after(scripted: Scripted) -> None:

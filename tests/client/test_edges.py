@@ -5,14 +5,13 @@ masking, and request ids on every error made from a response."""
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 import fota_callbacks as fota
 from fota_callbacks.testing import FakeThingSpace, Fault
+from tests.support.harness import no_wait
 
 pytestmark = pytest.mark.anyio
 
@@ -20,10 +19,6 @@ ACCOUNT = "0000123456-00001"
 LISTENER = "https://listener.example.com/fota"
 VERSIONS = ["v1", "v2", "v3"]
 RESULTS = {"v1": fota.FotaV1SuccessResult, "v2": fota.FotaV2SuccessResult, "v3": fota.FotaV3SuccessResult}
-
-
-async def no_wait(_: float) -> None:
-    return None
 
 
 def seeded() -> FakeThingSpace:
@@ -304,32 +299,3 @@ async def test_errors_from_token_login_and_api_responses_carry_the_request_id(
         with pytest.raises(error) as caught:
             await client.v2.list_registered_callbacks(ACCOUNT)
     assert getattr(caught.value, "request_id", None) == "req-42"
-
-
-# -- 14.3: the public surface ------------------------------------------------------------------------------------
-
-
-def test_sources_users_cannot_construct_are_not_public() -> None:
-    assert not hasattr(fota, "OAuthClientCredentials")
-    assert not hasattr(fota, "M2MSessionLogin")
-    for name in fota.__all__:
-        assert getattr(fota, name) is not None
-
-
-def test_the_inbox_is_importable_from_the_top_level_without_loading_it_on_import() -> None:
-    code = (
-        "import sys, fota_callbacks as fota, fota_callbacks.inbox as inbox\n"
-        "assert 'fota_callbacks.inbox' in sys.modules\n"
-        "for name in inbox.__all__:\n"
-        "    if name != 'InboxOptions':\n"
-        "        assert getattr(fota, name) is getattr(inbox, name), name\n"
-        "        assert name in fota.__all__, name\n"
-    )
-    lazy = (
-        "import sys, fota_callbacks\n"
-        "assert not hasattr(fota_callbacks, 'NoSuchName')\n"
-        "assert 'fota_callbacks.inbox' not in sys.modules\n"
-        "assert 'fota_callbacks.callbacks' not in sys.modules\n"
-    )
-    for script in (code, lazy):
-        subprocess.run([sys.executable, "-c", script], check=True)

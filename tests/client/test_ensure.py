@@ -10,6 +10,7 @@ import pytest
 
 import fota_callbacks as fota
 from fota_callbacks.testing import FakeThingSpace, Fault
+from tests.support.harness import no_wait
 
 pytestmark = pytest.mark.anyio
 
@@ -17,10 +18,6 @@ ACCOUNT = "0000123456-00001"
 URL = "https://listener.example.com/fota"
 OTHER = "https://old.example.com/fota"
 URL_VERSIONS = ["v2", "v3"]
-
-
-async def no_wait(_: float) -> None:
-    return None
 
 
 def url_body(version: str, url: str = URL) -> Any:

@@ -8,6 +8,7 @@ import json
 import pytest
 
 import fota_callbacks as fota
+from fota_callbacks.transport import Headers
 from tests.support.wire_cases import ACCOUNT, BEARER, M2M, OPERATIONS, TRANSPORTS, Op, Wire, op_by_id, wire_for
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +40,7 @@ def assert_carries(exc: fota.ApiError, status: int, body: bytes, request_id: str
     assert exc.status_code == status
     assert exc.body == body
     assert exc.request_id == request_id
-    assert isinstance(exc.headers, fota.Headers)
+    assert isinstance(exc.headers, Headers)
     assert exc.headers.get("x-request-id") == request_id
     assert exc.headers["content-type"] in ("application/json", "text/html")
     assert f"HTTP {status}" in str(exc)

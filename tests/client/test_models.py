@@ -154,9 +154,9 @@ def test_controllers_under_verizons_names_are_the_same_objects() -> None:
     assert client.software_management_callbacks_v1 is client.v1
     assert client.software_management_callbacks_v2 is client.v2
     assert client.software_management_callbacks_v3 is client.v3
-    assert isinstance(client.v1, fota.SoftwareManagementCallbacksV1Controller)
-    assert isinstance(client.v2, fota.SoftwareManagementCallbacksV2Controller)
-    assert isinstance(client.v3, fota.SoftwareManagementCallbacksV3Controller)
+    assert isinstance(client.v1, fota_callbacks.v1.SoftwareManagementCallbacksV1Controller)
+    assert isinstance(client.v2, fota_callbacks.v2.SoftwareManagementCallbacksV2Controller)
+    assert isinstance(client.v3, fota_callbacks.v3.SoftwareManagementCallbacksV3Controller)
     assert client.v1 is client.v1  # not rebuilt per access
 
 

@@ -18,6 +18,7 @@ import pytest
 
 import fota_callbacks as fota
 from fota_callbacks.testing import ScriptedAnswer, ScriptedTransport
+from fota_callbacks.transport import SendNext
 from tests.support.harness import ACCOUNT, TOKEN_PATH, RecordingSleep, Scripted, resource_warnings
 from tests.support.harness import V2_PATH as API_PATH
 
@@ -374,7 +375,7 @@ async def test_with_options_overrides_per_call_without_changing_the_parent(scrip
 async def test_middleware_sees_every_attempt_and_its_headers_reach_the_wire(scripted: Scripted) -> None:
     seen: list[tuple[str, str, int]] = []
 
-    async def tracing(request: fota.Request, call_next: fota.SendNext) -> fota.Response:
+    async def tracing(request: fota.Request, call_next: SendNext) -> fota.Response:
         traced = fota.Request(
             request.method,
             request.url,
@@ -386,7 +387,7 @@ async def test_middleware_sees_every_attempt_and_its_headers_reach_the_wire(scri
         seen.append((request.method, request.url.removeprefix(scripted.base_url), response.status_code))
         return response
 
-    async def outer(request: fota.Request, call_next: fota.SendNext) -> fota.Response:
+    async def outer(request: fota.Request, call_next: SendNext) -> fota.Response:
         assert request.headers.get("X-Trace-Id") is None  # the first middleware runs outermost
         return await call_next(request)
 
@@ -407,7 +408,7 @@ async def test_middleware_sees_every_attempt_and_its_headers_reach_the_wire(scri
 async def test_middleware_sees_dropped_attempts_as_errors(scripted: Scripted) -> None:
     outcomes: list[str] = []
 
-    async def observe(request: fota.Request, call_next: fota.SendNext) -> fota.Response:
+    async def observe(request: fota.Request, call_next: SendNext) -> fota.Response:
         try:
             response = await call_next(request)
         except fota.ApiConnectionError as exc:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import fota_callbacks as fota
-from tests.support.harness import Scripted
+from tests.support.harness import Recorder, Scripted
 from tests.support.wire_cases import ACCOUNT, BEARER, M2M, TRANSPORTS, Wire, wire_for
 
 pytestmark = pytest.mark.anyio
@@ -383,15 +383,6 @@ async def test_a_string_that_is_not_unicode_text_is_refused(
 # (`clean_env`: tests/conftest.py)
 
 
-class RecordingHandler:
-    def __init__(self) -> None:
-        self.requests: list[fota.Request] = []
-
-    async def __call__(self, request: fota.Request) -> fota.Response:
-        self.requests.append(request)
-        return fota.Response(599, {}, b"")
-
-
 def test_no_credentials_at_all(clean_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(fota.MissingCredentialsError) as info:
         fota.FotaCallbacksClient()
@@ -443,7 +434,7 @@ def test_a_missing_credential_is_named_before_anything_is_sent(
 ) -> None:
     for name, value in environment.items():
         clean_env.setenv(name, value)
-    handler = RecordingHandler()
+    handler = Recorder()
     with pytest.raises(fota.MissingCredentialsError) as info:
         fota.FotaCallbacksClient(transport=fota.InMemoryTransport(handler), **arguments)
     exc = info.value
@@ -471,7 +462,7 @@ def test_a_missing_credential_is_named_before_anything_is_sent(
     ids=["empty-bearer", "empty-m2m", "crlf-bearer", "lf-m2m", "int-bearer", "bearer-and-oauth", "m2m-and-login"],
 )
 def test_a_bad_credential_is_refused(clean_env: pytest.MonkeyPatch, arguments: dict[str, Any], parameter: str) -> None:
-    handler = RecordingHandler()
+    handler = Recorder()
     with pytest.raises(fota.InvalidArgumentError) as info:
         fota.FotaCallbacksClient(transport=fota.InMemoryTransport(handler), **arguments)
     assert info.value.parameter == parameter
@@ -586,3 +577,31 @@ def test_a_bad_environment_is_refused(clean_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(fota.InvalidArgumentError) as info:
         fota.FotaCallbacksClient(access_token=BEARER, m2m_token=M2M, environment="prod")
     assert info.value.parameter == "environment"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "parameter"),
+    [
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_retries": 1.5}, "max_retries"),
+        ({"max_retries": True}, "max_retries"),
+        ({"max_retries": "2"}, "max_retries"),
+        ({"initial_delay": -0.5}, "initial_delay"),
+        ({"initial_delay": float("nan")}, "initial_delay"),
+        ({"max_delay": "8"}, "max_delay"),
+        ({"jitter": 1.5}, "jitter"),
+        ({"jitter": -0.1}, "jitter"),
+        ({"max_retry_after": None}, "max_retry_after"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "-".join(f"{k}={v!r}" for k, v in value.items()),
+)
+def test_a_bad_retry_policy_is_refused(arguments: dict[str, Any], parameter: str) -> None:
+    with pytest.raises(fota.InvalidArgumentError) as info:
+        fota.RetryPolicy(**arguments)
+    assert info.value.parameter == parameter
+    assert repr(next(iter(arguments.values()))) in str(info.value)
+
+
+def test_a_retry_policy_at_its_bounds_is_accepted() -> None:
+    policy = fota.RetryPolicy(max_retries=0, initial_delay=0, max_delay=0.0, jitter=1, max_retry_after=0)
+    assert (policy.max_retries, policy.jitter, policy.backoff(3, rand=lambda: 0.5)) == (0, 1, 0.0)

@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 import fota_callbacks as fota
+from fota_callbacks.v1 import SoftwareManagementCallbacksV1Controller
+from fota_callbacks.v2 import SoftwareManagementCallbacksV2Controller
+from fota_callbacks.v3 import SoftwareManagementCallbacksV3Controller
 from tests.support.harness import Scripted
 from tests.support.wire_cases import (
     ACCOUNT,
@@ -48,9 +51,9 @@ def test_the_table_covers_every_public_operation() -> None:
     assert len(OPERATIONS) == 11
     assert len({op.id for op in WIRE_CASES}) == len(WIRE_CASES)
     controllers = {
-        "v1": fota.SoftwareManagementCallbacksV1Controller,
-        "v2": fota.SoftwareManagementCallbacksV2Controller,
-        "v3": fota.SoftwareManagementCallbacksV3Controller,
+        "v1": SoftwareManagementCallbacksV1Controller,
+        "v2": SoftwareManagementCallbacksV2Controller,
+        "v3": SoftwareManagementCallbacksV3Controller,
     }
     public = {
         (version, name)

@@ -3,73 +3,23 @@ seeding, recording, and many concurrent tasks."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable
 from typing import Any
 
 import anyio
 import attrs
+import httpx
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.testing import AccountCallbacks, FakeThingSpace, Fault, serve, serve_app
+from fota_callbacks.testing import AccountCallbacks, FakeThingSpace, Fault, serve
+from tests.support.fakes import Call, Connected, http_client
 
 pytestmark = pytest.mark.anyio
 
 ACCOUNT = "0000123456-00001"
 OTHER_ACCOUNT = "0000654321-00002"
 FOTA = fota.CallbackService.FOTA
-
-MakeClient = Callable[..., fota.FotaCallbacksClient]
-
-
-@attrs.frozen
-class Connected:
-    """A fake, and how to make an SDK client that reaches it (in-process, or over HTTP)."""
-
-    fake: FakeThingSpace
-    client: MakeClient
-    mode: str
-
-
-async def no_sleep(_: float) -> None:
-    """Stands in for the client's backoff sleep, so that retries take no time."""
-
-
-def http_client(base_url: str, **kwargs: Any) -> fota.FotaCallbacksClient:
-    """A plain client (default transport: httpx) for a fake served at `base_url`."""
-    credentials = {"client_id": "id", "client_secret": "secret", "username": "user", "password": "pw"}
-    return fota.FotaCallbacksClient(base_url=base_url, **{**credentials, **kwargs})
-
-
-class Switchboard:
-    """An ASGI app handing each request to the fake of the running test: one HTTP server serves them all
-    (starting and stopping one per test would cost more than the tests)."""
-
-    def __init__(self) -> None:
-        self.fake = FakeThingSpace()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.fake.asgi_app(scope, receive, send)
-
-
-@pytest.fixture(scope="session")
-def switchboard() -> Iterator[tuple[Switchboard, str]]:
-    board = Switchboard()
-    with serve_app(board) as base_url:
-        yield board, base_url
-
-
-@pytest.fixture(params=["in-process", "http"])
-def connected(request: pytest.FixtureRequest, switchboard: tuple[Switchboard, str]) -> Connected:
-    """Each test using it runs twice: with `fake.client()`, and with a plain client over real HTTP."""
-    fake = FakeThingSpace()
-    if request.param == "in-process":
-        return Connected(fake, fake.client, request.param)
-    board, base_url = switchboard
-    board.fake = fake
-    return Connected(fake, functools.partial(http_client, base_url), request.param)
-
 
 # -- the lifecycle on each version -----------------------------------------------------------------------------
 
@@ -238,9 +188,6 @@ async def test_same_script_same_results_in_process_and_over_http(mode: str) -> N
     assert len(seen) == 2 + len(EXPECTED_SCRIPT_OUTCOMES)
 
 
-Call = Callable[[fota.FotaCallbacksClient], Awaitable[object]]
-
-
 @pytest.mark.parametrize(
     ("call", "error"),
     [
@@ -399,6 +346,34 @@ async def test_recording_can_be_turned_off() -> None:
     async with fake.client() as client:
         await client.v2.list_registered_callbacks(ACCOUNT)
     assert fake.requests == []
+
+
+async def test_each_record_is_cleared_on_its_own() -> None:
+    """`clear_requests`, `clear_faults` and `clear_deliveries` each forget their own record, and nothing else."""
+    posted: list[bytes] = []
+
+    def listener(request: httpx.Request) -> httpx.Response:
+        posted.append(request.content)
+        return httpx.Response(200, json={"ok": True})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(listener)) as http:
+        fake = FakeThingSpace(delivery_client=http)
+        async with fake.client() as client:
+            await client.v2.register_callback(ACCOUNT, fota.FotaV2CallbackRegistrationRequest(url="https://l.example"))
+        delivery = await fake.emit_upgrade_event(ACCOUNT, "upgradeFinished", version="v2")
+        fake.inject(Fault.status(503), times=2)
+        assert (fake.deliveries, len(fake.requests), len(fake.pending_faults())) == ([delivery], 3, 1)
+
+        fake.clear_deliveries()
+        assert (fake.deliveries, len(fake.requests), len(fake.pending_faults())) == ([], 3, 1)
+        fake.clear_faults()
+        assert (len(fake.requests), fake.pending_faults()) == (3, [])
+        fake.clear_requests()
+        assert fake.requests == []
+        assert fake.callbacks(ACCOUNT).v2 == "https://l.example"  # the state is not a record: kept
+        again = await fake.emit_upgrade_event(ACCOUNT, "upgradeFinished", version="v2")
+    assert fake.deliveries == [again]
+    assert len(posted) == 2
 
 
 # -- many tasks at once --------------------------------------------------------------------------------------

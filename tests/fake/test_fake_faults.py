@@ -9,11 +9,8 @@ import pytest
 
 import fota_callbacks as fota
 from fota_callbacks.testing import FakeThingSpace, Fault
-from tests.fake.test_fake import Call, Connected, no_sleep
-
-# The fixtures: each test runs in-process and over HTTP.
-from tests.fake.test_fake import connected as connected
-from tests.fake.test_fake import switchboard as switchboard
+from tests.support.fakes import Call, Connected
+from tests.support.harness import no_wait
 
 pytestmark = pytest.mark.anyio
 
@@ -104,7 +101,7 @@ async def test_malformed_is_response_validation_error(connected: Connected, faul
 async def test_faults_within_the_retry_budget_are_retried_to_success(connected: Connected, fault: Fault) -> None:
     connected.fake.seed(ACCOUNT, v2="https://l.example")
     connected.fake.inject(fault, times=2, version="v2")
-    async with connected.client(max_retries=2, sleep=no_sleep) as client:
+    async with connected.client(max_retries=2, sleep=no_wait) as client:
         raw = await client.v2.with_raw_response.list_registered_callbacks(ACCOUNT)
     assert raw.data == fota.CallbackSummary(url="https://l.example")
     assert raw.retries_taken == 2
@@ -115,7 +112,7 @@ async def test_faults_within_the_retry_budget_are_retried_to_success(connected: 
 async def test_faults_beyond_the_retry_budget_reach_the_caller() -> None:
     fake = FakeThingSpace()
     fake.inject(Fault.status(502), times=3, version="v2")
-    async with fake.client(max_retries=2, sleep=no_sleep) as client:
+    async with fake.client(max_retries=2, sleep=no_wait) as client:
         with pytest.raises(fota.ServerError) as info:
             await client.v2.list_registered_callbacks(ACCOUNT)
     assert info.value.retries_taken == 2

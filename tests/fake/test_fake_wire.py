@@ -26,8 +26,9 @@ LOGIN = "/api/m2m/v1/session/login"
 LOGOUT = "/api/m2m/v1/session/logout"
 
 
-class Wire:
-    """Sends hand-built requests to a fake, signed with tokens it issued."""
+class FakeWire:
+    """The wire of a fake: sends hand-built requests to its handler, signed with tokens it issued. (Not
+    `tests.support.wire_cases.Wire`, which makes SDK clients on a scripted server.)"""
 
     def __init__(self, fake: FakeThingSpace) -> None:
         self.fake = fake
@@ -56,8 +57,8 @@ class Wire:
 
 
 @pytest.fixture
-def wire() -> Wire:
-    return Wire(FakeThingSpace())
+def fake_wire() -> FakeWire:
+    return FakeWire(FakeThingSpace())
 
 
 def body_of(response: fota.Response) -> Any:
@@ -75,42 +76,42 @@ def error_of(response: fota.Response) -> tuple[int, str]:
 # -- response shapes -----------------------------------------------------------------------------------------
 
 
-async def test_v1_shapes(wire: Wire) -> None:
-    empty = await wire.send("GET", V1)
+async def test_v1_shapes(fake_wire: FakeWire) -> None:
+    empty = await fake_wire.send("GET", V1)
     assert (empty.status_code, empty.content) == (200, b"")  # an empty body means none registered
 
-    registered = await wire.send("POST", V1, {"name": "Fota", "url": "http://10.120.102.183:50559/Listener.asmx"})
+    registered = await fake_wire.send("POST", V1, {"name": "Fota", "url": "http://10.120.102.183:50559/Listener.asmx"})
     assert registered.status_code == 200
     assert body_of(registered) == {"accountName": ACCOUNT, "serviceName": "Fota"}
 
-    listed = await wire.send("GET", V1)
+    listed = await fake_wire.send("GET", V1)
     assert listed.status_code == 200
     assert body_of(listed) == [{"aname": ACCOUNT, "name": "Fota", "url": "http://10.120.102.183:50559/Listener.asmx"}]
 
-    await wire.send("POST", V1, {"name": "Fota", "url": "https://l.example", "username": "u", "password": "p"})
-    assert body_of(await wire.send("GET", V1)) == [
+    await fake_wire.send("POST", V1, {"name": "Fota", "url": "https://l.example", "username": "u", "password": "p"})
+    assert body_of(await fake_wire.send("GET", V1)) == [
         {"aname": ACCOUNT, "name": "Fota", "url": "https://l.example", "username": "u", "password": "p"}
     ]
 
-    deregistered = await wire.send("DELETE", f"{V1}/name/Fota")
+    deregistered = await fake_wire.send("DELETE", f"{V1}/name/Fota")
     assert (deregistered.status_code, body_of(deregistered)) == (200, {"success": True})
-    assert (await wire.send("GET", V1)).content == b""
+    assert (await fake_wire.send("GET", V1)).content == b""
 
 
 @pytest.mark.parametrize("path", [V2, V3])
-async def test_v2_v3_shapes(wire: Wire, path: str) -> None:
-    empty = await wire.send("GET", path)
+async def test_v2_v3_shapes(fake_wire: FakeWire, path: str) -> None:
+    empty = await fake_wire.send("GET", path)
     # Nothing registered: 200 and an empty body, as Verizon documents for list (V1, V3; V2 taken the same).
     assert (empty.status_code, empty.content, empty.headers.get("content-type")) == (200, b"", None)
-    registered = await wire.send("POST", path, {"url": "https://l.example/a"})
+    registered = await fake_wire.send("POST", path, {"url": "https://l.example/a"})
     assert (registered.status_code, body_of(registered)) == (200, {"url": "https://l.example/a"})
-    assert body_of(await wire.send("GET", path)) == {"url": "https://l.example/a"}
-    updated = await wire.send("PUT", path, {"url": "https://l.example/b"})
+    assert body_of(await fake_wire.send("GET", path)) == {"url": "https://l.example/a"}
+    updated = await fake_wire.send("PUT", path, {"url": "https://l.example/b"})
     assert (updated.status_code, body_of(updated)) == (200, {"url": "https://l.example/b"})
-    assert body_of(await wire.send("GET", path)) == {"url": "https://l.example/b"}
-    deregistered = await wire.send("DELETE", path)
+    assert body_of(await fake_wire.send("GET", path)) == {"url": "https://l.example/b"}
+    deregistered = await fake_wire.send("DELETE", path)
     assert (deregistered.status_code, body_of(deregistered)) == (200, {"success": True})
-    assert (await wire.send("GET", path)).content == b""
+    assert (await fake_wire.send("GET", path)).content == b""
 
 
 # -- request shapes accepted ---------------------------------------------------------------------------------
@@ -126,17 +127,17 @@ async def test_v2_v3_shapes(wire: Wire, path: str) -> None:
         {"name": "Fota", "url": "http://l.example", "username": ""},  # "" is a value, not absence
     ],
 )
-async def test_v1_register_accepts(wire: Wire, body: dict[str, Any]) -> None:
-    response = await wire.send("POST", V1, body)
+async def test_v1_register_accepts(fake_wire: FakeWire, body: dict[str, Any]) -> None:
+    response = await fake_wire.send("POST", V1, body)
     assert response.status_code == 200, response.content
-    [stored] = wire.fake.callbacks(ACCOUNT).v1.values()
+    [stored] = fake_wire.fake.callbacks(ACCOUNT).v1.values()
     assert stored.url == body["url"]
     assert stored.username == body.get("username")
 
 
-async def test_empty_string_credentials_survive_a_round_trip(wire: Wire) -> None:
-    await wire.send("POST", V1, {"name": "Fota", "url": "http://l.example", "username": "", "password": ""})
-    assert body_of(await wire.send("GET", V1)) == [
+async def test_empty_string_credentials_survive_a_round_trip(fake_wire: FakeWire) -> None:
+    await fake_wire.send("POST", V1, {"name": "Fota", "url": "http://l.example", "username": "", "password": ""})
+    assert body_of(await fake_wire.send("GET", V1)) == [
         {"aname": ACCOUNT, "name": "Fota", "url": "http://l.example", "username": "", "password": ""}
     ]
 
@@ -149,29 +150,29 @@ async def test_empty_string_credentials_survive_a_round_trip(wire: Wire) -> None
         ({"Content-Type": "application/json"}, b'{"url":"https://l.example","extra":{"x":true}}'),
     ],
 )
-async def test_v2_register_accepts(wire: Wire, headers: dict[str, str], content: bytes) -> None:
-    response = await wire.send("POST", V2, headers=headers, content=content)
+async def test_v2_register_accepts(fake_wire: FakeWire, headers: dict[str, str], content: bytes) -> None:
+    response = await fake_wire.send("POST", V2, headers=headers, content=content)
     assert (response.status_code, body_of(response)) == (200, {"url": "https://l.example"})
 
 
 @pytest.mark.parametrize(
     "root", ["http://127.0.0.1:8080", "https://staging.thingspace.verizon.com", "https://mock.example", ""]
 )
-async def test_any_root_is_served(wire: Wire, root: str) -> None:
-    assert (await wire.send("GET", V2, root=root)).status_code == 200
+async def test_any_root_is_served(fake_wire: FakeWire, root: str) -> None:
+    assert (await fake_wire.send("GET", V2, root=root)).status_code == 200
 
 
-async def test_query_and_fragment_are_ignored(wire: Wire) -> None:
-    assert (await wire.send("GET", V2 + "?x=1#frag")).status_code == 200
-    assert wire.fake.requests[-1].path == V2
+async def test_query_and_fragment_are_ignored(fake_wire: FakeWire) -> None:
+    assert (await fake_wire.send("GET", V2 + "?x=1#frag")).status_code == 200
+    assert fake_wire.fake.requests[-1].path == V2
 
 
-async def test_a_percent_encoded_account_segment_is_decoded(wire: Wire) -> None:
+async def test_a_percent_encoded_account_segment_is_decoded(fake_wire: FakeWire) -> None:
     encoded = "".join(f"%{ord(char):02X}" for char in ACCOUNT)
-    response = await wire.send("POST", f"/api/fota/v2/callbacks/{encoded}", {"url": "https://l.example"})
+    response = await fake_wire.send("POST", f"/api/fota/v2/callbacks/{encoded}", {"url": "https://l.example"})
     assert response.status_code == 200
-    assert wire.fake.callbacks(ACCOUNT).v2 == "https://l.example"
-    assert wire.fake.requests[-1].account == ACCOUNT
+    assert fake_wire.fake.callbacks(ACCOUNT).v2 == "https://l.example"
+    assert fake_wire.fake.requests[-1].account == ACCOUNT
 
 
 # -- 400 refusals --------------------------------------------------------------------------------------------
@@ -182,14 +183,14 @@ async def test_a_percent_encoded_account_segment_is_decoded(wire: Wire) -> None:
     ["123", "0000123456-0001", "0000123456-000011", "000012345a-00001", "0000123456%2F00001", "%20" + ACCOUNT],
 )
 @pytest.mark.parametrize(("method", "version"), [("GET", "v1"), ("POST", "v2"), ("DELETE", "v3"), ("PUT", "v2")])
-async def test_bad_account_is_invalid_account(wire: Wire, account: str, method: str, version: str) -> None:
+async def test_bad_account_is_invalid_account(fake_wire: FakeWire, account: str, method: str, version: str) -> None:
     body = {"url": "https://l.example"} if method in ("POST", "PUT") else None
-    response = await wire.send(method, f"/api/fota/{version}/callbacks/{account}", body)
+    response = await fake_wire.send(method, f"/api/fota/{version}/callbacks/{account}", body)
     assert error_of(response) == (400, "InvalidAccount")
 
 
-async def test_bad_account_on_v1_deregister(wire: Wire) -> None:
-    response = await wire.send("DELETE", "/api/fota/v1/callbacks/42/name/Fota")
+async def test_bad_account_on_v1_deregister(fake_wire: FakeWire) -> None:
+    response = await fake_wire.send("DELETE", "/api/fota/v1/callbacks/42/name/Fota")
     assert error_of(response) == (400, "InvalidAccount")
 
 
@@ -209,11 +210,13 @@ async def test_bad_account_on_v1_deregister(wire: Wire) -> None:
     ],
 )
 @pytest.mark.parametrize(("method", "path"), [("POST", V2), ("PUT", V3)])
-async def test_bad_v2_v3_body_is_invalid_request_body(wire: Wire, content: bytes, method: str, path: str) -> None:
-    wire.fake.seed(ACCOUNT, v3="https://l.example/seeded")
-    response = await wire.send(method, path, headers={"Content-Type": "application/json"}, content=content)
+async def test_bad_v2_v3_body_is_invalid_request_body(
+    fake_wire: FakeWire, content: bytes, method: str, path: str
+) -> None:
+    fake_wire.fake.seed(ACCOUNT, v3="https://l.example/seeded")
+    response = await fake_wire.send(method, path, headers={"Content-Type": "application/json"}, content=content)
     assert error_of(response) == (400, "InvalidRequestBody")
-    assert wire.fake.callbacks(ACCOUNT).v3 == "https://l.example/seeded"
+    assert fake_wire.fake.callbacks(ACCOUNT).v3 == "https://l.example/seeded"
 
 
 @pytest.mark.parametrize(
@@ -228,9 +231,9 @@ async def test_bad_v2_v3_body_is_invalid_request_body(wire: Wire, content: bytes
         {"name": "Fota", "url": "http://l.example", "password": False},
     ],
 )
-async def test_bad_v1_body_is_invalid_request_body(wire: Wire, body: dict[str, Any]) -> None:
-    assert error_of(await wire.send("POST", V1, body)) == (400, "InvalidRequestBody")
-    assert wire.fake.callbacks(ACCOUNT).v1 == {}
+async def test_bad_v1_body_is_invalid_request_body(fake_wire: FakeWire, body: dict[str, Any]) -> None:
+    assert error_of(await fake_wire.send("POST", V1, body)) == (400, "InvalidRequestBody")
+    assert fake_wire.fake.callbacks(ACCOUNT).v1 == {}
 
 
 @pytest.mark.parametrize(
@@ -249,13 +252,13 @@ async def test_bad_v1_body_is_invalid_request_body(wire: Wire, body: dict[str, A
     ],
 )
 @pytest.mark.parametrize("path", [V2, V3])
-async def test_v2_v3_need_an_absolute_https_url(wire: Wire, url: str, path: str) -> None:
-    assert error_of(await wire.send("POST", path, {"url": url})) == (400, "InvalidCallbackUrl")
+async def test_v2_v3_need_an_absolute_https_url(fake_wire: FakeWire, url: str, path: str) -> None:
+    assert error_of(await fake_wire.send("POST", path, {"url": url})) == (400, "InvalidCallbackUrl")
 
 
 @pytest.mark.parametrize("url", ["ftp://l.example", "https://", "mailto:x@l.example", "http://l.example/\t"])
-async def test_v1_needs_an_http_or_https_url(wire: Wire, url: str) -> None:
-    assert error_of(await wire.send("POST", V1, {"name": "Fota", "url": url})) == (400, "InvalidCallbackUrl")
+async def test_v1_needs_an_http_or_https_url(fake_wire: FakeWire, url: str) -> None:
+    assert error_of(await fake_wire.send("POST", V1, {"name": "Fota", "url": url})) == (400, "InvalidCallbackUrl")
 
 
 @pytest.mark.parametrize(
@@ -269,35 +272,39 @@ async def test_v1_needs_an_http_or_https_url(wire: Wire, url: str) -> None:
         ("DELETE", f"{V1}/name/Other", None),
     ],
 )
-async def test_changing_nothing_is_callback_not_found(wire: Wire, method: str, path: str, body: object) -> None:
-    assert error_of(await wire.send(method, path, body)) == (400, "CallbackNotFound")
+async def test_changing_nothing_is_callback_not_found(
+    fake_wire: FakeWire, method: str, path: str, body: object
+) -> None:
+    assert error_of(await fake_wire.send(method, path, body)) == (400, "CallbackNotFound")
 
 
 @pytest.mark.parametrize("path", [V1, V2, LOGIN])
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "*/json"])
-async def test_json_endpoints_need_a_json_content_type(wire: Wire, path: str, content_type: str | None) -> None:
+async def test_json_endpoints_need_a_json_content_type(
+    fake_wire: FakeWire, path: str, content_type: str | None
+) -> None:
     headers = {} if content_type is None else {"Content-Type": content_type}
     body = b'{"name":"Fota","url":"https://l.example","username":"u","password":"p"}'
-    response = await wire.send("POST", path, headers=headers, content=body)
+    response = await fake_wire.send("POST", path, headers=headers, content=body)
     assert error_of(response) == (415, "UnsupportedMediaType")
 
 
 @pytest.mark.parametrize("content_type", ["*/*", "application/json; charset=utf-8"])
-async def test_json_labelled_as_verizons_sdk_does_is_accepted(wire: Wire, content_type: str) -> None:
+async def test_json_labelled_as_verizons_sdk_does_is_accepted(fake_wire: FakeWire, content_type: str) -> None:
     # wire.md "Fake fidelity": Verizon's generated SDK labels V2 bodies */*, and ThingSpace takes them.
     headers = {"Content-Type": content_type}
     body = b'{"name":"Fota","url":"https://l.example/1","username":"u","password":"p"}'
-    assert body_of(await wire.send("POST", V1, headers=headers, content=body)) == {
+    assert body_of(await fake_wire.send("POST", V1, headers=headers, content=body)) == {
         "accountName": ACCOUNT,
         "serviceName": "Fota",
     }
     for path in (V2, V3):
         for method, url in (("POST", "https://l.example/2"), ("PUT", "https://l.example/3")):
             content = json.dumps({"url": url}).encode()
-            assert body_of(await wire.send(method, path, headers=headers, content=content)) == {"url": url}
-    login = await wire.send("POST", LOGIN, headers=headers, content=b'{"username":"u","password":"p"}')
+            assert body_of(await fake_wire.send(method, path, headers=headers, content=content)) == {"url": url}
+    login = await fake_wire.send("POST", LOGIN, headers=headers, content=b'{"username":"u","password":"p"}')
     assert set(body_of(login)) == {"sessionToken"}
-    callbacks = wire.fake.callbacks(ACCOUNT)
+    callbacks = fake_wire.fake.callbacks(ACCOUNT)
     assert callbacks.v1["Fota"].url == "https://l.example/1"
     assert callbacks.v2 == callbacks.v3 == "https://l.example/3"
 
@@ -319,10 +326,10 @@ async def test_json_labelled_as_verizons_sdk_does_is_accepted(wire: Wire, conten
         "/api/ts/v1/oauth2/token/",
     ],
 )
-async def test_unknown_path_is_404(wire: Wire, path: str) -> None:
-    response = await wire.send("GET", path)
+async def test_unknown_path_is_404(fake_wire: FakeWire, path: str) -> None:
+    response = await fake_wire.send("GET", path)
     assert error_of(response) == (404, "ResourceNotFound")
-    assert (wire.fake.requests[-1].version, wire.fake.requests[-1].operation) == (None, None)
+    assert (fake_wire.fake.requests[-1].version, fake_wire.fake.requests[-1].operation) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -338,12 +345,12 @@ async def test_unknown_path_is_404(wire: Wire, path: str) -> None:
         ("DELETE", LOGOUT, "POST"),
     ],
 )
-async def test_wrong_method_is_405(wire: Wire, method: str, path: str, allowed: str) -> None:
-    response = await wire.send(method, path)
+async def test_wrong_method_is_405(fake_wire: FakeWire, method: str, path: str, allowed: str) -> None:
+    response = await fake_wire.send(method, path)
     assert error_of(response) == (405, "MethodNotAllowed")
     assert response.headers["allow"] == allowed
-    assert wire.fake.requests[-1].operation is None
-    assert wire.fake.requests[-1].version is not None
+    assert fake_wire.fake.requests[-1].operation is None
+    assert fake_wire.fake.requests[-1].version is not None
 
 
 # -- OAuth token endpoint ------------------------------------------------------------------------------------
@@ -357,14 +364,14 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 async def token_request(
-    wire: Wire, content: bytes = b"grant_type=client_credentials", headers: dict[str, str] | None = None
+    fake_wire: FakeWire, content: bytes = b"grant_type=client_credentials", headers: dict[str, str] | None = None
 ) -> fota.Response:
     sent = {"Authorization": basic(), **FORM, **(headers or {})}
-    return await wire.send("POST", TOKEN, headers=sent, content=content, signed=False)
+    return await fake_wire.send("POST", TOKEN, headers=sent, content=content, signed=False)
 
 
-async def test_token_shape(wire: Wire) -> None:
-    response = await token_request(wire)
+async def test_token_shape(fake_wire: FakeWire) -> None:
+    response = await token_request(fake_wire)
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     body = body_of(response)
@@ -372,21 +379,21 @@ async def test_token_shape(wire: Wire) -> None:
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == 3600
     assert isinstance(body["access_token"], str)
-    assert body["access_token"] != wire.access_token
+    assert body["access_token"] != fake_wire.access_token
 
     # The token works for the callbacks endpoints.
-    headers = {"Authorization": f"Bearer {body['access_token']}", "VZ-M2M-Token": wire.session}
-    assert (await wire.send("GET", V2, headers=headers, signed=False)).status_code == 200
+    headers = {"Authorization": f"Bearer {body['access_token']}", "VZ-M2M-Token": fake_wire.session}
+    assert (await fake_wire.send("GET", V2, headers=headers, signed=False)).status_code == 200
 
 
-async def test_token_with_scope_echoes_it(wire: Wire) -> None:
-    response = await token_request(wire, b"grant_type=client_credentials&scope=read+write%3Aall")
+async def test_token_with_scope_echoes_it(fake_wire: FakeWire) -> None:
+    response = await token_request(fake_wire, b"grant_type=client_credentials&scope=read+write%3Aall")
     assert body_of(response)["scope"] == "read write:all"
-    assert wire.fake.requests[-1].form == {"grant_type": "client_credentials", "scope": "read write:all"}
+    assert fake_wire.fake.requests[-1].form == {"grant_type": "client_credentials", "scope": "read write:all"}
 
 
 async def test_token_lifetime_is_configurable() -> None:
-    response = await token_request(Wire(FakeThingSpace(token_lifetime=90.5)))
+    response = await token_request(FakeWire(FakeThingSpace(token_lifetime=90.5)))
     assert body_of(response)["expires_in"] == 90.5
 
 
@@ -419,43 +426,45 @@ def oauth_error_of(response: fota.Response) -> tuple[int, str]:
         (b"grant_type=client_credentials&scope=%22quoted%22", {}, (400, "invalid_scope")),
     ],
 )
-async def test_token_refusals(wire: Wire, content: bytes, headers: dict[str, str], expected: tuple[int, str]) -> None:
-    response = await token_request(wire, content, headers)
+async def test_token_refusals(
+    fake_wire: FakeWire, content: bytes, headers: dict[str, str], expected: tuple[int, str]
+) -> None:
+    response = await token_request(fake_wire, content, headers)
     assert oauth_error_of(response) == expected
     if expected[0] == 401:
         assert response.headers["www-authenticate"].startswith("Basic")
 
 
-async def test_token_without_authorization_is_invalid_client(wire: Wire) -> None:
-    response = await wire.send("POST", TOKEN, headers=FORM, content=b"grant_type=client_credentials", signed=False)
+async def test_token_without_authorization_is_invalid_client(fake_wire: FakeWire) -> None:
+    response = await fake_wire.send("POST", TOKEN, headers=FORM, content=b"grant_type=client_credentials", signed=False)
     assert oauth_error_of(response) == (401, "invalid_client")
 
 
-async def test_token_for_credentials_not_accepted(wire: Wire) -> None:
-    wire.fake.accept_only(client_id="id", client_secret="right", scopes=["read"])
-    assert oauth_error_of(await token_request(wire)) == (401, "invalid_client")
+async def test_token_for_credentials_not_accepted(fake_wire: FakeWire) -> None:
+    fake_wire.fake.accept_only(client_id="id", client_secret="right", scopes=["read"])
+    assert oauth_error_of(await token_request(fake_wire)) == (401, "invalid_client")
     good = {"Authorization": basic("id", "right")}
-    assert (await token_request(wire, headers=good)).status_code == 200
-    assert (await token_request(wire, b"grant_type=client_credentials&scope=read", good)).status_code == 200
-    refused = await token_request(wire, b"grant_type=client_credentials&scope=read+write", good)
+    assert (await token_request(fake_wire, headers=good)).status_code == 200
+    assert (await token_request(fake_wire, b"grant_type=client_credentials&scope=read", good)).status_code == 200
+    refused = await token_request(fake_wire, b"grant_type=client_credentials&scope=read+write", good)
     assert oauth_error_of(refused) == (400, "invalid_scope")
 
 
 @pytest.mark.parametrize(
     ("client_id", "client_secret"), [("id:with:colons", "p@ss w:rd"), ("ünï+cödé", "100%&=/"), ("plain", "")]
 )
-async def test_basic_credentials_are_form_decoded(wire: Wire, client_id: str, client_secret: str) -> None:
+async def test_basic_credentials_are_form_decoded(fake_wire: FakeWire, client_id: str, client_secret: str) -> None:
     # RFC 6749, 2.3.1: id and secret are each form-urlencoded, then joined by ":" and base64-encoded.
-    wire.fake.accept_only(client_id=client_id, client_secret=client_secret)
+    fake_wire.fake.accept_only(client_id=client_id, client_secret=client_secret)
     encoded = {"Authorization": basic(quote_plus(client_id), quote_plus(client_secret))}
-    assert (await token_request(wire, headers=encoded)).status_code == 200
+    assert (await token_request(fake_wire, headers=encoded)).status_code == 200
     if client_id != "plain":  # sent without the encoding, they decode to other credentials
         unencoded = {"Authorization": basic(client_id, client_secret)}
-        assert oauth_error_of(await token_request(wire, headers=unencoded)) == (401, "invalid_client")
+        assert oauth_error_of(await token_request(fake_wire, headers=unencoded)) == (401, "invalid_client")
 
 
-async def test_basic_credentials_with_a_bad_percent_escape_are_garbled(wire: Wire) -> None:
-    response = await token_request(wire, headers={"Authorization": basic("id", "%ff")})
+async def test_basic_credentials_with_a_bad_percent_escape_are_garbled(fake_wire: FakeWire) -> None:
+    response = await token_request(fake_wire, headers={"Authorization": basic("id", "%ff")})
     assert oauth_error_of(response) == (401, "invalid_client")
     assert "garbled" in body_of(response)["error_description"]
 
@@ -463,46 +472,46 @@ async def test_basic_credentials_with_a_bad_percent_escape_are_garbled(wire: Wir
 # -- M2M session ---------------------------------------------------------------------------------------------
 
 
-async def test_login_and_logout_shapes(wire: Wire) -> None:
-    bearer = {"Authorization": f"Bearer {wire.access_token}"}
-    login = await wire.send("POST", LOGIN, {"username": "u", "password": "p"}, headers=bearer, signed=False)
+async def test_login_and_logout_shapes(fake_wire: FakeWire) -> None:
+    bearer = {"Authorization": f"Bearer {fake_wire.access_token}"}
+    login = await fake_wire.send("POST", LOGIN, {"username": "u", "password": "p"}, headers=bearer, signed=False)
     assert login.status_code == 200
     body = body_of(login)
     assert set(body) == {"sessionToken"}
     session = body["sessionToken"]
 
     signed = {**bearer, "VZ-M2M-Token": session}
-    assert (await wire.send("GET", V2, headers=signed, signed=False)).status_code == 200
-    logout = await wire.send("POST", LOGOUT, headers=signed, signed=False)
+    assert (await fake_wire.send("GET", V2, headers=signed, signed=False)).status_code == 200
+    logout = await fake_wire.send("POST", LOGOUT, headers=signed, signed=False)
     assert (logout.status_code, body_of(logout)) == (200, {"sessionToken": session})
-    assert error_of(await wire.send("GET", V2, headers=signed, signed=False)) == (401, "UnauthorizedSession")
-    assert error_of(await wire.send("POST", LOGOUT, headers=signed, signed=False)) == (401, "UnauthorizedSession")
+    assert error_of(await fake_wire.send("GET", V2, headers=signed, signed=False)) == (401, "UnauthorizedSession")
+    assert error_of(await fake_wire.send("POST", LOGOUT, headers=signed, signed=False)) == (401, "UnauthorizedSession")
 
 
 @pytest.mark.parametrize(
     "content",
     [b"", b"{not json", b"[]", b"{}", b'{"username": "u"}', b'{"username": "u", "password": 1}'],
 )
-async def test_login_refuses_a_bad_body(wire: Wire, content: bytes) -> None:
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {wire.access_token}"}
-    response = await wire.send("POST", LOGIN, headers=headers, content=content, signed=False)
+async def test_login_refuses_a_bad_body(fake_wire: FakeWire, content: bytes) -> None:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {fake_wire.access_token}"}
+    response = await fake_wire.send("POST", LOGIN, headers=headers, content=content, signed=False)
     assert error_of(response) == (400, "InvalidRequestBody")
 
 
-async def test_login_with_credentials_not_accepted(wire: Wire) -> None:
-    wire.fake.accept_only(username="alice", password="right")
-    bearer = {"Authorization": f"Bearer {wire.access_token}"}
+async def test_login_with_credentials_not_accepted(fake_wire: FakeWire) -> None:
+    fake_wire.fake.accept_only(username="alice", password="right")
+    bearer = {"Authorization": f"Bearer {fake_wire.access_token}"}
     for credentials in ({"username": "bob", "password": "right"}, {"username": "alice", "password": "wrong"}):
-        response = await wire.send("POST", LOGIN, credentials, headers=bearer, signed=False)
+        response = await fake_wire.send("POST", LOGIN, credentials, headers=bearer, signed=False)
         assert error_of(response) == (400, "InvalidCredentials")
-    good = await wire.send("POST", LOGIN, {"username": "alice", "password": "right"}, headers=bearer, signed=False)
+    good = await fake_wire.send("POST", LOGIN, {"username": "alice", "password": "right"}, headers=bearer, signed=False)
     assert good.status_code == 200
 
 
-async def test_login_and_logout_need_a_bearer_token(wire: Wire) -> None:
-    login = await wire.send("POST", LOGIN, {"username": "u", "password": "p"}, signed=False)
+async def test_login_and_logout_need_a_bearer_token(fake_wire: FakeWire) -> None:
+    login = await fake_wire.send("POST", LOGIN, {"username": "u", "password": "p"}, signed=False)
     assert oauth_error_of(login) == (401, "invalid_token")
-    logout = await wire.send("POST", LOGOUT, headers={"VZ-M2M-Token": wire.session}, signed=False)
+    logout = await fake_wire.send("POST", LOGOUT, headers={"VZ-M2M-Token": fake_wire.session}, signed=False)
     assert oauth_error_of(logout) == (401, "invalid_token")
 
 
@@ -526,7 +535,7 @@ HTTP_SCRIPT: list[tuple[str, str, bytes]] = [
 
 
 async def test_asgi_app_answers_like_handle() -> None:
-    in_process, served = Wire(FakeThingSpace()), Wire(FakeThingSpace())
+    in_process, served = FakeWire(FakeThingSpace()), FakeWire(FakeThingSpace())
     json_type = {"Content-Type": "application/json"}
     with serve(served.fake) as base_url:
         async with httpx.AsyncClient(base_url=base_url) as http:
@@ -541,28 +550,28 @@ async def test_asgi_app_answers_like_handle() -> None:
 
 
 async def test_asgi_app_refuses_a_huge_body() -> None:
-    wire = Wire(FakeThingSpace())
-    with serve(wire.fake) as base_url:
+    fake_wire = FakeWire(FakeThingSpace())
+    with serve(fake_wire.fake) as base_url:
         async with httpx.AsyncClient(base_url=base_url) as http:
-            response = await http.post(V2, headers=wire.auth(), content=b"x" * (2 * 1024 * 1024))
+            response = await http.post(V2, headers=fake_wire.auth(), content=b"x" * (2 * 1024 * 1024))
     assert response.status_code == 413
     assert response.json()["errorCode"] == "RequestTooLarge"
-    assert wire.fake.requests == []
+    assert fake_wire.fake.requests == []
 
 
 async def test_asgi_app_reads_a_body_of_exactly_the_limit_and_refuses_one_byte_more() -> None:
-    wire = Wire(FakeThingSpace())
+    fake_wire = FakeWire(FakeThingSpace())
     limit = 1024 * 1024  # wire.md: the fake refuses request bodies over 1 MiB
 
     async def streamed(size: int) -> AsyncIterator[bytes]:  # many ASGI body messages, no Content-Length
         for start in range(0, size, 64 * 1024):
             yield b" " * min(64 * 1024, size - start)
 
-    with serve(wire.fake) as base_url:
+    with serve(fake_wire.fake) as base_url:
         async with httpx.AsyncClient(base_url=base_url) as http:
-            headers = {**wire.auth(), "Content-Type": "application/json"}
+            headers = {**fake_wire.auth(), "Content-Type": "application/json"}
             at_limit = await http.post(V2, headers=headers, content=streamed(limit))
             over = await http.post(V2, headers=headers, content=streamed(limit + 1))
     assert at_limit.json()["errorCode"] == "InvalidRequestBody"  # read whole and handled: blanks are not JSON
-    assert [len(recorded.content) for recorded in wire.fake.requests] == [limit]
+    assert [len(recorded.content) for recorded in fake_wire.fake.requests] == [limit]
     assert (over.status_code, over.json()["errorCode"]) == (413, "RequestTooLarge")

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.testing import ScriptedTransport, UnscriptedRequestError, serve_app
+from fota_callbacks.testing import ScriptedTransport, UnscriptedRequestError, serve
+from tests.support.harness import STATIC_TOKEN, client_on
 
 pytestmark = pytest.mark.anyio
 
@@ -20,15 +21,6 @@ ACCOUNT = "0000123456-00001"
 V2_PATH = f"/api/fota/v2/callbacks/{ACCOUNT}"
 TOKEN_PATH = "/api/ts/v1/oauth2/token"
 URL = "https://listener.example/fota"
-
-
-async def no_sleep(_: float) -> None:
-    """The client's backoff sleep, skipped."""
-
-
-def client_on(transport: fota.Transport, **kwargs: Any) -> fota.FotaCallbacksClient:
-    options: dict[str, Any] = {"access_token": "token", "m2m_token": "session", "sleep": no_sleep}
-    return fota.FotaCallbacksClient(transport=transport, **{**options, **kwargs})
 
 
 # -- queued answers ------------------------------------------------------------------------------------------
@@ -44,7 +36,7 @@ async def test_answers_are_used_in_order_and_every_request_is_recorded() -> None
     assert (response.status_code, response.request_id, response.retries_taken) == (200, "req-2", 1)
     first, second = transport.requests
     assert (first.method, first.url) == ("GET", f"https://thingspace.verizon.com{V2_PATH}")
-    assert first.headers["authorization"] == "Bearer token"
+    assert first.headers["authorization"] == f"Bearer {STATIC_TOKEN}"
     assert busy.requests == [first]
     assert listing.requests == [second]
     assert busy.used
@@ -71,7 +63,7 @@ async def test_token_endpoint_and_api_answered_by_path_whatever_the_queue_order(
     with ScriptedTransport() as transport:
         api = transport.respond(200, json={"url": URL}, path=V2_PATH)
         token = transport.respond(200, json={"access_token": "issued", "token_type": "Bearer"}, path=TOKEN_PATH)
-        async with client_on(transport, access_token=None, client_id="id", client_secret="secret") as client:
+        async with client_on(transport, client_id="id", client_secret="secret") as client:
             await client.v2.list_registered_callbacks(ACCOUNT)
     assert [r.url.rsplit(".com", 1)[1] for r in transport.requests] == [TOKEN_PATH, V2_PATH]
     assert token.requests[0].content == b"grant_type=client_credentials"
@@ -248,13 +240,13 @@ async def test_the_same_script_served_over_http() -> None:
     script = ScriptedTransport()
     script.drop()
     script.respond(200, json={"url": URL}, headers={"x-request-id": "req-9"}, path=V2_PATH)
-    with serve_app(script.asgi_app) as base_url:
-        async with client_on(fota.HttpxTransport(), base_url=base_url) as client:
+    with serve(script) as base_url:
+        async with client_on(fota.HttpxTransport(), base_url) as client:
             response = await client.v2.with_raw_response.list_registered_callbacks(ACCOUNT)
     assert (response.data.url, response.request_id, response.retries_taken) == (URL, "req-9", 1)
     dropped, answered = script.requests
     assert dropped.url == answered.url == f"{base_url}{V2_PATH}"
-    assert answered.headers["authorization"] == "Bearer token"
+    assert answered.headers["authorization"] == f"Bearer {STATIC_TOKEN}"
     script.assert_all_consumed()
 
 
@@ -263,8 +255,8 @@ async def test_over_http_a_drop_before_sending_cannot_be_acted_out_and_says_so()
     # opposite of what was scripted), the call fails at once with the reason, and so does the end-of-test check.
     script = ScriptedTransport()
     script.drop(sent=False, path=V2_PATH)
-    with serve_app(script.asgi_app) as base_url:
-        async with client_on(fota.HttpxTransport(), base_url=base_url) as client:
+    with serve(script) as base_url:
+        async with client_on(fota.HttpxTransport(), base_url) as client:
             with pytest.raises(fota.ApiError) as caught:
                 await client.v2.list_registered_callbacks(ACCOUNT)
     assert not isinstance(caught.value, fota.ApiConnectionError)
@@ -281,7 +273,7 @@ async def test_over_http_a_response_is_sent_chunked_when_it_says_so() -> None:
     script = ScriptedTransport()
     script.respond(200, json={"url": URL})
     script.respond(200, json={"url": URL}, headers={"Transfer-Encoding": "chunked"})
-    with serve_app(script.asgi_app) as base_url:
+    with serve(script) as base_url:
         async with httpx.AsyncClient() as http:
             declared = await http.get(f"{base_url}{V2_PATH}")
             chunked = await http.get(f"{base_url}{V2_PATH}")

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.inbox import Inbox, InboxStats, Readiness
+from fota_callbacks.inbox import Inbox, InboxNotFoundError, InboxStats, Readiness
 from tests.support.inbox import (
     CASES,
     DURABLE,
@@ -569,7 +569,7 @@ async def test_an_inbox_made_not_to_create_finds_none_and_changes_nothing(make_i
     inbox = make_inbox("absent", create=False)
     try:
         for call in (inbox.stats(), inbox.put(message(1)), inbox.dead_letters()):
-            with pytest.raises(fota.InboxNotFoundError):
+            with pytest.raises(InboxNotFoundError):
                 await call
         assert not (await inbox.ready()).ok
     finally:

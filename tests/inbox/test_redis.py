@@ -20,7 +20,7 @@ import pytest
 import redis.asyncio
 
 import fota_callbacks as fota
-from fota_callbacks.inbox import InboxNotFoundError, InboxUnavailableError, Readiness, RedisInbox
+from fota_callbacks.inbox import InboxNotFoundError, InboxStats, InboxUnavailableError, Readiness, RedisInbox
 from tests.support.harness import free_port
 from tests.support.inbox import Clock, RedisServer, Running, redis_server, stats_reach, until
 
@@ -196,7 +196,7 @@ async def test_a_redis_out_of_memory_refuses_what_it_cannot_store_and_loses_noth
             assert recorder.handled == []
         finally:
             await observer.config_set("maxmemory", 0)
-        assert await inbox.stats() == fota.InboxStats(pending=3, dead=1, done=0, in_flight=0, oldest_pending_age=0.0)
+        assert await inbox.stats() == InboxStats(pending=3, dead=1, done=0, in_flight=0, oldest_pending_age=0.0)
         async with Running(inbox, recorder):
             await stats_reach(inbox, pending=0, done=3)
         assert len(await inbox.dead_letters()) == 1
@@ -321,7 +321,7 @@ async def test_a_worker_claims_and_records_in_batches(own_redis: RedisServer, ob
             await until(lambda: len(recorder.handled) == 200)
         scripts = await command_calls(observer, "evalsha")
         reads = await command_calls(observer, "xreadgroup")
-        assert await inbox.stats() == fota.InboxStats(pending=0, dead=0, done=200, in_flight=0, oldest_pending_age=0.0)
+        assert await inbox.stats() == InboxStats(pending=0, dead=0, done=200, in_flight=0, oldest_pending_age=0.0)
     assert sorted(recorder.handled) == list(range(200))
     assert scripts < 100, f"{scripts} scripts for 200 messages: not batched"
     assert reads < 50, f"{reads} XREADGROUP for 200 messages: not batched"

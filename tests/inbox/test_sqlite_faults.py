@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.inbox import InboxNotFoundError, InboxUnavailableError, SqliteInbox
+from fota_callbacks.inbox import InboxNotFoundError, InboxUnavailableError, Readiness, SqliteInbox
 from tests.support.inbox import Running, stats_reach, until
 
 pytestmark = pytest.mark.anyio
@@ -84,7 +84,7 @@ async def test_a_file_made_read_only_refuses_puts_and_takes_them_again_once_writ
         assert (await inbox.stats()).pending == 1  # what it holds can still be read
         os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
         assert await inbox.put(message(2)) is True  # the same inbox object: no restart
-        assert await inbox.ready() == fota.Readiness(ok=True)
+        assert await inbox.ready() == Readiness(ok=True)
     assert sorted(await handled_after_restart(path)) == [1, 2]
 
 
@@ -124,7 +124,7 @@ async def test_files_deleted_while_open_are_noticed_and_nothing_acknowledged_aft
             assert path.exists()  # written at the path, not into the unlinked file
             await until(lambda: recorder.handled == [1, 2])  # the worker re-opened too
             await stats_reach(inbox, pending=0, done=1)
-            assert await inbox.ready() == fota.Readiness(ok=True)
+            assert await inbox.ready() == Readiness(ok=True)
         assert await inbox.put(message(3)) is True
     assert await handled_after_restart(path) == [3]  # a restart finds what was acknowledged after the deletion
     async with SqliteInbox(path) as restarted:
@@ -137,7 +137,7 @@ async def test_readiness_reports_files_deleted_under_an_inbox_made_not_to_create
     async with SqliteInbox(path) as receiver:
         await receiver.put(message(1))
         async with SqliteInbox(path, create=False) as worker:
-            assert await worker.ready() == fota.Readiness(ok=True)
+            assert await worker.ready() == Readiness(ok=True)
             remove_files(path)
             readiness = await worker.ready()
             assert not readiness.ok
@@ -146,7 +146,7 @@ async def test_readiness_reports_files_deleted_under_an_inbox_made_not_to_create
                 await worker.stats()
             assert not path.exists()
             assert await receiver.put(message(2)) is True  # the receiver (create=True) makes a new one
-            assert await worker.ready() == fota.Readiness(ok=True)  # which the worker then uses
+            assert await worker.ready() == Readiness(ok=True)  # which the worker then uses
             assert (await worker.stats()).pending == 1
 
 

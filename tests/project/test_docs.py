@@ -74,9 +74,42 @@ def test_the_api_reference_comes_from_the_docstrings(site: Path) -> None:
     assert first_line
     assert first_line in client
     assert 'id="fota_callbacks.FotaCallbacksClient.with_options"' in client
-    for version in ("V2", "V3"):  # methods inherited from the shared controller are listed too
+    for version in ("v2", "v3"):  # methods inherited from the shared controller are listed too
+        controller = f"fota_callbacks.{version}.SoftwareManagementCallbacks{version.upper()}Controller"
         for method in ("list_registered_callbacks", "register_callback", "update_callback", "deregister_callback"):
-            assert f'id="fota_callbacks.SoftwareManagementCallbacks{version}Controller.{method}"' in client
+            assert f'id="{controller}.{method}"' in client
+
+
+def _signature(page: str, anchor: str) -> str:
+    """The text of the signature block under the heading `anchor` of a reference page."""
+    start = page.index('class="doc-signature', page.index(f'id="{anchor}"'))
+    block = page[page.index(">", start) + 1 : page.index("</code></pre>", start)]
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", block)).split())
+    return re.sub(r"\s+(?=[(,:)])|(?<=\()\s+", "", text).replace(",)", ")")  # as one line, no magic comma
+
+
+@pytest.mark.parametrize("version", ["v2", "v3"])
+def test_the_v2_and_v3_reference_shows_their_own_models(site: Path, version: str) -> None:
+    """V2 and V3 are type arguments of one shared controller: their reference names their models, not its TypeVars."""
+    client = (site / "reference" / "client" / "index.html").read_text(encoding="utf-8")
+    controller = f"fota_callbacks.{version}.SoftwareManagementCallbacks{version.upper()}Controller"
+    v = version.upper()
+    summary = "CallbackSummary" if version == "v2" else "FotaV3CallbackSummary"
+    expected = {
+        "list_registered_callbacks": f"list_registered_callbacks(account: str) -> {summary}",
+        "register_callback": f"register_callback(account: str, body: Fota{v}CallbackRegistrationRequest) "
+        f"-> Fota{v}CallbackRegistrationResult",
+        "update_callback": f"update_callback(account: str, body: Fota{v}CallbackRegistrationRequest) "
+        f"-> Fota{v}CallbackRegistrationResult",
+        "deregister_callback": f"deregister_callback(account: str) -> Fota{v}SuccessResult",
+        "ensure_callback": f"ensure_callback(account: str, body: Fota{v}CallbackRegistrationRequest) -> EnsureResult",
+    }
+    for method, signature in expected.items():
+        assert _signature(client, f"{controller}.{method}") == signature
+    section = client[client.index(f'id="{controller}"') :]
+    section = section[: section.index('class="doc doc-object doc-class"', 1)]
+    for internal in ("SummaryT", "RequestT", "ResultT", "SuccessT", "__init_subclass__", "Pipeline"):
+        assert internal not in section, internal
 
 
 def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 import fota_callbacks as fota
 from fota_callbacks.callbacks import (
     CallbackMessage,
+    CallbackMessageType,
     Firmware,
     FirmwareListMessage,
     UnknownCallbackMessage,
@@ -36,7 +37,7 @@ from fota_callbacks.testing import (
     CallbackNotRegisteredError,
     Delivery,
     FakeThingSpace,
-    serve_app,
+    serve,
 )
 
 pytestmark = pytest.mark.anyio
@@ -106,7 +107,7 @@ class Listener:
 @pytest.fixture(scope="module")
 def _listener() -> Iterator[Listener]:
     listener = Listener()
-    with serve_app(listener.app) as base_url:
+    with serve(listener.app) as base_url:
         listener.base_url = base_url
         yield listener
 
@@ -145,7 +146,7 @@ async def test_v1_listener_receives_each_message_type_typed_with_the_echoed_cred
         participant_name="Verizon",
     )
     progress = await fake.emit_upgrade_event(ACCOUNT, "upgradeProgress", upgrade_id="u-42", extra={"status": "Queued"})
-    finished = await fake.emit_upgrade_event(ACCOUNT, fota.CallbackMessageType.UPGRADE_FINISHED)
+    finished = await fake.emit_upgrade_event(ACCOUNT, CallbackMessageType.UPGRADE_FINISHED)
 
     assert [d.status_code for d in (scheduled, listed, progress, finished)] == [200] * 4
     assert scheduled.ok

@@ -25,7 +25,7 @@ from fota_callbacks.integrations.fastapi import (
     fota_lifespan,
     get_app_client,
 )
-from fota_callbacks.testing import serve_app
+from fota_callbacks.testing import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -77,7 +77,7 @@ async def test_one_client_serves_concurrent_requests_and_is_closed_at_shutdown()
     # 200 requests at once over 20 connections: the server runs up to 20 calls on the one client concurrently
     # (more connections only make the test slower: both HTTP stacks are pure Python).
     limits = httpx.Limits(max_connections=20)
-    with serve_app(app) as base_url:
+    with serve(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits) as http:
 
             async def get() -> None:
@@ -187,7 +187,7 @@ class Listener:
 @pytest.fixture(scope="module")
 def _listener() -> Iterator[Listener]:
     listener = Listener()
-    with serve_app(listener.app) as base_url:
+    with serve(listener.app) as base_url:
         listener.base_url = base_url
         yield listener
 

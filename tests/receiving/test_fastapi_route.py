@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 
 from fota_callbacks.callbacks import CallbackMessage, UpgradeProgressMessage
 from fota_callbacks.integrations.fastapi import callback_router
-from fota_callbacks.testing import serve_app
+from fota_callbacks.testing import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -60,7 +60,7 @@ class App:
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[App, str, str]]:
     apps = App()
-    with serve_app(apps.app) as base_url, serve_app(apps.gated_app) as gated_base_url:
+    with serve(apps.app) as base_url, serve(apps.gated_app) as gated_base_url:
         yield apps, base_url, gated_base_url
 
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import fota_callbacks as fota
 from tests.support import figures
-from tests.support.harness import RecordingSleep
+from tests.support.harness import RecordingSleep, client_on, make_transport, no_wait
 from tests.support.operations import OPERATIONS, Operation
 from tests.support.raw_server import (
     Behaviour,
@@ -61,22 +61,6 @@ STRESS_SETTINGS = settings(
 )
 
 
-async def no_wait(seconds: float) -> None:
-    """Backoff without waiting."""
-    await anyio.lowlevel.checkpoint()
-
-
-def client_for(base_url: str, **options: Any) -> fota.FotaCallbacksClient:
-    """A client with static tokens on the default transport (TLS verification is moot on http://; loading the CA
-    bundle would only cost time)."""
-    options.setdefault("access_token", "static-access-token")
-    options.setdefault("m2m_token", "static-session-token")
-    options.setdefault("transport", fota.HttpxTransport(verify=False))
-    options.setdefault("timeout", TIMEOUT)
-    options.setdefault("max_retries", 0)
-    return fota.FotaCallbacksClient(base_url=base_url, **options)
-
-
 @attrs.frozen
 class Outcome:
     error: BaseException | None
@@ -99,7 +83,10 @@ async def outcome_of(call: Callable[[], Awaitable[object]], within: float) -> Ou
 
 
 async def list_through(server: RawServer, *, within: float = TIMEOUT + SLACK, **options: Any) -> Outcome:
-    async with client_for(server.base_url, **options) as client:
+    """A V2 list through `server` with a client on httpx (unless `options` give a transport) that does not retry."""
+    options.setdefault("timeout", TIMEOUT)
+    options.setdefault("max_retries", 0)
+    async with client_on(options.pop("transport", make_transport("httpx")), server.base_url, **options) as client:
         return await outcome_of(lambda: client.v2.list_registered_callbacks(ACCOUNT), within)
 
 
@@ -251,10 +238,11 @@ async def test_a_hostile_error_body_keeps_its_error_class(case: str) -> None:
 @pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_OBJECT, b"9" * 100_000], ids=["array", "object", "huge-int"])
 async def test_a_hostile_token_response_is_a_documented_error(body: bytes) -> None:
     with serving(_http_answer(200, body)) as server:
-        async with client_for(
+        async with client_on(
+            make_transport("httpx"),
             server.base_url,
-            access_token=None,
-            m2m_token=None,
+            timeout=TIMEOUT,
+            max_retries=0,
             client_id="id",
             client_secret="secret",
             username="u",

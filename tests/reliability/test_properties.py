@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import fota_callbacks as fota
 from fota_callbacks.testing import FakeThingSpace
 from tests.support import figures
+from tests.support.harness import STATIC_SESSION, STATIC_TOKEN, Recorder, client_on
 from tests.support.operations import OPERATIONS, Operation
 from tests.support.scale import scaled
 
@@ -33,8 +34,6 @@ ROOT = "https://fota.example.test:8443/gateway"
 ROOT_PARTS = urlsplit(ROOT)
 ACCOUNT = "0000123456-00001"
 LISTENER = "https://listener.example.com/fota"
-TOKEN = "static-access-token"
-SESSION = "static-session-token"
 ACCOUNT_FORMAT = re.compile(r"[0-9]{10}-[0-9]{5}")
 SURROGATE = re.compile("[\ud800-\udfff]")
 UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
@@ -144,28 +143,6 @@ valid_urls = st.builds(
 # --- the recording transport ----------------------------------------------------------------------------------
 
 
-class Recorder:
-    """An `InMemoryTransport` handler: records each request and answers the documented 2xx of the operation."""
-
-    def __init__(self) -> None:
-        self.sent: list[fota.Request] = []
-        self.answer = b"{}"
-
-    async def __call__(self, request: fota.Request) -> fota.Response:
-        self.sent.append(request)
-        return fota.Response(200, {"content-type": "application/json"}, self.answer)
-
-
-def client_on(recorder: Recorder) -> fota.FotaCallbacksClient:
-    return fota.FotaCallbacksClient(
-        base_url=ROOT,
-        access_token=TOKEN,
-        m2m_token=SESSION,
-        transport=fota.InMemoryTransport(recorder),
-        max_retries=0,
-    )
-
-
 def assert_clean_headers(request: fota.Request) -> None:
     for name, value in request.headers.raw():
         assert VISIBLE_ASCII.fullmatch(name), f"header name {name!r}"
@@ -194,8 +171,8 @@ def assert_documented_request(
     assert_clean_headers(request)
     names = {name.lower() for name in request.headers}
     expected = {"accept", "user-agent", "authorization", "vz-m2m-token"}
-    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert request.headers["VZ-M2M-Token"] == SESSION
+    assert request.headers["Authorization"] == f"Bearer {STATIC_TOKEN}"
+    assert request.headers["VZ-M2M-Token"] == STATIC_SESSION
     body = operation.json_body(url, username, password)
     if body is None:
         assert names == expected
@@ -211,7 +188,7 @@ async def attempt(
 ) -> str:
     """Call `operation` on `account` with `arguments`; "sent" (exactly one request went out) or the parameter an
     `InvalidArgumentError` named (nothing went out)."""
-    recorder.sent.clear()
+    recorder.requests.clear()
     recorder.answer = operation.ok_body
     refused: fota.InvalidArgumentError | None = None
     try:
@@ -219,9 +196,9 @@ async def attempt(
     except fota.InvalidArgumentError as exc:
         refused = exc
     if refused is not None:
-        assert recorder.sent == [], f"{operation.id}: refused ({refused}) but sent {recorder.sent}"
+        assert recorder.requests == [], f"{operation.id}: refused ({refused}) but sent {recorder.requests}"
         return refused.parameter
-    assert len(recorder.sent) == 1, recorder.sent
+    assert len(recorder.requests) == 1, recorder.requests
     return "sent"
 
 
@@ -248,14 +225,14 @@ def test_account_is_sent_in_its_own_segment_or_refused(account: Any) -> None:
     outcomes: list[str] = []
 
     async def body() -> None:
-        async with client_on(recorder) as client:
+        async with client_on(recorder, ROOT, max_retries=0) as client:
             for operation in OPERATIONS:
                 for raw in (False, True):
                     outcome = await attempt(recorder, client, operation, account, raw=raw)
                     outcomes.append(outcome)
                     if valid:
                         assert outcome == "sent", f"{operation.id}: valid account {account!r} refused"
-                        assert_documented_request(recorder.sent[0], operation, account)
+                        assert_documented_request(recorder.requests[0], operation, account)
                     else:
                         assert outcome == "account", f"{operation.id}: {account!r} -> {outcome}"
 
@@ -276,7 +253,7 @@ def test_callback_url_is_sent_verbatim_in_the_body_or_refused(url: str) -> None:
     outcomes: list[str] = []
 
     async def body() -> None:
-        async with client_on(recorder) as client:
+        async with client_on(recorder, ROOT, max_retries=0) as client:
             for operation in (op for op in OPERATIONS if op.takes_body):
                 for raw in (False, True):
                     outcome = await attempt(recorder, client, operation, ACCOUNT, raw=raw, url=url)
@@ -291,7 +268,7 @@ def test_callback_url_is_sent_verbatim_in_the_body_or_refused(url: str) -> None:
                     assert parts.hostname, f"{operation.id} sent {url!r} (no host)"
                     assert not UNSAFE_IN_URL.search(url), f"{operation.id} sent {url!r} (controls or whitespace)"
                     assert not SURROGATE.search(url)
-                    assert_documented_request(recorder.sent[0], operation, ACCOUNT, url=url)
+                    assert_documented_request(recorder.requests[0], operation, ACCOUNT, url=url)
 
     run(body)
     figures.add(
@@ -309,12 +286,12 @@ def test_every_valid_callback_url_is_sent(url: str) -> None:
     recorder = Recorder()
 
     async def body() -> None:
-        async with client_on(recorder) as client:
+        async with client_on(recorder, ROOT, max_retries=0) as client:
             for operation in (op for op in OPERATIONS if op.takes_body):
                 for raw in (False, True):
                     outcome = await attempt(recorder, client, operation, ACCOUNT, raw=raw, url=url)
                     assert outcome == "sent", f"{operation.id}: valid {url!r} refused ({outcome})"
-                    assert_documented_request(recorder.sent[0], operation, ACCOUNT, url=url)
+                    assert_documented_request(recorder.requests[0], operation, ACCOUNT, url=url)
 
     run(body)
     figures.add("properties: valid callback url, all sent", inputs=1, calls=10)
@@ -335,7 +312,7 @@ def test_v1_username_and_password_reach_the_body_intact_or_are_refused(
         refused_for = "body.password"
 
     async def body() -> None:
-        async with client_on(recorder) as client:
+        async with client_on(recorder, ROOT, max_retries=0) as client:
             for raw in (False, True):
                 outcome = await attempt(
                     recorder,
@@ -351,7 +328,7 @@ def test_v1_username_and_password_reach_the_body_intact_or_are_refused(
                 else:
                     assert outcome == "sent"
                     assert_documented_request(
-                        recorder.sent[0], register, ACCOUNT, url=LISTENER, username=username, password=password
+                        recorder.requests[0], register, ACCOUNT, url=LISTENER, username=username, password=password
                     )
 
     run(body)
@@ -365,12 +342,12 @@ def test_v1_service_is_fota_or_refused(service: str) -> None:
     deregister = next(op for op in OPERATIONS if op.takes_service)
 
     async def body() -> None:
-        async with client_on(recorder) as client:
+        async with client_on(recorder, ROOT, max_retries=0) as client:
             for raw in (False, True):
                 outcome = await attempt(recorder, client, deregister, ACCOUNT, raw=raw, service=service)
                 if service == "Fota":
                     assert outcome == "sent"
-                    assert_documented_request(recorder.sent[0], deregister, ACCOUNT)
+                    assert_documented_request(recorder.requests[0], deregister, ACCOUNT)
                 else:
                     assert outcome == "service", f"{service!r} -> {outcome}"
 
@@ -401,7 +378,7 @@ def test_static_tokens_never_put_controls_or_non_ascii_in_a_header(access_token:
         async with client:
             recorder.answer = list_v2.ok_body
             await list_v2.call(client, ACCOUNT)
-        [request] = recorder.sent
+        [request] = recorder.requests
         assert_clean_headers(request)
         assert request.headers["Authorization"] == f"Bearer {access_token}"
         assert request.headers["VZ-M2M-Token"] == m2m_token
@@ -450,11 +427,7 @@ def test_oauth_and_login_credentials_never_break_a_header(
 def test_base_url_is_the_only_root_requests_go_to(base_url: str) -> None:
     recorder = Recorder()
     list_v3 = next(op for op in OPERATIONS if op.id == "v3.list_registered_callbacks")
-    made = construct(
-        lambda: fota.FotaCallbacksClient(
-            base_url=base_url, access_token=TOKEN, m2m_token=SESSION, transport=fota.InMemoryTransport(recorder)
-        )
-    )
+    made = construct(lambda: client_on(recorder, base_url))
     if isinstance(made, fota.InvalidArgumentError):
         assert made.parameter == "base_url"
         figures.add("properties: base_url", inputs=1, refused=1)
@@ -465,7 +438,7 @@ def test_base_url_is_the_only_root_requests_go_to(base_url: str) -> None:
         async with client:
             recorder.answer = list_v3.ok_body
             await list_v3.call(client, ACCOUNT)
-        [request] = recorder.sent
+        [request] = recorder.requests
         assert_documented_request(request, list_v3, ACCOUNT, root=base_url.rstrip("/"))
 
     run(body)
@@ -482,9 +455,7 @@ def test_base_url_is_the_only_root_requests_go_to(base_url: str) -> None:
 )
 def test_base_url_with_a_bare_query_or_fragment_is_refused(base_url: str) -> None:
     with pytest.raises(fota.InvalidArgumentError) as info:
-        fota.FotaCallbacksClient(
-            base_url=base_url, access_token=TOKEN, m2m_token=SESSION, transport=fota.InMemoryTransport(Recorder())
-        )
+        client_on(Recorder(), base_url)
     assert info.value.parameter == "base_url"
 
 
@@ -498,7 +469,5 @@ def test_base_url_with_a_bare_query_or_fragment_is_refused(base_url: str) -> Non
 )
 def test_base_url_that_cannot_be_requested_is_refused(base_url: str) -> None:
     with pytest.raises(fota.InvalidArgumentError) as info:
-        fota.FotaCallbacksClient(
-            base_url=base_url, access_token=TOKEN, m2m_token=SESSION, transport=fota.InMemoryTransport(Recorder())
-        )
+        client_on(Recorder(), base_url)
     assert info.value.parameter == "base_url"

@@ -19,10 +19,12 @@ import pytest
 from fastapi import FastAPI
 
 import fota_callbacks as fota
+from fota_callbacks.callbacks import CallbackParseError
 from fota_callbacks.cli import main
 from fota_callbacks.inbox import MemoryInbox
 from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan
 from fota_callbacks.testing import FakeThingSpace, Fault, serve
+from fota_callbacks.transport import SendNext
 from tests.support import figures
 from tests.support.sentinels import (
     GUARD,
@@ -194,7 +196,7 @@ async def test_a_whole_lifecycle_shows_no_secret(wire: str) -> None:
     fake = secured_fake()
     seen: list[object] = []
 
-    async def keep(request: fota.Request, call_next: fota.SendNext) -> fota.Response:
+    async def keep(request: fota.Request, call_next: SendNext) -> fota.Response:
         """Middleware: every request (tokens, login body with the password) and response (issued tokens)."""
         response = await call_next(request)
         seen.extend((request, request.headers, response, response.headers))
@@ -344,7 +346,7 @@ async def test_callback_messages_and_the_listener_show_no_password() -> None:
     assert (failed.status_code, forged.status_code, malformed.status_code) == (500, 401, 400)
     [message] = received
     assert message.password == SENTINEL_CALLBACK_PASSWORD
-    with pytest.raises(fota.CallbackParseError) as unparsable:
+    with pytest.raises(CallbackParseError) as unparsable:
         fota.parse_callback_message(b'{"password": "' + SENTINEL_CALLBACK_PASSWORD.encode() + b'" ')
     watch_issued_tokens(fake)
     assert_hidden([message, unparsable.value, failed, forged, malformed, *fake.deliveries], "callbacks")

@@ -26,11 +26,14 @@ import attrs
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.testing import FakeThingSpace, Fault, serve_app
+from fota_callbacks.testing import FakeThingSpace, Fault, serve
+from fota_callbacks.transport import SendNext
 from tests.support import figures
 from tests.support.chaos import LoseResponses
+from tests.support.harness import no_wait
 from tests.support.operations import request_model
 from tests.support.scale import scaled
+from tests.support.transports import pool_connections
 
 pytestmark = [pytest.mark.anyio, pytest.mark.stress]
 
@@ -56,10 +59,6 @@ OPERATIONS: dict[Version, tuple[str, ...]] = {
 }
 WEIGHTS = {"list": 3, "register": 3, "update": 2, "deregister": 2}
 LISTENER = "https://listener.example.com/fota"
-
-
-async def no_wait(seconds: float) -> None:
-    await anyio.lowlevel.checkpoint()
 
 
 @attrs.define
@@ -204,13 +203,6 @@ class Soak:
             await self.call(account, version, operation, url)
 
 
-def busy_connections(transport: fota.HttpxTransport) -> tuple[int, int]:
-    """(connections in the pool, of which busy). httpx keeps its pool private: httpcore's is read here."""
-    pools = transport.client._transport.pools  # type: ignore[attr-defined]  # httpx/httpcore internals
-    connections = [conn for pool in pools for conn in pool._pool.connections]
-    return len(connections), sum(1 for conn in connections if not (conn.is_idle() or conn.is_closed()))
-
-
 def resident_mib() -> float:
     try:
         with open("/proc/self/statm") as statm:
@@ -225,7 +217,7 @@ async def test_soak_through_httpx_with_faults_loses_nothing(anyio_backend: Any) 
     lossy = LoseResponses(fake.asgi_app, rate=LOST_RATE, seed=3)
     attempts = 0
 
-    async def count_attempts(request: fota.Request, call_next: fota.SendNext) -> fota.Response:
+    async def count_attempts(request: fota.Request, call_next: SendNext) -> fota.Response:
         nonlocal attempts
         attempts += 1
         return await call_next(request)
@@ -244,7 +236,7 @@ async def test_soak_through_httpx_with_faults_loses_nothing(anyio_backend: Any) 
     max_pool = 0
     started = time.monotonic()
 
-    with serve_app(lossy) as base_url:
+    with serve(lossy) as base_url:
         transport = fota.HttpxTransport(max_connections=MAX_CONNECTIONS)
         client = fota.FotaCallbacksClient(
             base_url=base_url,
@@ -264,7 +256,7 @@ async def test_soak_through_httpx_with_faults_loses_nothing(anyio_backend: Any) 
                 async with anyio.create_task_group() as tasks:
                     for task in range(TASKS):
                         tasks.start_soon(soak.work, task, accounts[task], per_batch, rngs[task], sequences[task])
-                pool_size, busy = busy_connections(transport)
+                pool_size, busy = pool_connections(transport)
                 max_pool = max(max_pool, pool_size)
                 assert busy == 0, f"{busy} connections still busy between batches"
                 gc.collect()
@@ -281,7 +273,7 @@ async def test_soak_through_httpx_with_faults_loses_nothing(anyio_backend: Any) 
                     for version, state in (("v1", v1.url if v1 else None), ("v2", held.v2), ("v3", held.v3)):
                         if state not in account.possible[version]:  # type: ignore[index]
                             final_mismatches.append(f"{account.id} {version}: {state!r} not in {account.possible}")
-            pool_size, busy = busy_connections(transport)
+            pool_size, busy = pool_connections(transport)
         elapsed = time.monotonic() - started
         pending = sum(times for _, times in fake.pending_faults())
 

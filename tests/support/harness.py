@@ -6,8 +6,10 @@
   against it runs unchanged both ways (conftest's `scripted` fixture), or over HTTP only (`served_script`).
 - `Switchboard`: the one uvicorn server of a test session, serving whichever script (or `FakeThingSpace`) the
   running test installed (starting a server per test would cost more than the tests).
-- Probes a test injects or reads: `RecordingSleep`, `FakeClock`, `LogCapture` (`capture_logs`), `wait_until`,
-  `assert_no_secret`, `resource_warnings`.
+- `client_on(transport, base_url)`: a client as most tests make one (static tokens, backoff that does not wait);
+  `list_once(client)`: the call most tests make; `Recorder`: an in-memory handler that records what it is sent.
+- Probes a test injects or reads: `RecordingSleep`, `no_wait`, `FakeClock`, `LogCapture` (`capture_logs`),
+  `wait_until`, `assert_no_secret`, `resource_warnings`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import socket
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -28,7 +30,8 @@ import anyio.lowlevel
 import attrs
 
 import fota_callbacks as fota
-from fota_callbacks.testing import ScriptedTransport, serve_app
+from fota_callbacks.testing import ScriptedTransport, serve
+from fota_callbacks.transport import AiohttpTransport, Httpx2Transport
 
 DEFAULT_ROOT = "https://thingspace.verizon.com"
 ACCOUNT = "0000123456-00001"
@@ -36,6 +39,10 @@ TOKEN_PATH = "/api/ts/v1/oauth2/token"
 LOGIN_PATH = "/api/m2m/v1/session/login"
 LOGOUT_PATH = "/api/m2m/v1/session/logout"
 V2_PATH = f"/api/fota/v2/callbacks/{ACCOUNT}"
+STATIC_TOKEN = "static-access-token"
+"""The bearer token `client_on` and `Scripted.client` send unless told other credentials."""
+STATIC_SESSION = "static-session-token"
+"""The M2M session token `client_on` and `Scripted.client` send unless told other credentials."""
 
 
 def free_port() -> int:
@@ -57,7 +64,7 @@ class Switchboard:
 
 def run_switchboard() -> Iterator[tuple[Switchboard, str]]:
     board = Switchboard()
-    with serve_app(board) as base_url:
+    with serve(board) as base_url:
         yield board, base_url
 
 
@@ -96,22 +103,20 @@ class Scripted:
     script: ScriptedTransport = attrs.field(factory=ScriptedTransport)
     base_url: str = DEFAULT_ROOT
 
-    def transport(self) -> fota.Transport:
-        """A new transport to the script; closing it leaves the script usable for the test's next client."""
-        if self.kind == "memory":
-            return fota.InMemoryTransport(self.script.send)
-        # Plain http:// to 127.0.0.1: skip loading the CA bundle (~60 ms per client), nothing else changes.
-        return fota.HttpxTransport(verify=False)
+    def transport(self, kind: str | None = None, /) -> fota.Transport:
+        """A new transport to the script: in-process for `kind` "memory", else `make_transport(kind)`; by default
+        the one of this `Scripted`'s kind (httpx for "http"). Closing it leaves the script usable for the test's next
+        client."""
+        kind = kind or ("memory" if self.kind == "memory" else "httpx")
+        return fota.InMemoryTransport(self.script.send) if kind == "memory" else make_transport(kind)
 
-    def client(self, **options: Any) -> fota.FotaCallbacksClient:
-        """A client on the script; static tokens unless `options` give credentials."""
-        if "client_id" not in options and "access_token" not in options:
-            options["access_token"] = "static-token"
-        if "username" not in options and "m2m_token" not in options:
-            options["m2m_token"] = "static-session"
+    def client(self, kind: str | None = None, /, **options: Any) -> fota.FotaCallbacksClient:
+        """A client on the script, through a transport of `kind` (see `transport`); static tokens unless `options`
+        give credentials. Its backoff really waits (unlike `client_on`'s), unless `options` give a `sleep`."""
         options.setdefault("base_url", self.base_url)
-        options.setdefault("transport", self.transport())
-        return fota.FotaCallbacksClient(**options)
+        if "transport" not in options:
+            options["transport"] = self.transport(kind)
+        return fota.FotaCallbacksClient(**_static_tokens(options))
 
     @property
     def attempts(self) -> int:
@@ -132,6 +137,57 @@ class Scripted:
         return self.script.requests[index].headers.get(name)
 
 
+def make_transport(kind: str, /, **options: Any) -> fota.Transport:
+    """A network transport of `kind` ("httpx", "httpx2", "aiohttp") that owns its HTTP client, without TLS
+    verification unless `options` say (plain http:// to 127.0.0.1: loading the CA bundle costs ~50 ms per client)."""
+    if kind == "aiohttp":
+        return AiohttpTransport(**options)
+    assert kind in ("httpx", "httpx2"), kind
+    options.setdefault("verify", False)
+    return fota.HttpxTransport(**options) if kind == "httpx" else Httpx2Transport(**options)
+
+
+def _static_tokens(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` with `STATIC_TOKEN` / `STATIC_SESSION` for the credentials they do not give otherwise."""
+    if "client_id" not in options and "access_token" not in options:
+        options["access_token"] = STATIC_TOKEN
+    if "username" not in options and "m2m_token" not in options:
+        options["m2m_token"] = STATIC_SESSION
+    return options
+
+
+def client_on(
+    transport: fota.Transport | Callable[[fota.Request], Awaitable[fota.Response]],
+    base_url: str = DEFAULT_ROOT,
+    **options: Any,
+) -> fota.FotaCallbacksClient:
+    """A client on `transport` (a handler is called through an `InMemoryTransport`) at `base_url`: static tokens
+    unless `options` give credentials, and a backoff that does not wait (`no_wait`) unless they give a `sleep`."""
+    if not isinstance(transport, fota.Transport):
+        transport = fota.InMemoryTransport(transport)
+    options.setdefault("sleep", no_wait)
+    return fota.FotaCallbacksClient(transport=transport, base_url=base_url, **_static_tokens(options))
+
+
+async def list_once(client: fota.FotaCallbacksClient) -> fota.CallbackSummary:
+    """The call most tests make: V2 list for `ACCOUNT`."""
+    return await client.v2.list_registered_callbacks(ACCOUNT)
+
+
+class Recorder:
+    """An `InMemoryTransport` handler: records each request (`requests`) and answers `status` with the JSON
+    `answer` (both may be changed between calls)."""
+
+    def __init__(self, answer: bytes = b"{}", status: int = 200) -> None:
+        self.requests: list[fota.Request] = []
+        self.answer = answer
+        self.status = status
+
+    async def __call__(self, request: fota.Request) -> fota.Response:
+        self.requests.append(request)
+        return fota.Response(self.status, {"content-type": "application/json"}, self.answer)
+
+
 def json_response(status: int, body: object = None, headers: dict[str, str] | None = None) -> fota.Response:
     """A response with a JSON content type; `body` bytes as they are, anything else serialised."""
     content = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
@@ -139,6 +195,11 @@ def json_response(status: int, body: object = None, headers: dict[str, str] | No
 
 
 # -- probes ------------------------------------------------------------------------------------------------------
+
+
+async def no_wait(seconds: float) -> None:
+    """A `sleep=` for the client that does not wait (one checkpoint: a cancellation still reaches it there)."""
+    await anyio.lowlevel.checkpoint()
 
 
 class RecordingSleep:

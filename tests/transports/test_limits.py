@@ -28,8 +28,8 @@ import httpx
 import pytest
 
 import fota_callbacks as fota
-from fota_callbacks.transport import AiohttpTransport, Httpx2Transport
-from tests.support.harness import Scripted, resource_warnings, wait_until
+from fota_callbacks.transport import Httpx2Transport
+from tests.support.harness import Scripted, client_on, list_once, make_transport, resource_warnings, wait_until
 from tests.support.raw_server import (
     Behaviour,
     Connection,
@@ -40,33 +40,14 @@ from tests.support.raw_server import (
     trickle_body,
     trickle_headers,
 )
+from tests.support.transports import OK, SUMMARY, tls_for_127_0_0_1
 from tests.support.wire_cases import ACCOUNT
-from tests.transports.test_conformance import (
-    OK,
-    SUMMARY,
-    backend,
-    http_kind,
-    kind,
-    list_once,
-    make_client,
-    tls_for_127_0_0_1,
-)
 
 pytestmark = pytest.mark.anyio
-
-__all__ = ["backend", "http_kind", "kind"]  # fixtures, used by name
 
 MiB = 1024 * 1024
 LIST_BODY = OK.content
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-def transport_of(kind: str, **options: Any) -> fota.Transport:
-    """A network transport of `kind` owning its connections; no TLS verification unless `options` say."""
-    if kind == "aiohttp":
-        return AiohttpTransport(**options)
-    options.setdefault("verify", False)  # loading the CA bundle costs ~50 ms, and http:// does not use it
-    return fota.HttpxTransport(**options) if kind == "httpx" else Httpx2Transport(**options)
 
 
 # --- timeout: one attempt as a whole ---------------------------------------------------------------------------
@@ -82,8 +63,8 @@ async def test_a_trickling_server_cannot_hold_an_attempt_past_its_timeout(kind: 
         raise AssertionError
 
     with serving(TRICKLES[where]) as server:
-        transport = fota.InMemoryTransport(trickling_handler) if kind == "memory" else transport_of(kind)
-        async with make_client(transport, server.base_url, timeout=1.0, max_retries=0) as client:
+        transport = fota.InMemoryTransport(trickling_handler) if kind == "memory" else make_transport(kind)
+        async with client_on(transport, server.base_url, timeout=1.0, max_retries=0) as client:
             started = time.monotonic()
             with anyio.move_on_after(10):  # what the bug looked like: the call would still be running
                 with pytest.raises(fota.ApiTimeoutError) as info:
@@ -97,8 +78,8 @@ async def test_a_trickling_server_cannot_hold_an_attempt_past_its_timeout(kind: 
 async def test_a_timeout_waiting_for_a_pooled_connection_was_never_sent(http_kind: str) -> None:
     """The attempt's budget also covers the wait for a connection: a request still waiting was never sent."""
     with serving(hang_after_head()) as server:
-        transport = transport_of(http_kind, max_connections=1)
-        client = make_client(transport, server.base_url, timeout=0.5, max_retries=0)
+        transport = make_transport(http_kind, max_connections=1)
+        client = client_on(transport, server.base_url, timeout=0.5, max_retries=0)
         async with client, anyio.create_task_group() as tg:
             tg.start_soon(list_once, client.with_options(timeout=30))  # holds the only connection
             await anyio.sleep(0.1)
@@ -147,7 +128,7 @@ async def test_an_owned_pool_holds_max_connections_in_all_and_reuses_them(http_k
     gate = threading.Event()
     gate.set()
     with serving(keep_alive(gate)) as server:
-        client = make_client(transport_of(http_kind, max_connections=20), server.base_url, max_retries=0)
+        client = client_on(make_transport(http_kind, max_connections=20), server.base_url, max_retries=0)
         async with client:
             for _ in range(10):
                 assert await list_once(client) == SUMMARY
@@ -167,7 +148,7 @@ async def test_cancelled_calls_give_their_places_back(http_kind: str) -> None:
     `max_connections` then reach the server at once."""
     gate = threading.Event()
     with serving(keep_alive(gate)) as server:
-        client = make_client(transport_of(http_kind, max_connections=10), server.base_url, max_retries=0)
+        client = client_on(make_transport(http_kind, max_connections=10), server.base_url, max_retries=0)
         async with client:
             async with anyio.create_task_group() as tg:
                 for _ in range(7):
@@ -186,8 +167,8 @@ async def test_idle_connections_of_a_burst_are_closed_after_keepalive_expiry(htt
     pools past the first that later traffic does not need (httpx's pools expire connections only when used)."""
     gate, closed = threading.Event(), list[int]()
     with serving(keep_alive(gate, closed)) as server:
-        transport = transport_of(http_kind, max_connections=16, keepalive_expiry=0.3)
-        async with make_client(transport, server.base_url, max_retries=0) as client:
+        transport = make_transport(http_kind, max_connections=16, keepalive_expiry=0.3)
+        async with client_on(transport, server.base_url, max_retries=0) as client:
             async with calls_in_flight(client, 12) as results:
                 await wait_until(lambda: len(server.requests) >= 12)
                 gate.set()
@@ -213,7 +194,7 @@ async def test_idle_connections_of_a_burst_are_closed_after_keepalive_expiry(htt
 def test_pool_options_a_stack_would_read_another_way_are_refused(http_kind: str, option: str, value: object) -> None:
     """httpx reads `max_connections=None` as no limit, aiohttp reads 0 so: neither is what the name says."""
     with pytest.raises(fota.InvalidArgumentError) as info:
-        transport_of(http_kind, **{option: value})
+        make_transport(http_kind, **{option: value})
     assert info.value.parameter == option
     assert repr(value) in str(info.value)
 
@@ -264,7 +245,9 @@ async def test_a_compression_bomb_stops_at_the_limit_with_bounded_memory(
     coding, body = bombs[bomb]
     response = http_response(200, body, [("Content-Type", "application/json"), ("Content-Encoding", coding)])
     with serving(answer(response)) as server:
-        async with make_client(transport_of(http_kind, max_response_bytes=MiB), server.base_url, timeout=30) as client:
+        async with client_on(
+            make_transport(http_kind, max_response_bytes=MiB), server.base_url, timeout=30, max_retries=0
+        ) as client:
             with traced_peak() as peak, pytest.raises(fota.ApiConnectionError) as info:
                 await list_once(client)
     assert type(info.value) is fota.ApiConnectionError
@@ -297,7 +280,7 @@ ENCODED = {
 async def test_every_coding_asked_for_is_decoded(http_kind: str, coding: str) -> None:
     header = "deflate" if coding == "deflate-raw" else coding
     with serving(answer(framed(ENCODED[coding], header))) as server:
-        async with make_client(transport_of(http_kind), server.base_url) as client:
+        async with client_on(make_transport(http_kind), server.base_url, max_retries=0) as client:
             assert await list_once(client) == SUMMARY
     [head] = server.requests
     asked = [line for line in head.lower().split(b"\r\n") if line.startswith(b"accept-encoding:")]
@@ -314,8 +297,8 @@ async def test_max_response_bytes_counts_decoded_bytes_exactly(http_kind: str, c
         for _ in coding.split(","):
             encoded = gzip.compress(encoded)
         with serving(answer(framed(encoded, coding))) as server:
-            transport = transport_of(http_kind, max_response_bytes=limit)
-            async with make_client(transport, server.base_url) as client:
+            transport = make_transport(http_kind, max_response_bytes=limit)
+            async with client_on(transport, server.base_url, max_retries=0) as client:
                 if fits:
                     assert (await list_once(client)).url == exact[len(b'{"url":"') : -len(suffix)].decode()
                 else:
@@ -335,8 +318,8 @@ async def test_a_refused_certificate_says_why_and_which_host(http_kind: str, tmp
     trustme.CA().cert_pem.write_to_path(str(trusted))
     option = "ssl" if http_kind == "aiohttp" else "verify"
     with serving(answer(http_response(200, LIST_BODY)), tls=context) as server:
-        transport = transport_of(http_kind, **{option: str(trusted)})
-        async with make_client(transport, server.base_url) as client:
+        transport = make_transport(http_kind, **{option: str(trusted)})
+        async with client_on(transport, server.base_url, max_retries=0) as client:
             with pytest.raises(fota.ApiConnectionError) as info:
                 await list_once(client)
     message = str(info.value)
@@ -349,7 +332,7 @@ async def test_a_refused_connection_says_why_and_which_host(http_kind: str) -> N
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    async with make_client(transport_of(http_kind), f"http://127.0.0.1:{port}") as client:
+    async with client_on(make_transport(http_kind), f"http://127.0.0.1:{port}", max_retries=0) as client:
         with pytest.raises(fota.ApiConnectionError) as info:
             await list_once(client)
     message = str(info.value)
@@ -368,8 +351,8 @@ async def test_cancelled_posts_leave_no_async_generator_behind(http_kind: str, s
     served_script.script.respond(json={"url": "https://listener.example.com/fota"}, times=None)
     rng = random.Random(13)
     registration = fota.FotaV2CallbackRegistrationRequest(url="https://listener.example.com/fota")
-    transport = transport_of(http_kind)
-    async with resource_warnings() as found, make_client(transport, served_script.base_url) as client:
+    transport = make_transport(http_kind)
+    async with resource_warnings() as found, client_on(transport, served_script.base_url, max_retries=0) as client:
         await client.v2.register_callback(ACCOUNT, registration)  # connected: the rest reuse it
         for _ in range(300):
             with anyio.move_on_after(rng.uniform(0, 0.002)):
@@ -426,7 +409,7 @@ async def test_http_proxy_from_the_environment_is_used(http_kind: str, no_proxy_
     proxy = Proxy()
     with serving(answer(http_response(200, LIST_BODY))) as target, serving(proxy) as proxy_server:
         no_proxy_variables.setenv("HTTP_PROXY", proxy_server.base_url)
-        async with make_client(transport_of(http_kind), target.base_url) as client:
+        async with client_on(make_transport(http_kind), target.base_url, max_retries=0) as client:
             assert await list_once(client) == SUMMARY
     [head] = proxy.heads
     assert head.startswith(f"GET {target.base_url}/api/fota/v2/callbacks/{ACCOUNT} HTTP/1.1\r\n".encode())
@@ -441,7 +424,9 @@ async def test_https_proxy_from_the_environment_tunnels(
     proxy = Proxy()
     with serving(answer(http_response(200, LIST_BODY)), tls=context) as target, serving(proxy) as proxy_server:
         no_proxy_variables.setenv("HTTPS_PROXY", proxy_server.base_url)
-        async with make_client(transport_of(http_kind, **{option: str(bundle)}), target.base_url) as client:
+        async with client_on(
+            make_transport(http_kind, **{option: str(bundle)}), target.base_url, max_retries=0
+        ) as client:
             assert await list_once(client) == SUMMARY
     [head] = proxy.heads
     assert head.startswith(f"CONNECT 127.0.0.1:{target.port} HTTP/1.1\r\n".encode())
@@ -456,7 +441,7 @@ async def test_no_proxy_bypasses_the_proxy(
     with serving(answer(http_response(200, LIST_BODY))) as target, serving(proxy) as proxy_server:
         no_proxy_variables.setenv("HTTP_PROXY", proxy_server.base_url)
         no_proxy_variables.setenv("NO_PROXY", no_proxy)
-        async with make_client(transport_of(http_kind), target.base_url) as client:
+        async with client_on(make_transport(http_kind), target.base_url, max_retries=0) as client:
             assert await list_once(client) == SUMMARY
     assert proxy.heads == []
     assert len(target.requests) == 1
@@ -481,7 +466,7 @@ async def test_a_client_you_pass_keeps_its_hooks_mounts_and_mocks(package: str) 
     base_url = "http://thingspace.mock"
     http = module.AsyncClient(event_hooks={"request": [hook]}, mounts={base_url: module.MockTransport(mocked)})
     async with http:
-        async with make_client(transport_class(http), base_url) as client:
+        async with client_on(transport_class(http), base_url, max_retries=0) as client:
             assert await list_once(client) == SUMMARY
         assert not http.is_closed
     assert seen == [f"GET /api/fota/v2/callbacks/{ACCOUNT} gzip, deflate"]
@@ -492,7 +477,7 @@ async def test_a_client_you_pass_keeps_its_bounded_body(backend: str, bombs: dic
     with serving(answer(framed(body, coding))) as server:
         async with httpx.AsyncClient() as http:
             transport = fota.HttpxTransport(http, max_response_bytes=MiB)
-            async with make_client(transport, server.base_url, timeout=30) as client:
+            async with client_on(transport, server.base_url, timeout=30, max_retries=0) as client:
                 with traced_peak() as peak, pytest.raises(fota.ApiConnectionError, match=f"max_response_bytes={MiB}"):
                     await list_once(client)
     assert peak[0] < 6 * MiB, f"peak {peak[0] / MiB:.1f} MiB for a 1 MiB limit"

@@ -13,21 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
 import fota_callbacks as fota
 from tests.support import figures
+from tests.support.harness import ACCOUNT, STATIC_TOKEN, client_on
 from tests.support.raw_server import RawServer, answer, http_response, serving
 
 trustme = pytest.importorskip("trustme")
 
 pytestmark = [pytest.mark.anyio, pytest.mark.stress]
 
-ACCOUNT = "0000123456-00001"
-TOKEN = "static-access-token"
-SESSION = "static-session-token"
 OK = http_response(200, b'{"url": "https://listener.example.com/fota"}')
 
 
@@ -55,19 +52,8 @@ def https_server(ca: Any) -> Iterator[RawServer]:
         yield server
 
 
-async def no_wait(seconds: float) -> None:
-    await anyio.lowlevel.checkpoint()
-
-
-def client_on(base_url: str, transport: fota.Transport, **options: Any) -> fota.FotaCallbacksClient:
-    options.setdefault("access_token", TOKEN)
-    options.setdefault("m2m_token", SESSION)
-    options.setdefault("timeout", 5.0)
-    return fota.FotaCallbacksClient(base_url=base_url, transport=transport, sleep=no_wait, **options)
-
-
 async def test_the_default_transport_refuses_a_self_signed_certificate(https_server: RawServer) -> None:
-    async with client_on(https_server.base_url, fota.HttpxTransport()) as client:
+    async with client_on(fota.HttpxTransport(), https_server.base_url) as client:
         with pytest.raises(fota.ApiConnectionError) as info:
             await client.v2.list_registered_callbacks(ACCOUNT)
     assert type(info.value) is fota.ApiConnectionError
@@ -84,12 +70,12 @@ async def test_verify_trusts_a_given_ca(form: str, https_server: RawServer, ca_b
     verify: str | ssl.SSLContext = str(ca_bundle)
     if form == "ssl-context":
         verify = ssl.create_default_context(cafile=str(ca_bundle))
-    async with client_on(https_server.base_url, fota.HttpxTransport(verify=verify)) as client:
+    async with client_on(fota.HttpxTransport(verify=verify), https_server.base_url) as client:
         summary = await client.v2.list_registered_callbacks(ACCOUNT)
     assert summary.url == "https://listener.example.com/fota"
     [head] = https_server.requests
     assert head.startswith(b"GET /api/fota/v2/callbacks/0000123456-00001 HTTP/1.1\r\n")
-    assert f"Bearer {TOKEN}".encode() in head
+    assert f"Bearer {STATIC_TOKEN}".encode() in head
     figures.add("tls: certificate checks", cases=1)
 
 
@@ -110,7 +96,7 @@ async def test_a_certificate_the_ca_did_not_issue_for_this_use_is_refused(case: 
             ca, not_before=now + datetime.timedelta(days=1), not_after=now + datetime.timedelta(days=10)
         )
     with serving(answer(OK), tls=context) as server:
-        async with client_on(server.base_url, fota.HttpxTransport(verify=str(ca_bundle)), max_retries=0) as client:
+        async with client_on(fota.HttpxTransport(verify=str(ca_bundle)), server.base_url, max_retries=0) as client:
             with pytest.raises(fota.ApiConnectionError) as info:
                 await client.v2.list_registered_callbacks(ACCOUNT)
     assert type(info.value) is fota.ApiConnectionError
@@ -129,7 +115,7 @@ async def test_a_redirect_is_an_error_and_the_other_host_receives_nothing(
         )
         with serving(answer(redirect), tls=server_context(ca)) as server:
             transport = fota.HttpxTransport(verify=str(ca_bundle))
-            async with client_on(server.base_url, transport, max_retries=0) as client:
+            async with client_on(transport, server.base_url, max_retries=0) as client:
                 with pytest.raises(fota.ApiError) as info:
                     await client.v2.register_callback(
                         ACCOUNT, fota.FotaV2CallbackRegistrationRequest(url="https://listener.example.com/fota")
@@ -152,16 +138,14 @@ async def test_a_redirected_token_or_login_request_sends_no_credentials_elsewher
         step = iter([redirect] if endpoint == "token" else [token, redirect])
         with serving(lambda conn: answer(next(step))(conn), tls=server_context(ca)) as server:
             transport = fota.HttpxTransport(verify=str(ca_bundle))
-            options = {"access_token": None, "m2m_token": None}
             async with client_on(
-                server.base_url,
                 transport,
+                server.base_url,
                 max_retries=0,
                 client_id="id",
                 client_secret="the-client-secret",
                 username="user",
                 password="the-password",
-                **options,
             ) as client:
                 with pytest.raises(fota.AuthenticationError if endpoint == "login" else fota.OAuthError) as info:
                     await client.v1.list_registered_callbacks(ACCOUNT)
@@ -178,7 +162,7 @@ async def test_a_client_you_pass_decides_about_proxies(
         for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "ALL_PROXY"):
             monkeypatch.setenv(variable, proxy.base_url)
         http = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca_bundle)), trust_env=False)
-        async with http, client_on(https_server.base_url, fota.HttpxTransport(http)) as client:
+        async with http, client_on(fota.HttpxTransport(http), https_server.base_url) as client:
             await client.v2.list_registered_callbacks(ACCOUNT)
     assert proxy.connections == 0
     assert len(https_server.requests) == 1

@@ -17,9 +17,6 @@ import fota_callbacks as fota
 from fota_callbacks.testing import FakeThingSpace, serve
 from tests.support.harness import Scripted, json_response
 from tests.support.wire_cases import ACCOUNT
-from tests.transports.test_conformance import backend as backend
-from tests.transports.test_conformance import client_on
-from tests.transports.test_conformance import kind as kind
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +40,7 @@ async def test_an_empty_list_body_is_nothing_registered(
     kind: str, version: str, answer: fota.Response, served_script: Scripted
 ) -> None:
     served_script.script.add(answer, times=2)
-    async with client_on(kind, served_script) as client:
+    async with served_script.client(kind) as client:
         controller = getattr(client, version)
         listed = await controller.list_registered_callbacks(ACCOUNT)
         raw = await controller.with_raw_response.list_registered_callbacks(ACCOUNT)
@@ -55,7 +52,7 @@ async def test_an_empty_list_body_is_nothing_registered(
 @pytest.mark.parametrize("version", ["v2", "v3"])
 async def test_an_empty_object_still_means_nothing_registered(kind: str, version: str, served_script: Scripted) -> None:
     served_script.script.add(json_response(200, b"{}"))
-    async with client_on(kind, served_script) as client:
+    async with served_script.client(kind) as client:
         assert await getattr(client, version).list_registered_callbacks(ACCOUNT) == NOTHING[version]
 
 
@@ -63,7 +60,7 @@ async def test_an_empty_object_still_means_nothing_registered(kind: str, version
 async def test_ensure_registers_after_an_empty_list_body(kind: str, version: str, served_script: Scripted) -> None:
     served_script.script.add(fota.Response(200, {}, b""))
     served_script.script.add(json_response(200, {"url": URL}))
-    async with client_on(kind, served_script) as client:
+    async with served_script.client(kind) as client:
         result = await getattr(client, version).ensure_callback(ACCOUNT, REQUESTS[version](url=URL))
     assert result == fota.EnsureResult("registered", URL)
     sent = [(request.method, request.path, request.body) for request in served_script.sent]
@@ -74,7 +71,7 @@ async def test_v1_ensure_registers_after_an_empty_list_body(kind: str, served_sc
     served_script.script.add(fota.Response(200, {}, b""))
     served_script.script.add(json_response(200, {"accountName": ACCOUNT, "serviceName": "Fota"}))
     body = fota.FotaV1CallbackRegistrationRequest(name=fota.CallbackService.FOTA, url=URL)
-    async with client_on(kind, served_script) as client:
+    async with served_script.client(kind) as client:
         assert await client.v1.ensure_callback(ACCOUNT, body) == fota.EnsureResult("registered", URL)
     assert [(request.method, request.path) for request in served_script.sent] == [
         ("GET", path_of("v1")),
