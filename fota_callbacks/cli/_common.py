@@ -19,8 +19,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from .. import _errors as errors
-from .._pipeline import SendNext
-from ..transport.base import Request, Response
+from ..transport import Request, Response, SendNext
 
 # Exit codes (the module docstring of fota_callbacks.cli lists them).
 OK, REFUSED, USAGE, CREDENTIALS, NO_RESPONSE, BAD_BODY, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130

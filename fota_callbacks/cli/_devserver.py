@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from .._asgi import ClientGone, read_asgi_body, respond_json
@@ -19,7 +19,7 @@ from ._common import USAGE, CliError, Output, add_command, clock, escape, host_o
 from ._serving import add_server_options, need, serve
 
 if TYPE_CHECKING:
-    from ..testing import Delivery, DeliveryVersion, FakeThingSpace
+    from ..testing import Delivery, FakeThingSpace
 
 TRIGGER_PATH = "/_fake/trigger"
 MARK = "fota-fake-server"
@@ -40,6 +40,10 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+_Version = Literal["v1", "v2", "v3"]
+"""The callbacks API a delivery is for."""
 
 
 class _Refused(Exception):
@@ -96,7 +100,7 @@ class DevServer:
 
         account, kind, message = request["account"], request["type"], dict(request["message"])
         try:
-            version: DeliveryVersion = request["version"] or self._registered_version(account)
+            version: _Version = request["version"] or self._registered_version(account)
             if kind == "firmwareList":
                 firmware = message.pop("firmwareList", [])
                 if not isinstance(firmware, list):
@@ -127,12 +131,12 @@ class DevServer:
             "response": delivery.response_body[:1000].decode("utf-8", "replace"),
         }
 
-    def _registered_version(self, account: str) -> DeliveryVersion:
+    def _registered_version(self, account: str) -> _Version:
         """The one version with a callback registered for `account`, when none was asked for."""
         from ..v1.models import CallbackService
 
         registered = self.fake.callbacks(account)
-        present: list[tuple[DeliveryVersion, bool]] = [
+        present: list[tuple[_Version, bool]] = [
             ("v1", CallbackService.FOTA.value in registered.v1),
             ("v2", registered.v2 is not None),
             ("v3", registered.v3 is not None),

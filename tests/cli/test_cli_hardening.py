@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Literal
 
 import pytest
 
-from fota_callbacks.testing import FakeThingSpace, Fault, Operation, serve
+from fota_callbacks.testing import FakeThingSpace, Fault, serve
 from tests.support.cli_process import ACCOUNT, clean_env, cli
 from tests.support.harness import Scripted
 
@@ -46,7 +47,9 @@ def assert_one_escaped_error_line(stderr: str) -> str:
     return stderr
 
 
-SERVER_TEXTS: dict[str, tuple[Operation, int, bytes, int]] = {
+FaultedOperation = Literal["register_callback", "token"]
+
+SERVER_TEXTS: dict[str, tuple[FaultedOperation, int, bytes, int]] = {
     # (operation the fault answers, its status, its body, the exit code)
     "errorMessage": (
         "register_callback",
@@ -65,7 +68,7 @@ SERVER_TEXTS: dict[str, tuple[Operation, int, bytes, int]] = {
 
 @pytest.mark.parametrize(("operation", "status", "body", "code"), SERVER_TEXTS.values(), ids=list(SERVER_TEXTS))
 def test_a_servers_message_is_one_escaped_error_line(
-    fake: tuple[FakeThingSpace, dict[str, str]], operation: Operation, status: int, body: bytes, code: int
+    fake: tuple[FakeThingSpace, dict[str, str]], operation: FaultedOperation, status: int, body: bytes, code: int
 ) -> None:
     thingspace, env = fake
     thingspace.inject(Fault.status(status, body=body), operation=operation, times=2)

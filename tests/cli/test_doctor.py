@@ -28,7 +28,7 @@ import fota_callbacks as fota
 from fota_callbacks.cli import main
 from fota_callbacks.inbox import MemoryInbox
 from fota_callbacks.integrations.fastapi import callback_router
-from fota_callbacks.testing import serve_app
+from fota_callbacks.testing import serve
 from tests.support.cli_process import cli
 from tests.support.harness import free_port
 from tests.support.raw_server import RawServer, answer, http_response, never_read, serving
@@ -366,7 +366,7 @@ def test_a_callback_receiver_neither_stores_nor_handles_what_doctor_sends(capsys
     app = FastAPI()
     app.include_router(callback_router(on_message))
     app.include_router(callback_router(inbox=inbox), prefix="/stored")
-    with serve_app(app) as base_url:
+    with serve(app) as base_url:
         code, inline = doctor(capsys, f"{base_url}/fota/callbacks", "--version", "1")
         _, stored = doctor(capsys, f"{base_url}/stored/fota/callbacks", "--version", "1")
     assert code == 0
