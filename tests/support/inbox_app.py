@@ -5,10 +5,14 @@ the handler sleeps FOTA_TEST_DELAY seconds, then appends the message's `n` to FO
 handling (O_APPEND: lines from several processes do not interleave, and a `kill -9` loses none that were written).
 With FOTA_TEST_TRANSACTIONAL=1 (Postgres) the handler first inserts `n` into the table `<FOTA_TEST_TABLE>_effects`
 on the connection `run(..., transactional=True)` gives it, so that row commits with the entry's completion.
+FOTA_TEST_FAULT=cancelled:N makes the first handling of message N raise the `CancelledError` of a task someone
+else cancelled (the handler is not being cancelled); FOTA_TEST_FAULT=interrupt:N makes every handling of message N
+raise `KeyboardInterrupt`. `/healthz` and `/readyz` are `health_router(inbox)`'s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -20,7 +24,7 @@ from fastapi import FastAPI
 
 import fota_callbacks as fota
 from fota_callbacks.inbox import Inbox, PostgresInbox, RedisInbox, SqliteInbox
-from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan
+from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan, health_router
 
 _kind, _, _target = os.environ["FOTA_TEST_INBOX"].partition(":")
 _claim_idle = float(os.environ.get("FOTA_TEST_CLAIM_IDLE", "1"))
@@ -35,9 +39,24 @@ else:
 _delay = float(os.environ.get("FOTA_TEST_DELAY", "0"))
 _record = os.open(os.environ["FOTA_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 _workers = int(os.environ.get("FOTA_TEST_WORKERS", "4"))
+_fault, _, _faulty = os.environ.get("FOTA_TEST_FAULT", "").partition(":")
+_faulted: set[int] = set()
+
+
+async def _misbehave(n: int) -> None:
+    if str(n) != _faulty:
+        return
+    if _fault == "interrupt":
+        raise KeyboardInterrupt
+    if _fault == "cancelled" and n not in _faulted:
+        _faulted.add(n)
+        victim = asyncio.get_running_loop().create_future()
+        victim.cancel()
+        await victim  # the CancelledError of a future someone else cancelled
 
 
 async def record(message: fota.CallbackMessage) -> None:
+    await _misbehave(message.raw["n"])
     await anyio.sleep(_delay)
     os.write(_record, f"{message.raw['n']}\n".encode())
 
@@ -67,6 +86,7 @@ app = FastAPI(
     else fota_lifespan(_client, inbox=inbox, handler=record, workers=_workers)
 )
 app.include_router(callback_router(inbox=inbox))
+app.include_router(health_router(inbox))
 
 
 @app.get("/health")
