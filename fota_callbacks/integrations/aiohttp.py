@@ -17,11 +17,11 @@ app.add_routes(health_routes(inbox))
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Final
 
 try:
-    from aiohttp import web
+    from aiohttp import StreamReader, web
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "fota_callbacks.integrations.aiohttp needs aiohttp: pip install 'fota-callbacks[aiohttp]'"
@@ -45,6 +45,25 @@ def _answer(status: int, body: bytes, allow: str | None = None) -> web.Response:
     )
 
 
+class _Whole:
+    """The body in one read, as the one chunk of an async iterator (a class: an async generator costs the loop's
+    bookkeeping of generators on every request)."""
+
+    __slots__ = ("_content", "_done")
+
+    def __init__(self, content: StreamReader) -> None:
+        self._content, self._done = content, False
+
+    def __aiter__(self) -> _Whole:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        self._done = True
+        return await self._content.read()
+
+
 def callback_handler(receiver: CallbackReceiver) -> Handler:
     """An aiohttp.web handler that answers a callback POST with `receiver` (every check and answer is the
     receiver's): `app.router.add_post("/fota/callbacks", callback_handler(receiver))`.
@@ -61,9 +80,11 @@ def callback_handler(receiver: CallbackReceiver) -> Handler:
     async def receive_callback(request: web.Request) -> web.StreamResponse:
         if request.method != "POST":
             return _answer(*method_not_allowed_answer(), allow="POST")
-        reception = await receiver.receive_stream(
-            request.content.iter_any(), peer=request.remote, content_length=request.headers.get("Content-Length")
-        )
+        length = request.content_length
+        # With a Content-Length (the receiver reads nothing when it is over the limit) the body is one read, which
+        # aiohttp bounds by that length; without one, chunk by chunk, as far as the limit.
+        body: AsyncIterable[bytes] = _Whole(request.content) if length is not None else request.content.iter_any()
+        reception = await receiver.receive_stream(body, peer=request.remote, content_length=length)
         response = _answer(reception.status, reception.body)
         if reception.after is not None:
             await response.prepare(request)

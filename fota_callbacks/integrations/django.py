@@ -39,10 +39,11 @@ _JSON: Final = "application/json"
 
 
 def _answer(status: int, body: bytes, allow: str | None = None) -> HttpResponse:
-    response = HttpResponse(body, status=status, content_type=_JSON)
+    # With its length, as CommonMiddleware would set it: else an ASGI server sends the few bytes chunked.
+    headers = {"Content-Length": str(len(body))}
     if allow is not None:
-        response["Allow"] = allow
-    return response
+        headers["Allow"] = allow
+    return HttpResponse(body, status=status, content_type=_JSON, headers=headers)
 
 
 async def _body(request: HttpRequest, limit: int) -> AsyncIterator[bytes]:
