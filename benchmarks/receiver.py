@@ -1,15 +1,20 @@
-"""Receiving callbacks: server CPU per message of `callback_router` vs a bare Starlette endpoint, under uvicorn.
+"""Receiving callbacks: server CPU per message of each SDK adapter vs a bare endpoint of its own framework doing the
+same checks: `callback_router` vs Starlette, `callback_app` vs a raw ASGI callable, aiohttp's `callback_handler` vs
+an aiohttp.web handler, Django's `callback_view` vs a Django async view.
 
-Each app of `benchmarks.receiver_apps` runs in its own uvicorn process (httptools, asyncio loop), all pinned to
-one CPU; the load comes from this process, pinned to the other: a raw `asyncio.Protocol` client holding
-`--concurrency` keep-alive connections, each posting the next upgradeProgress message as soon as the previous
-answer arrived. Every body is distinct (a counter in `upgradeId`), so no inbox deduplicates a retry.
+Each app of `benchmarks.receiver_apps` runs in its own server process (uvicorn with httptools on the asyncio loop,
+or aiohttp.web's own server), all pinned to one CPU; the load comes from this process, pinned to the other: a
+raw `asyncio.Protocol` client holding `--concurrency` keep-alive connections, each posting the next
+upgradeProgress message as soon as the previous answer arrived. Every body is distinct (a counter in
+`upgradeId`), so no inbox deduplicates a retry.
 
 Rounds: in each, every app gets one slice of load (order reversed every other round); its server CPU per
 message comes from `/proc/<pid>/stat` (utime + stime) read around the slice. For the `*_worker` apps the
 reading waits until the server has gone quiet, so the worker's draining of what the slice stored is counted.
-Ratios are taken per round against the reference app (`starlette`) and reported as the median with p25-p75:
-adjacent slices see the same machine speed.
+Ratios are taken per round against each app's bare endpoint (`receiver_apps.REFERENCES`; `starlette` for the
+others) and against `starlette`, and reported as the median with p25-p75: adjacent slices see the same machine
+speed. Before the rounds every app must answer 200 to the right credentials and 401 to a wrong password: each
+does the same checks.
 
 `python -m benchmarks.receiver [--apps starlette router ...] [--rounds N] [--slice S] [--profile [APP ...]]`.
 `--profile [APP ...]` runs those apps (default: the reference and `router`) under cProfile and prints where
@@ -38,17 +43,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._common import ACCOUNT, cpu_layout, cpu_seconds, median, pin_to_cpu, quartiles, render_table, stop_process
-from .receiver_apps import APPS, CALLBACK_PASSWORD, CALLBACK_PATH, CALLBACK_USERNAME
+from .receiver_apps import APPS, CALLBACK_PASSWORD, CALLBACK_PATH, CALLBACK_USERNAME, REFERENCES
 
-__all__ = ["RECEIVER_TARGET", "ReceiverResult", "format_receiver", "main", "measure", "upgrade_progress_body"]
+__all__ = [
+    "ADAPTERS",
+    "RECEIVER_TARGET",
+    "ReceiverResult",
+    "format_receiver",
+    "main",
+    "measure",
+    "reference_of",
+    "upgrade_progress_body",
+]
 
-RECEIVER_TARGET = 1.15
+RECEIVER_TARGET = 1.10
+"""Each adapter's server CPU per message over its framework's bare endpoint (issue 25)."""
+ADAPTERS = ("router", "callback_app", "aiohttp", "django")
 REFERENCE = "starlette"
-DEFAULT_APPS = ("starlette", "router")
+DEFAULT_APPS = ("starlette", "router", "callback_app", "aiohttp", "django")
+PROFILED = ("starlette", "router", "asgi", "callback_app", "aiohttp_bare", "aiohttp", "django_bare", "django")
 INBOX_APPS = ("sqlite", "redis")
 # As RedisInbox's docstring asks for a body to be on disk before put returns (SqliteInbox fsyncs each commit).
 _REDIS_DURABLE = ("--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--loglevel", "warning")
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def reference_of(app: str) -> str:
+    """The bare endpoint `app` is compared with: its own framework's, or the bare Starlette endpoint."""
+    return REFERENCES.get(app, REFERENCE)
 
 
 def upgrade_progress_body(counter: int) -> bytes:
@@ -234,6 +256,26 @@ def process_cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+async def _status_of(port: int, body: bytes) -> int:
+    """The status of one POST of `body` to the app on `port`, on a connection of its own."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        head = f"POST {CALLBACK_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"
+        writer.write(head.encode() + b"Content-Type: application/json\r\nConnection: close\r\n\r\n" + body)
+        return int((await asyncio.wait_for(reader.readline(), 10)).split()[1])
+    finally:
+        writer.close()
+
+
+async def _check_answers(servers: dict[str, AppProcess]) -> None:
+    """Every app answers the benchmark's message 200 and a wrong password 401: they all do the same checks."""
+    wrong = upgrade_progress_body(0).replace(CALLBACK_PASSWORD.encode(), b"wrong-password")
+    for app, server in servers.items():
+        answers = (await _status_of(server.port, upgrade_progress_body(0)), await _status_of(server.port, wrong))
+        if answers != (200, 401):
+            raise RuntimeError(f"{app} answered {answers} to a right and a wrong password, not (200, 401)")
+
+
 async def _settled_cpu(pid: int, interval: float = 0.1, quiet: float = 0.01, limit: float = 20.0) -> float:
     """The process's CPU seconds once it has gone quiet (at most `quiet` CPU seconds per `interval`)."""
     deadline = time.perf_counter() + limit
@@ -339,15 +381,16 @@ class ReceiverResult:
     notes: list[str]
     profile: str | None = None
 
-    def ratios(self, app: str) -> list[float]:
-        reference = self.samples[REFERENCE].cpu_us
-        return [a / r for a, r in zip(self.samples[app].cpu_us, reference, strict=True) if r > 0]
+    def ratios(self, app: str, reference: str | None = None) -> list[float]:
+        """Per round: `app`'s CPU per message over `reference`'s (default: its own framework's bare endpoint)."""
+        base = self.samples[reference or reference_of(app)].cpu_us
+        return [a / r for a, r in zip(self.samples[app].cpu_us, base, strict=True) if r > 0]
 
-    def ratio(self, app: str) -> float:
-        return median(self.ratios(app))
+    def ratio(self, app: str, reference: str | None = None) -> float:
+        return median(self.ratios(app, reference))
 
-    def spread(self, app: str) -> tuple[float, float]:
-        return quartiles(self.ratios(app))
+    def spread(self, app: str, reference: str | None = None) -> tuple[float, float]:
+        return quartiles(self.ratios(app, reference))
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -362,7 +405,9 @@ class ReceiverResult:
                     "server_busy": median(s.busy),
                     "client_cpu_us_per_message": median(s.client_us),
                     "redis_server_cpu_us_per_message": median(s.side_us) if s.side_us else None,
-                    "ratio_to_reference": self.ratio(app) if REFERENCE in self.samples else None,
+                    "reference": reference_of(app),
+                    "ratio_to_reference": self.ratio(app) if reference_of(app) in self.samples else None,
+                    "ratio_to_starlette": self.ratio(app, REFERENCE) if REFERENCE in self.samples else None,
                     "messages": s.messages,
                     "non_200": s.errors,
                 }
@@ -447,9 +492,14 @@ def _profile_table(path: str, messages: int, top: int) -> tuple[list[list[str]],
 
 # What the brief asks to tell apart: the framework's route wrapper, the SDK's parsing, the credential check.
 _FOCUS = (
-    ("the endpoint function, whole (FastAPI's path)", "", "receive_callback"),
+    ("the endpoint function, whole (FastAPI's path)", "integrations/fastapi.py", "receive_callback"),
     ("callback_router's direct ASGI path, whole", "integrations/fastapi.py", "serve"),
-    ("request body read (ASGI receive)", "transport/_common.py", "read_asgi_body"),
+    ("callback_app, whole", "integrations/asgi.py", "__call__"),
+    ("aiohttp callback_handler, whole", "integrations/aiohttp.py", "receive_callback"),
+    ("Django callback_view, whole", "integrations/django.py", "receive_callback"),
+    ("the receiver's checks and answer (_answer)", "receiver/_receiver.py", "_answer"),
+    ("request body read (ASGI receive)", "fota_callbacks/_asgi.py", "read_asgi_body"),
+    ("request body read (receive_stream)", "receiver/_receiver.py", "receive_stream"),
     ("FastAPI dependency solving", "fastapi/dependencies", "solve_dependencies"),
     ("request body read", "starlette/requests.py", "body"),
     ("request body read (stream)", "integrations/fastapi.py", "_read_body"),
@@ -480,7 +530,8 @@ def _fastapi_handler_seconds(stats: dict[Any, Any]) -> float:
 def _package(file: str) -> str:
     if file == "~":
         return "builtins (C)"
-    for package in ("uvicorn", "httptools", "starlette", "fastapi", "pydantic", "anyio", "fota_callbacks"):
+    packages = ("uvicorn", "httptools", "starlette", "fastapi", "pydantic", "anyio", "aiohttp", "multidict", "yarl")
+    for package in (*packages, "django", "asgiref", "fota_callbacks"):
         if f"/{package}/" in file:
             return package
     if "/asyncio/" in file:
@@ -555,7 +606,7 @@ async def measure(
     progress: Callable[[str], None] | None = None,
 ) -> ReceiverResult:
     """Serve each app, warm up, then `rounds` interleaved slices of load; then cProfile the `profile` apps."""
-    apps = list(dict.fromkeys([REFERENCE, *apps]))
+    apps = list(dict.fromkeys([REFERENCE, *(reference_of(app) for app in apps), *apps]))
     notes: list[str] = []
     if importlib.util.find_spec("fota_callbacks.inbox") is None:
         skipped = [app for app in apps if app.startswith(("sqlite", "redis"))]
@@ -587,7 +638,8 @@ async def measure(
             stack.callback(server.stop)
             servers[app] = server
         if progress is not None:
-            progress(f"receiver: {len(servers)} uvicorn apps, {rounds} rounds of {slice_s:g} s at C={concurrency}")
+            progress(f"receiver: {len(servers)} apps, {rounds} rounds of {slice_s:g} s at C={concurrency}")
+        await _check_answers(servers)
         samples = await _measure_apps(
             servers,
             rounds=rounds,
@@ -613,7 +665,9 @@ def format_receiver(result: ReceiverResult) -> str:
     rows = []
     for app in result.apps:
         s = result.samples[app]
+        reference = reference_of(app)
         low, high = result.spread(app)
+        starlette_low, starlette_high = result.spread(app, REFERENCE)
         rows.append(
             [
                 f"{app}: {APPS[app]}",
@@ -622,18 +676,21 @@ def format_receiver(result: ReceiverResult) -> str:
                 f"{median(s.busy) * 100:.0f}%",
                 f"{median(s.client_us):.0f}",
                 f"{median(s.side_us):.0f}" if s.side_us else "-",
-                f"{result.ratio(app):.2f}x",
-                f"{low:.2f}-{high:.2f}",
+                f"{result.ratio(app):.2f}x {reference}" if reference != app else "-",
+                f"{low:.2f}-{high:.2f}" if reference != app else "-",
+                f"{result.ratio(app, REFERENCE):.2f}x",
+                f"{starlette_low:.2f}-{starlette_high:.2f}",
                 ", ".join(f"{n}x{status}" for status, n in sorted(s.errors.items())) or "-",
             ]
         )
     title = (
-        f"Receiving (uvicorn + httptools, one server core, C={result.concurrency}, upgradeProgress bodies): "
-        f"medians of {result.rounds} interleaved rounds of {result.slice_s:g} s; ratio = server CPU/msg over "
-        f"the bare Starlette endpoint's in the same round (target for callback_router <= {RECEIVER_TARGET:.2f}x)"
+        f"Receiving (one server core, C={result.concurrency}, upgradeProgress bodies; uvicorn + httptools, "
+        f"aiohttp.web for aiohttp*): medians of {result.rounds} interleaved rounds of {result.slice_s:g} s; ratio = "
+        f"server CPU/msg over the bare endpoint named (the app's own framework's) and over the bare Starlette "
+        f"endpoint's, in the same round (target for {', '.join(ADAPTERS)}: <= {RECEIVER_TARGET:.2f}x its own)"
     )
     headers = ["app", "server CPU µs/msg", "msgs/s", "server busy", "client µs/msg", "redis-server µs/msg"]
-    headers += ["vs starlette", "p25-p75"]
+    headers += ["vs its bare endpoint", "p25-p75", "vs starlette", "p25-p75"]
     parts = [render_table([*headers, "non-200"], rows, title)]
     parts += [f"note: {note}" for note in result.notes]
     if result.profile is not None:
@@ -652,7 +709,7 @@ def main(argv: list[str] | None = None) -> None:
         nargs="*",
         choices=sorted(APPS),
         metavar="APP",
-        help="also cProfile these apps' servers (none named: the reference and router)",
+        help="also cProfile these apps' servers (none named: each adapter and its bare endpoint)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
@@ -670,7 +727,7 @@ def main(argv: list[str] | None = None) -> None:
             slice_s=args.slice,
             concurrency=args.concurrency,
             server_cpu=server_cpu,
-            profile=() if args.profile is None else (args.profile or [REFERENCE, "router"]),
+            profile=() if args.profile is None else (args.profile or PROFILED),
             progress=progress,
         )
     )

@@ -32,7 +32,21 @@ from .server import ServerProcess
 __all__ = ["Settings", "main"]
 
 SECTIONS = ("coldstart", "memory", "inmemory", "fake", "receiver", "loopback", "verizon")
-RECEIVER_APPS = ("asgi", "starlette", "fastapi_plain", "router", "sqlite", "redis", "sqlite_worker", "redis_worker")
+RECEIVER_APPS = (
+    "asgi",
+    "starlette",
+    "fastapi_plain",
+    "router",
+    "callback_app",
+    "aiohttp_bare",
+    "aiohttp",
+    "django_bare",
+    "django",
+    "sqlite",
+    "redis",
+    "sqlite_worker",
+    "redis_worker",
+)
 
 
 @dataclass(frozen=True)
@@ -215,15 +229,15 @@ def _targets(results: dict[str, Any]) -> str:
     rc: receiver.ReceiverResult | None = results.get("receiver")
     if rc is not None:
         for app in rc.apps:
-            if app in ("router", "sqlite", "redis", "sqlite_worker", "redis_worker"):
-                ratio = rc.ratio(app)
+            if app in (*receiver.ADAPTERS, "sqlite", "redis", "sqlite_worker", "redis_worker"):
+                ratio, adapter = rc.ratio(app), app in receiver.ADAPTERS
                 verdict = "ok" if ratio <= receiver.RECEIVER_TARGET else "MISS"
                 rows.append(
                     [
-                        f"receiver {app}: server CPU per message over a bare Starlette endpoint",
+                        f"receiver {app}: server CPU per message over a bare {receiver.reference_of(app)} endpoint",
                         f"{ratio:.2f}x",
-                        f"<= {receiver.RECEIVER_TARGET:.2f}x" if app == "router" else "(reported)",
-                        verdict if app == "router" else "",
+                        f"<= {receiver.RECEIVER_TARGET:.2f}x" if adapter else "(reported)",
+                        verdict if adapter else "",
                     ]
                 )
     fk: fake.FakeResult | None = results.get("fake")
@@ -317,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
                 slice_s=settings.receiver_slice_s,
                 warmup_s=1.0,
                 server_cpu=server_cpu,
-                profile=("starlette", "router") if settings.receiver_profile else (),
+                profile=receiver.PROFILED if settings.receiver_profile else (),
                 progress=progress,
             )
         )
