@@ -45,6 +45,7 @@ SHOWS = [
     ("logging.basicConfig(", "DEBUG fota_callbacks"),
     ("fota.parse_callback_message(", "u-1"),
     ("middleware=[timing]", "GET http://127.0.0.1:"),
+    ("to=receiver)  # no HTTP", "\n200 2\n"),  # the fake's delivery went into the receiver and its inbox
 ]
 
 
