@@ -14,6 +14,7 @@ reporting the answer as the sender sees it and what the handler or inbox got.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -76,7 +77,7 @@ def pieces(body: bytes, count: int) -> list[bytes]:
     return [body[at : at + size] for at in range(0, len(body), size)] or [b""]
 
 
-class Way:
+class Way(abc.ABC):
     """A way in: `post` one request to an endpoint's receiver; `handled` what its handler got."""
 
     name = ""
@@ -86,8 +87,9 @@ class Way:
     def __init__(self) -> None:
         self.site = Site({name: ENDPOINTS[name] for name in self.endpoints})
 
+    @abc.abstractmethod
     async def post(self, endpoint: str, request: Request, body: bytes) -> Seen:
-        raise NotImplementedError
+        """The answer to `request`, whose body (its NONCE replaced) is `body`, sent to `endpoint`."""
 
     async def handled(self, endpoint: str, count: int) -> list[dict[str, Any]]:
         """The messages the endpoint's handler got (the raw JSON objects), waiting for `count` of them."""
@@ -187,9 +189,9 @@ class HttpWay(Way):
         super().__init__()
         self.urls: dict[str, str] = {}
 
-    @contextlib.contextmanager
-    def serving(self) -> Iterator[HttpWay]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def serving(self) -> contextlib.AbstractContextManager[HttpWay]:
+        """Start the way's servers (filling `urls`) for the block."""
 
     async def post(self, endpoint: str, request: Request, body: bytes) -> Seen:
         async with httpx.AsyncClient(timeout=10) as http:
