@@ -426,6 +426,7 @@ async def _measure_apps(
     warmup_s: float,
     side_pids: dict[str, int],
 ) -> dict[str, AppSamples]:
+    await _check_answers(servers)
     loads = {app: _Load(server.port, concurrency) for app, server in servers.items()}
     samples = {app: AppSamples() for app in servers}
     try:
@@ -639,7 +640,6 @@ async def measure(
             servers[app] = server
         if progress is not None:
             progress(f"receiver: {len(servers)} apps, {rounds} rounds of {slice_s:g} s at C={concurrency}")
-        await _check_answers(servers)
         samples = await _measure_apps(
             servers,
             rounds=rounds,

@@ -35,6 +35,7 @@ import contextlib
 import cProfile
 import hmac
 import json
+import logging
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -335,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", metavar="URL", help="the RedisInbox URL (redis apps)")
     args = parser.parse_args(argv)
     pin_to_cpu(args.cpu)
+    # The 401 of the check before the rounds is logged by the receiver (and Django): not on the run's output.
+    logging.getLogger().addHandler(logging.NullHandler())
     app = build_app(args.app, sqlite_path=args.sqlite, redis_url=args.redis_url)
     if args.app in AIOHTTP_APPS:
         serve_aiohttp(app, args.profile)
