@@ -57,9 +57,10 @@ def callback_view(receiver: CallbackReceiver) -> View:
     the receiver's): `path("fota/callbacks", callback_view(receiver))` in your URLconf.
 
     The peer is `REMOTE_ADDR`; a Content-Length over the receiver's `max_body_size` is answered 413 before the
-    body is read. Other methods get the receiver's 405 JSON answer with `Allow: POST`. Django cannot run work
-    after a view's answer, so a receiver with `background=True` is refused (`InvalidArgumentError` naming
-    `receiver`): give it an inbox instead, whose worker runs in its own process.
+    view reads the body (under ASGI, Django's handler has received it already), and the receiver's limit applies,
+    not `DATA_UPLOAD_MAX_MEMORY_SIZE`. Other methods get the receiver's 405 JSON answer with `Allow: POST`.
+    Django cannot run work after a view's answer, so a receiver with `background=True` is refused
+    (`InvalidArgumentError` naming `receiver`): give it an inbox instead, whose worker runs in its own process.
     """
     if not isinstance(receiver, CallbackReceiver):
         raise InvalidArgumentError("receiver", f"expected a CallbackReceiver, got {receiver!r}")
