@@ -23,7 +23,7 @@ from fota_callbacks.inbox import MemoryInbox
 from fota_callbacks.integrations.aiohttp import callback_handler, health_routes
 from fota_callbacks.receiver import CallbackReceiver
 from tests.receiving.cases import message_of_size
-from tests.support.receiving import Recorder, UnavailableInbox, serve_aiohttp
+from tests.support.receiving import Recorder, UnavailableInbox, answer_to_a_promise, serve_aiohttp
 
 pytestmark = pytest.mark.anyio
 
@@ -148,3 +148,8 @@ def test_bad_arguments_are_refused_naming_the_parameter() -> None:
     with pytest.raises(fota.InvalidArgumentError) as caught:
         health_routes(object())  # type: ignore[arg-type]
     assert caught.value.parameter == "inbox"
+
+
+async def test_a_content_length_over_the_limit_is_answered_without_reading_the_body(served: Served) -> None:
+    status, body = await anyio.to_thread.run_sync(answer_to_a_promise, served.base_url, "/large", 2 * MIB + 1)
+    assert (status, json.loads(body)["error"]) == (413, "too_large")

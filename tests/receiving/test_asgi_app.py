@@ -19,7 +19,7 @@ from fota_callbacks.inbox import MemoryInbox
 from fota_callbacks.integrations.asgi import CallbackApp, callback_app
 from fota_callbacks.receiver import CallbackReceiver
 from fota_callbacks.testing import serve_app
-from tests.support.receiving import Recorder, UnavailableInbox
+from tests.support.receiving import Recorder, UnavailableInbox, answer_to_a_promise
 
 pytestmark = pytest.mark.anyio
 
@@ -214,3 +214,12 @@ def test_its_repr_shows_the_configuration_without_the_password() -> None:
     assert isinstance(app, CallbackApp)
     assert "hunter2" not in repr(app)
     assert "path='/cb'" in repr(app)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_content_length_over_the_limit_is_answered_without_reading_the_body() -> None:
+    small = callback_app(CallbackReceiver(Recorder(), max_body_size=100))
+    with serve_app(small) as base_url:
+        status, body = await anyio.to_thread.run_sync(answer_to_a_promise, base_url, "/fota/callbacks", 101)
+    assert status == 413
+    assert json.loads(body) == {"error": "too_large", "detail": "callback bodies are limited to 100 bytes"}

@@ -5,8 +5,10 @@ themselves are the table's (test_table.py)."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -118,3 +120,33 @@ def test_bad_arguments_are_refused_naming_the_parameter() -> None:
     with pytest.raises(fota.InvalidArgumentError) as caught:
         health_urls(object())  # type: ignore[arg-type]
     assert caught.value.parameter == "inbox"
+
+
+class Unread(io.RawIOBase):
+    """A request body that fails the test if anything reads it."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise AssertionError("the body was read")
+
+
+async def test_a_content_length_over_the_limit_is_answered_before_the_view_reads_the_body(project: Project) -> None:
+    # Under ASGI, Django's handler has received the body before the view runs: here the request is made as that
+    # handler makes it, with a body that must stay unread.
+    from django.core.handlers.asgi import ASGIRequest
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/django/fota/callbacks",
+        "headers": [(b"content-length", b"%d" % (MIB + 1)), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000),
+    }
+    view = callback_view(CallbackReceiver(Recorder()))
+
+    answer = await view(ASGIRequest(scope, Unread()))
+
+    assert answer.status_code == 413
+    assert json.loads(answer.content) == {"error": "too_large", "detail": f"callback bodies are limited to {MIB} bytes"}

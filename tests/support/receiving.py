@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -206,3 +207,33 @@ def serve_django() -> Iterator[str]:
     # Django's ASGI handler takes no lifespan events: "off", rather than uvicorn finding that out on each start.
     with serve_app(get_asgi_application(), lifespan="off") as base_url:
         yield base_url
+
+
+def answer_to_a_promise(base_url: str, path: str, content_length: int, timeout: float = 5.0) -> tuple[int, bytes]:
+    """POST with a `Content-Length` but none of the body, and return the status and body of the answer: a server
+    that tried to read the promised body first would give none (`TimeoutError` after `timeout` seconds)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {content_length}\r\n\r\n"
+        sock.sendall(head.encode())
+        received = b""
+        while b"\r\n\r\n" not in received or len(received) < _answer_end(received):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    head_bytes, _, body = received.partition(b"\r\n\r\n")
+    return int(head_bytes.split()[1]), body[: _length_of(head_bytes)]
+
+
+def _length_of(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    raise AssertionError(f"an answer without Content-Length: {head!r}")
+
+
+def _answer_end(received: bytes) -> int:
+    head, _, _ = received.partition(b"\r\n\r\n")
+    return len(head) + 4 + _length_of(head)
