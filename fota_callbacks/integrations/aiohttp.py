@@ -61,7 +61,9 @@ class _Whole:
         if self._done:
             raise StopAsyncIteration
         self._done = True
-        return await self._content.read()
+        content = self._content
+        # A callback's few KiB mostly arrive with the head: all of it is buffered, taken without a wait.
+        return content.read_nowait() if content.is_eof() else await content.read()
 
 
 def callback_handler(receiver: CallbackReceiver) -> Handler:
