@@ -1,15 +1,20 @@
-"""Receiving callbacks: server CPU per message of `callback_router` vs a bare Starlette endpoint, under uvicorn.
+"""Receiving callbacks: server CPU per message of each SDK adapter vs a bare endpoint of its own framework doing the
+same checks: `callback_router` vs Starlette, `callback_app` vs a raw ASGI callable, aiohttp's `callback_handler` vs
+an aiohttp.web handler, Django's `callback_view` vs a Django async view.
 
-Each app of `benchmarks.receiver_apps` runs in its own uvicorn process (httptools, asyncio loop), all pinned to
-one CPU; the load comes from this process, pinned to the other: a raw `asyncio.Protocol` client holding
-`--concurrency` keep-alive connections, each posting the next upgradeProgress message as soon as the previous
-answer arrived. Every body is distinct (a counter in `upgradeId`), so no inbox deduplicates a retry.
+Each app of `benchmarks.receiver_apps` runs in its own server process (uvicorn with httptools on the asyncio loop,
+or aiohttp.web's own server), all pinned to one CPU; the load comes from this process, pinned to the other: a
+raw `asyncio.Protocol` client holding `--concurrency` keep-alive connections, each posting the next
+upgradeProgress message as soon as the previous answer arrived. Every body is distinct (a counter in
+`upgradeId`), so no inbox deduplicates a retry.
 
 Rounds: in each, every app gets one slice of load (order reversed every other round); its server CPU per
 message comes from `/proc/<pid>/stat` (utime + stime) read around the slice. For the `*_worker` apps the
 reading waits until the server has gone quiet, so the worker's draining of what the slice stored is counted.
-Ratios are taken per round against the reference app (`starlette`) and reported as the median with p25-p75:
-adjacent slices see the same machine speed.
+Ratios are taken per round against each app's bare endpoint (`receiver_apps.REFERENCES`; `starlette` for the
+others) and against `starlette`, and reported as the median with p25-p75: adjacent slices see the same machine
+speed. Before the rounds every app must answer 200 to the right credentials and 401 to a wrong password: each
+does the same checks.
 
 `python -m benchmarks.receiver [--apps starlette router ...] [--rounds N] [--slice S] [--profile [APP ...]]
 [--baseline DIR]`. `--profile [APP ...]` runs those apps (default: the reference and `router`) under cProfile and
@@ -42,23 +47,40 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._common import ACCOUNT, cpu_layout, cpu_seconds, median, pin_to_cpu, quartiles, render_table, stop_process
-from .receiver_apps import APPS, CALLBACK_PASSWORD, CALLBACK_PATH, CALLBACK_USERNAME
+from .receiver_apps import APPS, CALLBACK_PASSWORD, CALLBACK_PATH, CALLBACK_USERNAME, REFERENCES
 
-__all__ = ["RECEIVER_TARGET", "ReceiverResult", "format_receiver", "main", "measure", "upgrade_progress_body"]
+__all__ = [
+    "ADAPTERS",
+    "RECEIVER_TARGET",
+    "ReceiverResult",
+    "format_receiver",
+    "main",
+    "measure",
+    "reference_of",
+    "upgrade_progress_body",
+]
 
-RECEIVER_TARGET = 1.15
-TARGETS = {"router": RECEIVER_TARGET, "postgres_worker": 3.0}
-"""Server CPU per message over the bare Starlette endpoint's (issue 27: acknowledged and drained, worker in the
-same process, at most 3x)."""
+RECEIVER_TARGET = 1.10
+"""Each adapter's server CPU per message over its framework's bare endpoint (issue 25)."""
+ADAPTERS = ("router", "callback_app", "aiohttp", "django")
+TARGETS = {**dict.fromkeys(ADAPTERS, RECEIVER_TARGET), "sqlite_worker": 3.0, "postgres_worker": 3.0}
+"""Server CPU per message over the bare endpoint's: the adapters (issue 25), and acknowledged and drained with the
+worker in the same process, at most 3x for SQLite and Postgres (issue 27)."""
 REFERENCE = "starlette"
 BASELINE = "@baseline"
 """The suffix of an app served from the `--baseline` checkout."""
-DEFAULT_APPS = ("starlette", "router")
+DEFAULT_APPS = ("starlette", "router", "callback_app", "aiohttp", "django")
+PROFILED = ("starlette", "router", "asgi", "callback_app", "aiohttp_bare", "aiohttp", "django_bare", "django")
 INBOX_APPS = ("sqlite", "redis", "postgres")
 STORES = ("sqlite", "redis", "postgres")
 # As RedisInbox's docstring asks for a body to be on disk before put returns (SqliteInbox fsyncs each commit).
 _REDIS_DURABLE = ("--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--loglevel", "warning")
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def reference_of(app: str) -> str:
+    """The bare endpoint `app` is compared with: its own framework's, or the bare Starlette endpoint."""
+    return REFERENCES.get(app, REFERENCE)
 
 
 def upgrade_progress_body(counter: int) -> bytes:
@@ -244,6 +266,31 @@ def process_cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+async def _status_of(port: int, body: bytes) -> int:
+    """The status of one POST of `body` to the app on `port`, on a connection of its own."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        head = f"POST {CALLBACK_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"
+        writer.write(head.encode() + b"Content-Type: application/json\r\nConnection: close\r\n\r\n" + body)
+        return int((await asyncio.wait_for(reader.readline(), 10)).split()[1])
+    finally:
+        writer.close()
+
+
+async def _check_answers(servers: dict[str, AppProcess]) -> list[str]:
+    """Every app must answer the benchmark's message 200 and a wrong password 401 (they all do the same checks):
+    one that does not is stopped and left out, with a note saying what it answered."""
+    wrong = upgrade_progress_body(0).replace(CALLBACK_PASSWORD.encode(), b"wrong-password")
+    notes = []
+    for app, server in list(servers.items()):
+        answers = (await _status_of(server.port, upgrade_progress_body(0)), await _status_of(server.port, wrong))
+        if answers != (200, 401):
+            notes.append(f"{app} skipped: it answered {answers} to the right and a wrong password, not (200, 401)")
+            server.stop()
+            del servers[app]
+    return notes
+
+
 async def _settled_cpu(pid: int, interval: float = 0.2, quiet: float = 0.002, limit: float = 60.0) -> float:
     """The process's CPU seconds once it has gone quiet: at most `quiet` CPU seconds (1%) in each of two
     `interval`s in a row. A worker that drains its backlog slowly, waiting on Redis's fsyncs, uses 5-20% of a core
@@ -403,15 +450,16 @@ class ReceiverResult:
     notes: list[str]
     profile: str | None = None
 
-    def ratios(self, app: str) -> list[float]:
-        reference = self.samples[REFERENCE].cpu_us
-        return [a / r for a, r in zip(self.samples[app].cpu_us, reference, strict=True) if r > 0]
+    def ratios(self, app: str, reference: str | None = None) -> list[float]:
+        """Per round: `app`'s CPU per message over `reference`'s (default: its own framework's bare endpoint)."""
+        base = self.samples[reference or reference_of(app)].cpu_us
+        return [a / r for a, r in zip(self.samples[app].cpu_us, base, strict=True) if r > 0]
 
-    def ratio(self, app: str) -> float:
-        return median(self.ratios(app))
+    def ratio(self, app: str, reference: str | None = None) -> float:
+        return median(self.ratios(app, reference))
 
-    def spread(self, app: str) -> tuple[float, float]:
-        return quartiles(self.ratios(app))
+    def spread(self, app: str, reference: str | None = None) -> tuple[float, float]:
+        return quartiles(self.ratios(app, reference))
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -426,7 +474,9 @@ class ReceiverResult:
                     "server_busy": median(s.busy),
                     "client_cpu_us_per_message": median(s.client_us),
                     "store_server_cpu_us_per_message": median(s.side_us) if s.side_us else None,
-                    "ratio_to_reference": self.ratio(app) if REFERENCE in self.samples else None,
+                    "reference": reference_of(app),
+                    "ratio_to_reference": self.ratio(app) if reference_of(app) in self.samples else None,
+                    "ratio_to_starlette": self.ratio(app, REFERENCE) if REFERENCE in self.samples else None,
                     "messages": s.messages,
                     "non_200": s.errors,
                 }
@@ -511,9 +561,14 @@ def _profile_table(path: str, messages: int, top: int) -> tuple[list[list[str]],
 
 # What the brief asks to tell apart: the framework's route wrapper, the SDK's parsing, the credential check.
 _FOCUS = (
-    ("the endpoint function, whole (FastAPI's path)", "", "receive_callback"),
+    ("the endpoint function, whole (FastAPI's path)", "integrations/fastapi.py", "receive_callback"),
     ("callback_router's direct ASGI path, whole", "integrations/fastapi.py", "serve"),
-    ("request body read (ASGI receive)", "transport/_common.py", "read_asgi_body"),
+    ("callback_app, whole", "integrations/asgi.py", "__call__"),
+    ("aiohttp callback_handler, whole", "integrations/aiohttp.py", "receive_callback"),
+    ("Django callback_view, whole", "integrations/django.py", "receive_callback"),
+    ("the receiver's checks and answer (_answer)", "receiver/_receiver.py", "_answer"),
+    ("request body read (ASGI receive)", "fota_callbacks/_asgi.py", "read_asgi_body"),
+    ("request body read (receive_stream)", "receiver/_receiver.py", "receive_stream"),
     ("FastAPI dependency solving", "fastapi/dependencies", "solve_dependencies"),
     ("request body read", "starlette/requests.py", "body"),
     ("request body read (stream)", "integrations/fastapi.py", "_read_body"),
@@ -544,7 +599,8 @@ def _fastapi_handler_seconds(stats: dict[Any, Any]) -> float:
 def _package(file: str) -> str:
     if file == "~":
         return "builtins (C)"
-    for package in ("uvicorn", "httptools", "starlette", "fastapi", "pydantic", "anyio", "fota_callbacks"):
+    packages = ("uvicorn", "httptools", "starlette", "fastapi", "pydantic", "anyio", "aiohttp", "multidict", "yarl")
+    for package in (*packages, "django", "asgiref", "fota_callbacks"):
         if f"/{package}/" in file:
             return package
     if "/asyncio/" in file:
@@ -630,6 +686,29 @@ def _stores(
     return extras, side_cpu
 
 
+def _start(
+    apps: Sequence[str],
+    cpu: int | None,
+    extras: dict[str, list[str]],
+    stack: ExitStack,
+    notes: list[str],
+    baseline: str | None,
+) -> dict[str, AppProcess]:
+    """A server process per app (one named `APP@baseline` from the `baseline` checkout), each stopped when `stack`
+    closes; an app that does not start gets a note."""
+    servers: dict[str, AppProcess] = {}
+    for app in apps:
+        cwd = baseline if app.endswith(BASELINE) else None
+        try:
+            server = AppProcess(app, cpu=cpu, extra=extras.get(app, []), cwd=cwd)
+        except RuntimeError as exc:
+            notes.append(f"{app} skipped: {exc}")
+            continue
+        stack.callback(server.stop)
+        servers[app] = server
+    return servers
+
+
 async def measure(
     apps: Sequence[str],
     *,
@@ -645,7 +724,7 @@ async def measure(
 ) -> ReceiverResult:
     """Serve each app (and, with `baseline`, each but the reference from that checkout too), warm up, then `rounds`
     interleaved slices of load; then cProfile the `profile` apps."""
-    apps = list(dict.fromkeys([REFERENCE, *apps]))
+    apps = list(dict.fromkeys([REFERENCE, *(reference_of(app) for app in apps), *apps]))
     if baseline is not None:
         apps += [f"{app}{BASELINE}" for app in apps if app != REFERENCE]
     notes: list[str] = []
@@ -658,18 +737,10 @@ async def measure(
         directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="fota-receiver-"))
         extras, side_cpu = _stores({*apps, *profile}, stack, directory, notes, server_cpu)
         apps = [app for app in apps if not app.startswith(STORES[1:]) or app in extras]
-        servers: dict[str, AppProcess] = {}
-        for app in apps:
-            cwd = baseline if app.endswith(BASELINE) else None
-            try:
-                server = AppProcess(app, cpu=server_cpu, extra=extras.get(app, []), cwd=cwd)
-            except RuntimeError as exc:
-                notes.append(f"{app} skipped: {exc}")
-                continue
-            stack.callback(server.stop)
-            servers[app] = server
+        servers = _start(apps, server_cpu, extras, stack, notes, baseline)
         if progress is not None:
-            progress(f"receiver: {len(servers)} uvicorn apps, {rounds} rounds of {slice_s:g} s at C={concurrency}")
+            progress(f"receiver: {len(servers)} apps, {rounds} rounds of {slice_s:g} s at C={concurrency}")
+        notes += await _check_answers(servers)
         samples = await _measure_apps(
             servers,
             rounds=rounds,
@@ -695,7 +766,9 @@ def format_receiver(result: ReceiverResult) -> str:
     rows = []
     for app in result.apps:
         s = result.samples[app]
+        reference = reference_of(app)
         low, high = result.spread(app)
+        starlette_low, starlette_high = result.spread(app, REFERENCE)
         rows.append(
             [
                 f"{app}: {describe(app)}",
@@ -704,18 +777,21 @@ def format_receiver(result: ReceiverResult) -> str:
                 f"{median(s.busy) * 100:.0f}%",
                 f"{median(s.client_us):.0f}",
                 f"{median(s.side_us):.0f}" if s.side_us else "-",
-                f"{result.ratio(app):.2f}x",
-                f"{low:.2f}-{high:.2f}",
+                f"{result.ratio(app):.2f}x {reference}" if reference != app else "-",
+                f"{low:.2f}-{high:.2f}" if reference != app else "-",
+                f"{result.ratio(app, REFERENCE):.2f}x",
+                f"{starlette_low:.2f}-{starlette_high:.2f}",
                 ", ".join(f"{n}x{status}" for status, n in sorted(s.errors.items())) or "-",
             ]
         )
     title = (
-        f"Receiving (uvicorn + httptools, one server core, C={result.concurrency}, upgradeProgress bodies): "
-        f"medians of {result.rounds} interleaved rounds of {result.slice_s:g} s; ratio = server CPU/msg over "
-        f"the bare Starlette endpoint's in the same round (target for callback_router <= {RECEIVER_TARGET:.2f}x)"
+        f"Receiving (one server core, C={result.concurrency}, upgradeProgress bodies; uvicorn + httptools, "
+        f"aiohttp.web for aiohttp*): medians of {result.rounds} interleaved rounds of {result.slice_s:g} s; ratio = "
+        f"server CPU/msg over the bare endpoint named (the app's own framework's) and over the bare Starlette "
+        f"endpoint's, in the same round (target for {', '.join(ADAPTERS)}: <= {RECEIVER_TARGET:.2f}x its own)"
     )
     headers = ["app", "server CPU µs/msg", "msgs/s", "server busy", "client µs/msg", "store server µs/msg"]
-    headers += ["vs starlette", "p25-p75"]
+    headers += ["vs its bare endpoint", "p25-p75", "vs starlette", "p25-p75"]
     parts = [render_table([*headers, "non-200"], rows, title)]
     parts += [f"note: {note}" for note in result.notes]
     if result.profile is not None:
@@ -734,7 +810,7 @@ def main(argv: list[str] | None = None) -> None:
         nargs="*",
         choices=sorted(APPS),
         metavar="APP",
-        help="also cProfile these apps' servers (none named: the reference and router)",
+        help="also cProfile these apps' servers (none named: each adapter and its bare endpoint)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers to this JSON file")
     parser.add_argument(
@@ -755,7 +831,7 @@ def main(argv: list[str] | None = None) -> None:
             slice_s=args.slice,
             concurrency=args.concurrency,
             server_cpu=server_cpu,
-            profile=() if args.profile is None else (args.profile or [REFERENCE, "router"]),
+            profile=() if args.profile is None else (args.profile or PROFILED),
             progress=progress,
             baseline=args.baseline,
         )

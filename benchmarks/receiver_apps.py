@@ -2,12 +2,14 @@
 
 `python -m benchmarks.receiver_apps APP [--cpu N] [--profile PATH] [--sqlite PATH] [--redis-url URL]
 [--postgres-dsn DSN]` binds
-127.0.0.1 on a free port, prints `PORT <n>`, and serves APP with uvicorn (httptools, the asyncio loop, no
-access log, keep-alive held for an hour so connections survive the pauses between slices) until SIGTERM or
-SIGINT. With `--profile` the whole serve runs under cProfile and the stats are written to PATH on exit.
+127.0.0.1 on a free port, prints `PORT <n>`, and serves APP until SIGTERM or SIGINT: with uvicorn (httptools,
+the asyncio loop, no access log, keep-alive held for an hour so connections survive the pauses between slices),
+or, for the `aiohttp*` apps, with aiohttp.web's own server (the asyncio loop, no access log, the same keep-alive).
+With `--profile` the whole serve runs under cProfile and the stats are written to PATH on exit.
 
 Every app answers `POST /fota/callbacks` with 200 `{"status":"ok"}` for a JSON object whose `username` and
-`password` are the expected ones:
+`password` are the expected ones, and 401 otherwise. Each SDK adapter has a bare endpoint of its framework doing
+the same checks beside it (`REFERENCES`):
 
 - `asgi`: a raw ASGI callable (receive events, `json.loads`, two `hmac.compare_digest`, two send events):
   uvicorn's own floor, for reference;
@@ -15,6 +17,12 @@ Every app answers `POST /fota/callbacks` with 200 `{"status":"ok"}` for a JSON o
   credential check, `JSONResponse`;
 - `fastapi_plain`: the same endpoint as an `APIRoute` in a FastAPI app (FastAPI's route wrapper, no SDK);
 - `router`: FastAPI + `callback_router(handler)` with V1 credentials and a handler that does nothing;
+- `callback_app`: `callback_app(CallbackReceiver(handler, ...))` served alone (the plain ASGI adapter);
+- `aiohttp_bare` / `aiohttp`: an aiohttp.web handler doing the checks (`await request.read()`, `json.loads`, the
+  credentials, `web.Response`) / `callback_handler(CallbackReceiver(handler, ...))`, each under aiohttp.web;
+- `django_bare` / `django`: a Django async view doing the checks (`request.body`, `json.loads`, the credentials,
+  `HttpResponse`) / `callback_view(CallbackReceiver(handler, ...))`, each in a Django project with no
+  middleware, under uvicorn through Django's ASGI handler;
 - `sqlite` / `redis`: FastAPI + `callback_router(inbox=SqliteInbox(...) | RedisInbox(...))`: the
   acknowledgement path (the message stored before the 200), no worker in the process;
 - `sqlite_worker` / `redis_worker`: the same with `fota_lifespan(inbox=..., handler=..., workers=4)` running the
@@ -29,9 +37,10 @@ import contextlib
 import cProfile
 import hmac
 import json
+import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.types import Receive, Scope, Send
@@ -56,6 +65,11 @@ APPS: dict[str, str] = {
     "starlette": "bare Starlette endpoint: body, json.loads, credentials",
     "fastapi_plain": "the same endpoint as a FastAPI APIRoute",
     "router": "FastAPI + callback_router(handler)",
+    "callback_app": "callback_app(receiver): the plain ASGI adapter, alone",
+    "aiohttp_bare": "bare aiohttp.web handler: read, json.loads, credentials",
+    "aiohttp": "aiohttp.web + callback_handler(receiver)",
+    "django_bare": "bare Django async view: body, json.loads, credentials",
+    "django": "Django + callback_view(receiver)",
     "sqlite": "FastAPI + callback_router(inbox=SqliteInbox)",
     "redis": "FastAPI + callback_router(inbox=RedisInbox)",
     "sqlite_worker": "SqliteInbox + its worker in the same process",
@@ -64,6 +78,11 @@ APPS: dict[str, str] = {
     "postgres_worker": "PostgresInbox + its worker (workers=4) in the same process",
 }
 
+
+REFERENCES: dict[str, str] = {"callback_app": "asgi", "aiohttp": "aiohttp_bare", "django": "django_bare"}
+"""The bare endpoint of each adapter's own framework (the others are compared with `starlette`)."""
+AIOHTTP_APPS = ("aiohttp_bare", "aiohttp")
+DJANGO_APPS = ("django_bare", "django")
 
 _USERNAME = CALLBACK_USERNAME.encode()
 _PASSWORD = CALLBACK_PASSWORD.encode()
@@ -136,12 +155,93 @@ def _inbox(app: str, sqlite_path: str | None, redis_url: str | None, postgres_ds
     return RedisInbox(redis_url)
 
 
+def _receiver() -> Any:
+    from fota_callbacks.receiver import CallbackReceiver
+
+    return CallbackReceiver(_ignore, username=CALLBACK_USERNAME, password=CALLBACK_PASSWORD)
+
+
+def _callback_app() -> Any:
+    from fota_callbacks.integrations.asgi import callback_app
+
+    return callback_app(_receiver())
+
+
+def _aiohttp_app(bare: bool) -> Any:
+    from aiohttp import web
+
+    async def bare_handler(request: web.Request) -> web.StreamResponse:
+        if not _credentials_ok(json.loads(await request.read())):
+            return web.Response(body=_UNAUTHORIZED, status=401, content_type="application/json")
+        return web.Response(body=_OK, content_type="application/json")
+
+    if bare:
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]] = bare_handler
+    else:
+        from fota_callbacks.integrations.aiohttp import callback_handler
+
+        handler = callback_handler(_receiver())
+    app = web.Application()
+    app.router.add_post(CALLBACK_PATH, handler)
+    return app
+
+
+def _django_app(bare: bool) -> Any:
+    import django
+    from django.conf import settings
+    from django.core.asgi import get_asgi_application
+    from django.http import HttpRequest, HttpResponse
+    from django.urls import path
+
+    from . import _django_urls
+
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench-only-" + "x" * 40,
+        ALLOWED_HOSTS=["127.0.0.1"],
+        ROOT_URLCONF="benchmarks._django_urls",
+        INSTALLED_APPS=[],
+        MIDDLEWARE=[],  # the view's own cost, nothing around it
+        LOGGING_CONFIG=None,
+    )
+    django.setup(set_prefix=False)
+
+    def answer(status: int, body: bytes) -> HttpResponse:
+        # With its length, as callback_view answers: else uvicorn sends it chunked.
+        return HttpResponse(body, status=status, content_type="application/json", headers={"Content-Length": len(body)})
+
+    async def bare_view(request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return answer(405, b"{}")
+        return answer(200, _OK) if _credentials_ok(json.loads(request.body)) else answer(401, _UNAUTHORIZED)
+
+    if bare:
+        view: Any = bare_view
+    else:
+        from fota_callbacks.integrations.django import callback_view
+
+        view = callback_view(_receiver())
+    _django_urls.urlpatterns[:] = [path(CALLBACK_PATH.lstrip("/"), view)]
+    return get_asgi_application()
+
+
+_ADAPTER_APPS: dict[str, Callable[[], Any]] = {
+    "callback_app": _callback_app,
+    "aiohttp_bare": lambda: _aiohttp_app(bare=True),
+    "aiohttp": lambda: _aiohttp_app(bare=False),
+    "django_bare": lambda: _django_app(bare=True),
+    "django": lambda: _django_app(bare=False),
+}
+
+
 def build_app(
     app: str, *, sqlite_path: str | None = None, redis_url: str | None = None, postgres_dsn: str | None = None
 ) -> Any:
-    """The ASGI app called `app` (a key of `APPS`)."""
+    """The app called `app` (a key of `APPS`): an ASGI app, or an aiohttp.web Application (`AIOHTTP_APPS`)."""
     if app == "asgi":
         return _asgi_app
+    if app in _ADAPTER_APPS:
+        return _ADAPTER_APPS[app]()
     if app == "starlette":
         from starlette.applications import Starlette
         from starlette.routing import Route
@@ -185,15 +285,35 @@ def _offline_client() -> FotaCallbacksClient:
     return FotaCallbacksClient(access_token="unused", m2m_token="unused", base_url="http://127.0.0.1:9")
 
 
-def serve(app: Any, profile_path: str | None, *, lifespan: Literal["on", "off"] = "on") -> None:
-    import uvicorn
-
+def _listening_socket() -> socket.socket:
     # proto IPPROTO_TCP, as `uvicorn --port` gets it from getaddrinfo: asyncio sets TCP_NODELAY on accepted
     # sockets only when it sees that protocol; with proto 0, Nagle holds each response body ~40 ms.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    sock.listen(2048)  # connections made before uvicorn has started wait in the backlog
+    sock.listen(2048)  # connections made before the server has started wait in the backlog
+    return sock
+
+
+@contextlib.contextmanager
+def _profiled(profile_path: str | None) -> Iterator[None]:
+    profiler = None if profile_path is None else cProfile.Profile()
+    if profiler is not None:
+        profiler.enable()
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass  # the servers re-raise the SIGINT they shut down on
+    finally:
+        if profiler is not None and profile_path is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+
+
+def serve(app: Any, profile_path: str | None, *, lifespan: Literal["on", "off"] = "on") -> None:
+    import uvicorn
+
+    sock = _listening_socket()
     config = uvicorn.Config(
         app,
         http="httptools",
@@ -205,17 +325,18 @@ def serve(app: Any, profile_path: str | None, *, lifespan: Literal["on", "off"] 
     )
     server = uvicorn.Server(config)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
-    profiler = None if profile_path is None else cProfile.Profile()
-    if profiler is not None:
-        profiler.enable()
-    try:
+    with _profiled(profile_path):
         server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass  # uvicorn re-raises the SIGINT it shut down on
-    finally:
-        if profiler is not None and profile_path is not None:
-            profiler.disable()
-            profiler.dump_stats(profile_path)
+
+
+def serve_aiohttp(app: Any, profile_path: str | None) -> None:
+    """aiohttp.web's own server (its C HTTP parser, the asyncio loop) on the same kind of socket."""
+    from aiohttp import web
+
+    sock = _listening_socket()
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    with _profiled(profile_path):
+        web.run_app(app, sock=sock, access_log=None, print=None, keepalive_timeout=3600, shutdown_timeout=1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,8 +349,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postgres-dsn", metavar="DSN", help="the PostgresInbox database (postgres apps)")
     args = parser.parse_args(argv)
     pin_to_cpu(args.cpu)
+    # The 401 of the check before the rounds is logged by the receiver (and Django): not on the run's output.
+    logging.getLogger().addHandler(logging.NullHandler())
     app = build_app(args.app, sqlite_path=args.sqlite, redis_url=args.redis_url, postgres_dsn=args.postgres_dsn)
-    serve(app, args.profile, lifespan="off" if args.app == "asgi" else "on")
+    if args.app in AIOHTTP_APPS:
+        serve_aiohttp(app, args.profile)
+    else:  # Django's ASGI handler takes no lifespan events
+        serve(app, args.profile, lifespan="off" if args.app in ("asgi", *DJANGO_APPS) else "on")
     sys.stdout.flush()
 
 

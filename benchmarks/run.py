@@ -37,6 +37,11 @@ RECEIVER_APPS = (
     "starlette",
     "fastapi_plain",
     "router",
+    "callback_app",
+    "aiohttp_bare",
+    "aiohttp",
+    "django_bare",
+    "django",
     "sqlite",
     "redis",
     "postgres",
@@ -227,13 +232,12 @@ def _targets(results: dict[str, Any]) -> str:
     rc: receiver.ReceiverResult | None = results.get("receiver")
     if rc is not None:
         for app in rc.apps:
-            if app in ("router", *receiver.INBOX_APPS, *(f"{store}_worker" for store in receiver.STORES)):
-                ratio = rc.ratio(app)
-                app_target = receiver.TARGETS.get(app)
+            if app in (*receiver.ADAPTERS, *receiver.INBOX_APPS, *(f"{store}_worker" for store in receiver.STORES)):
+                ratio, app_target = rc.ratio(app), receiver.TARGETS.get(app)
                 verdict = "" if app_target is None else "ok" if ratio <= app_target else "MISS"
                 rows.append(
                     [
-                        f"receiver {app}: server CPU per message over a bare Starlette endpoint",
+                        f"receiver {app}: server CPU per message over a bare {receiver.reference_of(app)} endpoint",
                         f"{ratio:.2f}x",
                         "(reported)" if app_target is None else f"<= {app_target:.2f}x",
                         verdict,
@@ -330,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
                 slice_s=settings.receiver_slice_s,
                 warmup_s=1.0,
                 server_cpu=server_cpu,
-                profile=("starlette", "router") if settings.receiver_profile else (),
+                profile=receiver.PROFILED if settings.receiver_profile else (),
                 progress=progress,
             )
         )

@@ -230,20 +230,17 @@ _MESSAGE_CLASSES: Final[Mapping[str, type[CallbackMessage]]] = {
 
 # --- decoding ---------------------------------------------------------------------------------------------------
 # Each model gets, once, a table from JSON key to (attribute, reader). A reader returns the field's value or
-# _MISFIT when the JSON value has the wrong type, in which case the value goes to `extra` instead.
+# _MISFIT when the JSON value has the wrong type, in which case the value goes to `extra` instead. Plain string
+# fields have no reader (None): their check is inline, a function call less per field of every message.
 
 _MISFIT: Final[Any] = object()
 _Reader = Callable[[Any], Any]
-_Plan = Mapping[str, tuple[str, _Reader]]
-
-
-def _read_str(value: Any) -> Any:
-    return value if type(value) is str else _MISFIT
+_Plan = Mapping[str, tuple[str, "_Reader | None"]]
 
 
 def _plan(cls: type[Any], readers: Mapping[str, _Reader]) -> _Plan:
     return {
-        to_camel(field.name): (field.name, readers.get(field.name, _read_str))
+        to_camel(field.name): (field.name, readers.get(field.name))
         for field in attrs.fields(cls)
         if field.name not in ("extra", "raw")
     }
@@ -258,11 +255,16 @@ def _split(plan: _Plan, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
         if entry is None:
             extra[key] = value
         elif value is not None:
-            read = entry[1](value)
-            if read is _MISFIT:
+            name, read = entry
+            if read is None:
+                if type(value) is str:
+                    values[name] = value
+                else:
+                    extra[key] = value
+            elif (converted := read(value)) is _MISFIT:
                 extra[key] = value
             else:
-                values[entry[0]] = read
+                values[name] = converted
     return values, extra
 
 
@@ -279,6 +281,8 @@ def _read_firmware_list(value: Any) -> Any:
     # All or nothing: a list with a non-object element is kept whole in `extra`, in its original order.
     if type(value) is not list or not all(type(item) is dict for item in value):
         return _MISFIT
+    if not value:
+        return ()  # every message but firmwareList has it empty
     return tuple(_decode(Firmware, _FIRMWARE_PLAN, item) for item in value)
 
 

@@ -231,7 +231,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
             output.line(f"export {name}={value}")
         output.line("unset THINGSPACE_M2M_TOKEN  # a session token would be used instead of the username/password")
         for registered, target in fake.delivery_redirects.items():
-            output.line(f"# delivering messages for {_shown(registered)} to {_shown(target)}")
+            output.line(f"# delivering messages for {_shown(registered)} to {_shown(str(target))}")
         output.line("# then: fota-callbacks trigger upgradeProgress --account ACCOUNT   (Ctrl-C stops the server)")
 
     return serve(DevServer(fake, log=None if args.quiet else output.log), args, output, announce)

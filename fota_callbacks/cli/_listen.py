@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .._asgi import respond_json
+from .._asgi import send_json
 from .._logsafe import masked
 from ..callbacks import CallbackMessage
-from ..receiver import CallbackReceiver
+from ..receiver import CallbackReceiver, method_not_allowed_answer, not_found_answer
 from ._common import USAGE, CliError, Output, add_command, clock, escape
 from ._serving import add_server_options, need, serve
 
@@ -61,10 +61,10 @@ class Listener:
         if scope["type"] != "http":
             return
         if scope["path"] != self.path:
-            await respond_json(send, 404, {"error": "not_found", "detail": f"callbacks are received on {self.path}"})
+            await send_json(send, *not_found_answer(self.path))
             return
         if scope["method"] != "POST":
-            await respond_json(send, 405, {"error": "method_not_allowed", "detail": "use POST"}, _ALLOW_POST)
+            await send_json(send, *method_not_allowed_answer(), _ALLOW_POST)
             return
         reception = await self.receiver.serve_asgi(scope, receive, send)
         peer = scope["client"][0] if scope.get("client") else "unknown"

@@ -1,1 +1,2 @@
-"""Glue for web frameworks, each behind its own extra: `fota_callbacks.integrations.fastapi` (`[fastapi]`)."""
+"""Glue for web frameworks over `fota_callbacks.receiver`: `fastapi` (extra `[fastapi]`), `asgi` (any ASGI server or
+framework, nothing to install), `aiohttp` (extra `[aiohttp]`) and `django` (extra `[django]`)."""

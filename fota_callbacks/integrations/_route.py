@@ -16,6 +16,9 @@ import fastapi.routing
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
+from .._asgi import send_json
+from ..receiver import method_not_allowed_answer
+
 __all__ = ["ASGI_ATTRIBUTE", "CallbackRoute"]
 
 ASGI_ATTRIBUTE = "fota_serve_asgi"
@@ -40,13 +43,22 @@ def _has_dependencies(route: APIRoute, scope: Scope) -> bool:
     return dependant is None or bool(dependant.dependencies)
 
 
+_ALLOW_POST = ((b"allow", b"POST"),)
+
+
 class CallbackRoute(APIRoute):
-    """An `APIRoute` that serves its POST with the endpoint's direct ASGI path when no dependency applies."""
+    """An `APIRoute` that serves its POST with the endpoint's direct ASGI path when no dependency applies, and
+    answers other methods as every callback adapter does (the receiver's 405 JSON, not FastAPI's own)."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The endpoint's ASGI path for a POST without dependencies; FastAPI's handling otherwise (and 405s)."""
+        """The endpoint's ASGI path for a POST without dependencies; FastAPI's handling otherwise."""
         serve: _Serve | None = getattr(self.endpoint, ASGI_ATTRIBUTE, None)
-        if serve is None or scope["method"] != "POST" or _has_dependencies(self, scope):
+        if serve is None:
+            await super().handle(scope, receive, send)
+        elif scope["method"] != "POST":
+            # Reached only when no other route of the app takes this method on this path (Starlette's partial match).
+            await send_json(send, *method_not_allowed_answer(), _ALLOW_POST)
+        elif _has_dependencies(self, scope):
             await super().handle(scope, receive, send)
         else:
             await serve(scope, receive, send)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
@@ -257,7 +257,9 @@ def callback_router(
         host = request.client.host if request.client is not None else None
         length = request.headers.get("content-length")
         reception = await receiver.receive_stream(request.stream(), peer=host, content_length=length)
-        task = BackgroundTask(reception.after) if reception.after is not None else None
+        # Through a coroutine function: BackgroundTask runs any other callable in a thread, where the coroutine
+        # `after` returns would never be awaited.
+        task = BackgroundTask(_await, reception.after) if reception.after is not None else None
         return Response(reception.body, reception.status, media_type="application/json", background=task)
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
@@ -276,6 +278,10 @@ def callback_router(
         responses=_ANSWERS,
     )
     return router
+
+
+async def _await(after: Callable[[], Awaitable[None]]) -> None:
+    await after()
 
 
 def _receiver_of(handler: CallbackHandler | CallbackReceiver | None, **options: Any) -> CallbackReceiver:

@@ -13,11 +13,13 @@ reception.status, reception.body  # answer with these (JSON)
 message, and says what to answer (`Reception`). The adapters carry it into a framework:
 `fota_callbacks.integrations.fastapi.callback_router`, `.asgi.callback_app` (Starlette, Litestar, Quart, or
 served alone), `.aiohttp.callback_handler`, `.django.callback_view`. `health_answer()` and
-`readiness_answer(inbox)` are the answers of `/healthz` and `/readyz`.
+`readiness_answer(inbox)` are the answers of `/healthz` and `/readyz`; `method_not_allowed_answer()` and
+`not_found_answer(path)` those of the adapters' routing, so every framework answers alike.
 """
 
 from ._health import health_answer, readiness_answer
 from ._receiver import DEFAULT_MAX_BODY_SIZE, CallbackReceiver, Reception, ReceptionOutcome
+from ._routing import method_not_allowed_answer, not_found_answer
 from ._sources import AllowedIps
 
 __all__ = [
@@ -27,5 +29,7 @@ __all__ = [
     "Reception",
     "ReceptionOutcome",
     "health_answer",
+    "method_not_allowed_answer",
+    "not_found_answer",
     "readiness_answer",
 ]

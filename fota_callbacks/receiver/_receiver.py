@@ -164,6 +164,11 @@ class CallbackReceiver:
         async for chunk in chunks:
             size += len(chunk)
             if size > self.max_body_size:
+                # Left unfinished, an async generator (Starlette's request.stream()) is closed only when collected,
+                # which trio reports as a ResourceWarning: close it now.
+                close = getattr(chunks, "aclose", None)
+                if close is not None:
+                    await close()
                 return self._too_large
             body.append(chunk)
         return await self._answer(b"".join(body), peer)

@@ -7,7 +7,8 @@
   `participantName`, `type`, `username` and `password` (V1: the registration's, echoed; else ""),
   `firmwareList` and `upgradeScheduled`, the elements not relevant to the type empty (`[]`, `{}`).
 - Only to the registered URL, or where `redirect_deliveries(registered_url, to=...)` says (exactly that
-  registered URL; e.g. to an `http://127.0.0.1` listener in tests, as V2/V3 register only https:// URLs).
+  registered URL; e.g. to an `http://127.0.0.1` listener in tests, as V2/V3 register only https:// URLs, or
+  straight into a `CallbackReceiver`, in-process: no HTTP, from one of Verizon's published source addresses).
   No redirects followed, no retries, no proxies; each delivery has a timeout (`delivery_timeout`).
 - The listener's answer, whatever its status, is returned as a `Delivery` and recorded in `deliveries`; no
   answer (connection refused, timeout) raises `CallbackDeliveryError`, recorded too.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, get_args
 
 import anyio
@@ -30,6 +31,7 @@ import httpx
 from .._errors import FotaError, InvalidArgumentError
 from .._serde import to_camel
 from ..callbacks import (
+    VERIZON_CALLBACK_SOURCE_IPS,
     CallbackMessage,
     CallbackMessageType,
     Firmware,
@@ -40,6 +42,7 @@ from ..callbacks import (
     UpgradeSchedule,
     UpgradeScheduledMessage,
 )
+from ..receiver import CallbackReceiver
 from ..v1.models import CallbackService
 from ._wire import checked_url, json_or_none, shown
 
@@ -72,6 +75,9 @@ _MESSAGE_MODELS = (
     UnknownCallbackMessage,
 )
 _HEADERS = {"Content-Type": "application/json", "User-Agent": "FakeThingSpace"}
+IN_PROCESS_PEER = min(VERIZON_CALLBACK_SOURCE_IPS)
+"""The peer address a `CallbackReceiver` sees for an in-process delivery: one of Verizon's published source
+addresses, so a receiver with `allowed_ips="verizon"` takes it as it takes ThingSpace's."""
 
 
 class CallbackNotRegisteredError(FotaError, LookupError):
@@ -102,7 +108,8 @@ class Delivery:
     """One callback message the fake POSTed (or tried to), as recorded in `fake.deliveries`.
 
     `registered_url` is the URL registered for `account` and `version` (`service`: the V1 registration's name),
-    `url` where the message was really sent (they differ after `redirect_deliveries`). `content` is the JSON
+    `url` where the message was really sent (they differ after `redirect_deliveries`; a delivery into a
+    `CallbackReceiver`, in-process, has `url` `"in-process:"` followed by the registered URL). `content` is the JSON
     body sent. `status_code` and `response_body` are the listener's answer; `status_code` is None and `error`
     says why when there was none. `repr` shows neither body: they may hold the echoed V1 password.
     """
@@ -280,21 +287,23 @@ class Deliverer:
         self._ssl_context: ssl.SSLContext | None = verify if isinstance(verify, ssl.SSLContext) else None
         self._client = client
         self._lock = threading.Lock()
-        self._redirects: dict[str, str] = {}
+        self._redirects: dict[str, str | CallbackReceiver] = {}
         self._recorded: list[Delivery] = []
 
     # -- redirects -------------------------------------------------------------------------------------------
 
-    def redirect(self, registered_url: str, to: str | None) -> None:
+    def redirect(self, registered_url: str, to: str | CallbackReceiver | None) -> None:
         registered_url = checked_url(registered_url, ("http", "https"), "registered_url")
+        if to is not None and not isinstance(to, CallbackReceiver):
+            to = checked_url(to, ("http", "https"), "to")
         with self._lock:
             if to is None:
                 self._redirects.pop(registered_url, None)
             else:
-                self._redirects[registered_url] = checked_url(to, ("http", "https"), "to")
+                self._redirects[registered_url] = to
 
     @property
-    def redirects(self) -> dict[str, str]:
+    def redirects(self) -> dict[str, str | CallbackReceiver]:
         with self._lock:
             return dict(self._redirects)
 
@@ -329,20 +338,23 @@ class Deliverer:
     ) -> Delivery:
         seconds = self.timeout
         with self._lock:
-            url = self._redirects.get(registered_url, registered_url)
+            target = self._redirects.get(registered_url, registered_url)
+        url = target if isinstance(target, str) else f"in-process:{registered_url}"
 
         def record(status_code: int | None, body: bytes = b"", error: str | None = None) -> Delivery:
             delivery = Delivery(account, version, service, registered_url, url, content, status_code, body, error)
             self._recorded.append(delivery)  # list.append is atomic, also across threads
             return delivery
 
+        after: Callable[[], Awaitable[None]] | None = None
         try:
             with anyio.fail_after(seconds):  # httpx times each phase; this bounds the whole exchange
-                if self._client is not None:
-                    response = await self._client.post(url, content=content, headers=_HEADERS, timeout=seconds)
+                if isinstance(target, str):
+                    response = await self._post(target, content, seconds)
+                    status_code, body = response.status_code, response.content
                 else:
-                    async with httpx.AsyncClient(verify=self._tls(), trust_env=False, timeout=seconds) as client:
-                        response = await client.post(url, content=content, headers=_HEADERS)
+                    reception = await target.receive(content, peer=IN_PROCESS_PEER)
+                    status_code, body, after = reception.status, reception.body, reception.after
         except (httpx.HTTPError, TimeoutError) as exc:
             if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
                 reason = f"no answer within {seconds:g} s"
@@ -353,7 +365,16 @@ class Deliverer:
                 f"delivering the {version} callback message for {account} to {shown(url)} failed: {reason}",
                 delivery,
             ) from exc
-        return record(response.status_code, response.content)
+        delivery = record(status_code, body)
+        if after is not None:  # background=True: the handler runs once the answer is in, as after an HTTP answer
+            await after()
+        return delivery
+
+    async def _post(self, url: str, content: bytes, seconds: float) -> httpx.Response:
+        if self._client is not None:
+            return await self._client.post(url, content=content, headers=_HEADERS, timeout=seconds)
+        async with httpx.AsyncClient(verify=self._tls(), trust_env=False, timeout=seconds) as client:
+            return await client.post(url, content=content, headers=_HEADERS)
 
 
 def registration_error(account: str, version: DeliveryVersion, service: str | None) -> CallbackNotRegisteredError:

@@ -44,6 +44,7 @@ from .._client import FotaCallbacksClient
 from .._errors import InvalidArgumentError
 from .._validation import positive_int
 from ..callbacks import CallbackMessage, CallbackMessageType, Firmware, UpgradeSchedule
+from ..receiver import CallbackReceiver
 from ..transport.base import Headers, Request, Response
 from ..transport.memory import InMemoryTransport
 from ..v1.models import CallbackService
@@ -382,14 +383,19 @@ class FakeThingSpace:
         }
         return await self.emit(account, data, version=version, service=service)
 
-    def redirect_deliveries(self, registered_url: str, to: str | None) -> None:
+    def redirect_deliveries(self, registered_url: str, to: str | CallbackReceiver | None) -> None:
         """Deliver the messages meant for `registered_url` (exactly as registered) to `to` instead, e.g. to the
         `http://127.0.0.1:PORT/...` of a test's listener, since V2/V3 accept only https:// registrations.
-        `to=None` removes the redirect. Redirects are kept by `reset()`."""
+
+        `to` may be a `fota_callbacks.receiver.CallbackReceiver`: each message then goes straight into
+        `receiver.receive(body, peer=...)`, in-process, without HTTP, from one of Verizon's published source
+        addresses; the `Delivery` returned is the receiver's answer (its `url` is `"in-process:"` + the registered
+        URL), and with `background=True` the handler has run when `emit` returns. `to=None` removes the redirect.
+        Redirects are kept by `reset()`."""
         self._deliverer.redirect(registered_url, to)
 
     @property
-    def delivery_redirects(self) -> dict[str, str]:
+    def delivery_redirects(self) -> dict[str, str | CallbackReceiver]:
         """The redirects in force: registered URL -> where its messages go."""
         return self._deliverer.redirects
 

@@ -135,6 +135,10 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
     [
         ("inbox", "fota_callbacks.inbox"),
         ("fastapi", "fota_callbacks.integrations.fastapi"),
+        ("receiver", "fota_callbacks.receiver"),
+        ("asgi", "fota_callbacks.integrations.asgi"),
+        ("aiohttp", "fota_callbacks.integrations.aiohttp"),
+        ("django", "fota_callbacks.integrations.django"),
         ("testing", "fota_callbacks.testing"),
         ("callbacks", "fota_callbacks.callbacks"),
     ],

@@ -47,6 +47,7 @@ SHOWS = [
     ("middleware=[timing]", "GET http://127.0.0.1:"),
     ("ConsoleSpanExporter()", '"name": "fota.v2.list_registered_callbacks"'),
     ("PrometheusMetricReader()", 'fota_callbacks_received_total{fota_callback_outcome="stored"'),
+    ("to=receiver)  # no HTTP", "\n200 2\n"),  # the fake's delivery went into the receiver and its inbox
 ]
 
 

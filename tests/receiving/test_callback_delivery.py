@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -31,14 +30,17 @@ from fota_callbacks.callbacks import (
     UpgradeSchedule,
     UpgradeScheduledMessage,
 )
+from fota_callbacks.inbox import MemoryInbox
 from fota_callbacks.integrations.fastapi import callback_router
+from fota_callbacks.receiver import CallbackReceiver
 from fota_callbacks.testing import (
     CallbackDeliveryError,
     CallbackNotRegisteredError,
     Delivery,
     FakeThingSpace,
-    serve,
 )
+from tests.support.receiving import FastApiListener as Listener
+from tests.support.receiving import Recorder
 
 pytestmark = pytest.mark.anyio
 
@@ -47,75 +49,21 @@ OTHER_ACCOUNT = "0000654321-00002"
 USERNAME = "listener"
 PASSWORD = "s3cret-echo"
 PUBLIC_URL = "https://listener.example.com/fota/callbacks"  # what a V2/V3 registration must look like
-WAIT_SECONDS = 5.0
-
-
-class Inbox:
-    """The user's handler. It runs on uvicorn's thread: messages are kept under a lock, and the test waits for
-    them on a condition (in a worker thread, bounded by `WAIT_SECONDS`)."""
-
-    def __init__(self, *, delay: float = 0.0) -> None:
-        self._changed = threading.Condition()
-        self._messages: list[CallbackMessage] = []
-        self.delay = delay
-
-    async def __call__(self, message: CallbackMessage) -> None:
-        if self.delay:
-            await anyio.sleep(self.delay)
-        with self._changed:
-            self._messages.append(message)
-            self._changed.notify_all()
-
-    @property
-    def messages(self) -> list[CallbackMessage]:
-        with self._changed:
-            return list(self._messages)
-
-    def clear(self) -> None:
-        with self._changed:
-            self._messages.clear()
-
-    async def wait_for(self, count: int) -> list[CallbackMessage]:
-        """The first `count` messages, once they have arrived; `TimeoutError` if they do not in time."""
-
-        def wait() -> list[CallbackMessage]:
-            with self._changed:
-                if not self._changed.wait_for(lambda: len(self._messages) >= count, WAIT_SECONDS):
-                    raise TimeoutError(f"{len(self._messages)} of {count} messages after {WAIT_SECONDS} s")
-                return self._messages[:count]
-
-        return await anyio.to_thread.run_sync(wait, abandon_on_cancel=True)
-
-
-class Listener:
-    """A FastAPI app with callback routers, served on 127.0.0.1 by uvicorn for the whole module."""
-
-    def __init__(self) -> None:
-        self.app = FastAPI()
-        self.base_url = ""
-        self.checked = Inbox()  # checks the echoed V1 credentials
-        self.open = Inbox()  # no credentials (V2/V3 registrations have none)
-        self.slow = Inbox(delay=1.0)
-        self.app.include_router(callback_router(self.checked, path="/v1", username=USERNAME, password=PASSWORD))
-        self.app.include_router(callback_router(self.open, path="/open"))
-        self.app.include_router(callback_router(self.slow, path="/slow"))
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
 
 
 @pytest.fixture(scope="module")
 def _listener() -> Iterator[Listener]:
     listener = Listener()
-    with serve(listener.app) as base_url:
-        listener.base_url = base_url
+    listener.route("/v1", username=USERNAME, password=PASSWORD)  # checks the echoed V1 credentials
+    listener.route("/open")  # no credentials (V2/V3 registrations have none)
+    listener.route("/slow", Recorder(delay=1.0))
+    with listener.serve():
         yield listener
 
 
 @pytest.fixture
 def listener(_listener: Listener) -> Listener:
-    for inbox in (_listener.checked, _listener.open, _listener.slow):
-        inbox.clear()
+    _listener.clear()
     return _listener
 
 
@@ -130,7 +78,9 @@ async def register_v1(fake: FakeThingSpace, url: str, *, username: str = USERNAM
 # --- the whole loop -----------------------------------------------------------------------------------------------
 
 
-async def test_v1_listener_receives_each_message_type_typed_with_the_echoed_credentials(listener: Listener) -> None:
+async def test_v1_listener_receives_each_message_type_typed_with_the_echoed_credentials(
+    listener: Listener,
+) -> None:
     fake = FakeThingSpace()
     await register_v1(fake, listener.url("/v1"))
 
@@ -151,7 +101,7 @@ async def test_v1_listener_receives_each_message_type_typed_with_the_echoed_cred
     assert [d.status_code for d in (scheduled, listed, progress, finished)] == [200] * 4
     assert scheduled.ok
     assert json.loads(scheduled.response_body) == {"status": "ok"}
-    first, second, third, fourth = await listener.checked.wait_for(4)
+    first, second, third, fourth = await listener.recorders["/v1"].wait_for(4)
 
     assert isinstance(first, UpgradeScheduledMessage)
     assert first.upgrade_scheduled == UpgradeSchedule(firmware_name="FW-2", upgrade_id="u-42", start_date="2024-05-01")
@@ -207,7 +157,7 @@ async def test_v2_v3_https_registration_is_delivered_to_a_local_http_listener_th
     assert delivery.status_code == 200
     assert (delivery.registered_url, delivery.url) == (PUBLIC_URL, listener.url("/open"))
     assert (delivery.version, delivery.service) == (version, None)
-    [message] = await listener.open.wait_for(1)
+    [message] = await listener.recorders["/open"].wait_for(1)
     assert isinstance(message, UpgradeScheduledMessage)
     assert message.upgrade_scheduled is not None
     assert message.upgrade_scheduled.upgrade_id == "u-7"
@@ -226,7 +176,7 @@ async def test_a_registration_with_the_wrong_password_is_refused_by_the_listener
     assert json.loads(delivery.response_body)["error"] == "unauthorized"
     assert fake.deliveries == [delivery]
     await anyio.sleep(0.05)
-    assert listener.checked.messages == []  # the listener answered before calling the handler: never called
+    assert listener.recorders["/v1"].messages == []  # the listener answered before calling the handler: never called
 
 
 async def test_emitting_with_nothing_registered_raises_and_sends_nothing(listener: Listener) -> None:
@@ -252,7 +202,7 @@ async def test_emitting_with_nothing_registered_raises_and_sends_nothing(listene
         await fake.emit(ACCOUNT, b"{}")
 
     assert fake.deliveries == []
-    assert listener.checked.messages == []
+    assert listener.recorders["/v1"].messages == []
 
 
 # --- emit: messages as given ----------------------------------------------------------------------------------------
@@ -277,7 +227,7 @@ async def test_emit_completes_a_mapping_and_keeps_what_it_has(listener: Listener
     }
     assert minimal.status_code == 200
     assert forged.status_code == 401
-    [message] = await listener.checked.wait_for(1)
+    [message] = await listener.recorders["/v1"].wait_for(1)
     assert isinstance(message, UpgradeFinishedMessage)
     assert message.extra == {"deviceCount": 3}
 
@@ -301,7 +251,7 @@ async def test_emit_sends_a_model_as_its_json_and_bytes_verbatim(listener: Liste
     assert (sent.status_code, unknown.status_code, garbage.status_code) == (200, 200, 400)
     assert garbage.content == b"not json"
     assert garbage.json is None
-    received, other = await listener.open.wait_for(2)
+    received, other = await listener.recorders["/open"].wait_for(2)
     assert isinstance(received, UpgradeScheduledMessage)
     # What the listener parsed equals what was emitted, apart from the fields the fake filled in.
     assert received == UpgradeScheduledMessage(
@@ -328,7 +278,7 @@ async def test_concurrent_emits_are_all_delivered_and_recorded(listener: Listene
         for number in range(20):
             tasks.start_soon(emit, number)
 
-    messages = await listener.checked.wait_for(20)
+    messages = await listener.recorders["/v1"].wait_for(20)
     assert len(fake.deliveries) == 20
     assert all(d.status_code == 200 for d in fake.deliveries)
     upgrade_ids = {m.upgrade_scheduled.upgrade_id for m in messages if m.upgrade_scheduled is not None}
@@ -378,7 +328,7 @@ async def test_a_slow_listener_times_out(listener: Listener) -> None:
 
 
 async def test_a_given_httpx_client_delivers_in_process() -> None:
-    inbox = Inbox()
+    inbox = Recorder()
     app = FastAPI()
     app.include_router(callback_router(inbox, username=USERNAME, password=PASSWORD))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app)) as http:
@@ -460,3 +410,89 @@ async def test_seeding_after_a_listing_is_seen_by_the_next_listing() -> None:
         fake.seed(ACCOUNT, v2=PUBLIC_URL + "/new", v1=[fota.RegisteredCallbacks(name="Fota", url="http://a.test/2")])
         assert (await client.v2.list_registered_callbacks(ACCOUNT)).url == PUBLIC_URL + "/new"
         assert [r.url for r in await client.v1.list_registered_callbacks(ACCOUNT)] == ["http://a.test/2"]
+
+
+# --- in-process: straight into a CallbackReceiver, no HTTP -----------------------------------------------------------
+
+
+async def test_deliveries_go_straight_into_a_receiver_and_its_answer_is_the_delivery() -> None:
+    inbox = MemoryInbox()
+    receiver = CallbackReceiver(inbox=inbox, allowed_ips="verizon")  # the fake delivers as ThingSpace would
+    fake = FakeThingSpace()
+    fake.seed(ACCOUNT, v3=PUBLIC_URL)  # nothing listens there: only the redirect makes this work
+    fake.redirect_deliveries(PUBLIC_URL, to=receiver)
+
+    delivery = await fake.emit_upgrade_event(ACCOUNT, "upgradeScheduled", upgrade_id="u-5", version="v3")
+    again = await fake.emit(ACCOUNT, delivery.content, version="v3")  # ThingSpace's retry: the same body
+
+    assert (delivery.status_code, json.loads(delivery.response_body)) == (200, {"status": "ok"})
+    assert (delivery.registered_url, delivery.url) == (PUBLIC_URL, f"in-process:{PUBLIC_URL}")
+    assert again.ok
+    assert fake.deliveries == [delivery, again]
+    assert fake.delivery_redirects == {PUBLIC_URL: receiver}
+    assert (await inbox.stats()).pending == 1  # stored once
+
+    handled: list[CallbackMessage] = []
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as worker:
+
+            async def handler(message: CallbackMessage) -> None:
+                handled.append(message)
+                worker.cancel_scope.cancel()
+
+            worker.start_soon(inbox.run, handler)
+    [message] = handled
+    assert isinstance(message, UpgradeScheduledMessage)
+    assert message.upgrade_scheduled is not None
+    assert message.upgrade_scheduled.upgrade_id == "u-5"
+
+
+async def test_an_in_process_delivery_gets_the_receivers_refusals() -> None:
+    recorder = Recorder()
+    fake = FakeThingSpace()
+    await register_v1(fake, "http://listener.example.com/v1", password="not-the-one")
+    fake.redirect_deliveries("http://listener.example.com/v1", to=CallbackReceiver(recorder, password=PASSWORD))
+
+    refused = await fake.emit_firmware_list(ACCOUNT, [Firmware(firmware_name="FW-2")])
+    garbage = await fake.emit(ACCOUNT, b"[1]")
+
+    assert (refused.status_code, json.loads(refused.response_body)) == (
+        401,
+        {"error": "unauthorized", "detail": "wrong or missing username/password in the message"},
+    )
+    assert garbage.status_code == 400
+    assert recorder.messages == []
+
+
+async def test_a_background_receiver_has_handled_the_message_when_emit_returns() -> None:
+    recorder = Recorder()
+    fake = FakeThingSpace()
+    fake.seed(ACCOUNT, v2=PUBLIC_URL)
+    fake.redirect_deliveries(PUBLIC_URL, to=CallbackReceiver(recorder, background=True))
+
+    delivery = await fake.emit(ACCOUNT, {"type": "upgradeFinished"}, version="v2")
+
+    assert (delivery.status_code, json.loads(delivery.response_body)) == (202, {"status": "accepted"})
+    [message] = recorder.messages
+    assert isinstance(message, UpgradeFinishedMessage)
+
+
+async def test_a_receiver_slower_than_the_delivery_timeout_is_no_answer() -> None:
+    fake = FakeThingSpace(delivery_timeout=0.2)
+    fake.seed(ACCOUNT, v2=PUBLIC_URL)
+    fake.redirect_deliveries(PUBLIC_URL, to=CallbackReceiver(Recorder(delay=5.0)))
+
+    expected = r"to in-process:https://listener\.example\.com/.* failed: no answer within 0\.2 s"
+    with pytest.raises(CallbackDeliveryError, match=expected):
+        await fake.emit(ACCOUNT, {"type": "upgradeProgress"}, version="v2")
+
+    [delivery] = fake.deliveries
+    assert (delivery.status_code, delivery.error) == (None, "no answer within 0.2 s")
+
+
+def test_a_redirect_goes_to_a_url_or_a_receiver_only() -> None:
+    fake = FakeThingSpace()
+    with pytest.raises(fota.InvalidArgumentError) as caught:
+        fake.redirect_deliveries(PUBLIC_URL, to=object())  # type: ignore[arg-type]
+    assert caught.value.parameter == "to"
+    assert fake.delivery_redirects == {}

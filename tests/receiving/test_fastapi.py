@@ -18,7 +18,7 @@ pytest.importorskip("fastapi")
 from fastapi import FastAPI
 
 import fota_callbacks as fota
-from fota_callbacks.callbacks import CallbackMessage, FirmwareListMessage, UpgradeProgressMessage
+from fota_callbacks.callbacks import FirmwareListMessage, UpgradeProgressMessage
 from fota_callbacks.integrations.fastapi import (
     FotaClient,
     callback_router,
@@ -26,6 +26,8 @@ from fota_callbacks.integrations.fastapi import (
     get_app_client,
 )
 from fota_callbacks.testing import serve
+from tests.support.receiving import FastApiListener as Listener
+from tests.support.receiving import Recorder
 
 pytestmark = pytest.mark.anyio
 
@@ -129,19 +131,6 @@ def test_without_the_lifespan_the_client_is_missing_with_a_clear_error() -> None
 # --- the callback router ----------------------------------------------------------------------------------------
 
 
-class Inbox:
-    """The user's handler: records the messages it is given (from the server's thread)."""
-
-    def __init__(self, *, fail: bool = False) -> None:
-        self.messages: list[CallbackMessage] = []
-        self.fail = fail
-
-    async def __call__(self, message: CallbackMessage) -> None:
-        self.messages.append(message)
-        if self.fail:
-            raise KeyError("internal detail: row 42 of table devices")
-
-
 def firmware_list_message(**fields: Any) -> dict[str, Any]:
     return {
         "accountName": ACCOUNT,
@@ -157,45 +146,25 @@ def firmware_list_message(**fields: Any) -> dict[str, Any]:
     }
 
 
-class Listener:
-    """One FastAPI app under uvicorn with a callback router per configuration, each with its own inbox."""
-
-    def __init__(self) -> None:
-        self.app = FastAPI()
-        self.inboxes: dict[str, Inbox] = {}
-        self.base_url = ""
-        self.route("/fota/callbacks")  # the defaults: no checks
-        self.route("/strict", username="listener", password="s3cret-echo")
-        self.route("/password-only", password="s3cret-echo")
-        self.route("/small", max_body_size=1000)
-        self.route("/verizon-only", allowed_ips="verizon")
-        self.route("/one-verizon-address", allowed_ips=["3.87.163.45"])
-        self.route("/loopback", allowed_ips=["127.0.0.0/8"])
-        self.route("/failing", Inbox(fail=True), username="listener", password="s3cret-echo")
-        self.route("/background", Inbox(fail=True), background=True)
-
-    def route(self, path: str, inbox: Inbox | None = None, **options: Any) -> None:
-        self.inboxes[path] = inbox = inbox or Inbox()
-        self.app.include_router(callback_router(inbox, path=path, **options))
-
-    async def post(self, path: str, body: dict[str, Any] | bytes, **headers: str) -> httpx.Response:
-        content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as http:
-            return await http.post(path, content=content, headers={"content-type": "application/json", **headers})
-
-
 @pytest.fixture(scope="module")
 def _listener() -> Iterator[Listener]:
     listener = Listener()
-    with serve(listener.app) as base_url:
-        listener.base_url = base_url
+    listener.route("/fota/callbacks")  # the defaults: no checks
+    listener.route("/strict", username="listener", password="s3cret-echo")
+    listener.route("/password-only", password="s3cret-echo")
+    listener.route("/small", max_body_size=1000)
+    listener.route("/verizon-only", allowed_ips="verizon")
+    listener.route("/one-verizon-address", allowed_ips=["3.87.163.45"])
+    listener.route("/loopback", allowed_ips=["127.0.0.0/8"])
+    listener.route("/failing", Recorder(fail=True), username="listener", password="s3cret-echo")
+    listener.route("/background", Recorder(fail=True), background=True)
+    with listener.serve():
         yield listener
 
 
 @pytest.fixture
 def listener(_listener: Listener) -> Listener:
-    for inbox in _listener.inboxes.values():
-        inbox.messages.clear()
+    _listener.clear()
     return _listener
 
 
@@ -210,7 +179,7 @@ async def test_a_posted_message_reaches_the_handler_typed(listener: Listener) ->
 
     assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
     assert progress.status_code == 200
-    first, second = listener.inboxes["/strict"].messages
+    first, second = listener.recorders["/strict"].messages
     assert isinstance(first, FirmwareListMessage)
     assert first.account_name == ACCOUNT
     assert first.firmware_list is not None
@@ -236,7 +205,7 @@ async def test_wrong_credentials_give_401_without_calling_the_handler(
 
     assert answer.status_code == 401
     assert answer.json()["error"] == "unauthorized"
-    assert listener.inboxes["/strict"].messages == []
+    assert listener.recorders["/strict"].messages == []
     assert "s3cret-echo" not in caplog.text
     assert "wrong username or password" in caplog.text
 
@@ -244,7 +213,7 @@ async def test_wrong_credentials_give_401_without_calling_the_handler(
 async def test_only_the_configured_credential_is_checked(listener: Listener) -> None:
     answer = await listener.post("/password-only", firmware_list_message(username="anyone"))
     assert answer.status_code == 200
-    assert len(listener.inboxes["/password-only"].messages) == 1
+    assert len(listener.recorders["/password-only"].messages) == 1
 
 
 @pytest.mark.parametrize(
@@ -257,13 +226,13 @@ async def test_malformed_bodies_give_400_without_calling_the_handler(listener: L
     assert answer.status_code == 400
     assert answer.json()["error"] == "malformed_callback"
     assert answer.json()["detail"].startswith("callback body ")
-    assert listener.inboxes["/strict"].messages == []
+    assert listener.recorders["/strict"].messages == []
 
 
 async def test_oversized_bodies_give_413(listener: Listener) -> None:
     answer = await listener.post("/small", firmware_list_message(padding="x" * 1000))
     assert answer.status_code == 413
-    assert listener.inboxes["/small"].messages == []
+    assert listener.recorders["/small"].messages == []
 
 
 @pytest.mark.parametrize(
@@ -273,7 +242,7 @@ async def test_source_addresses_are_checked(listener: Listener, path: str, statu
     answer = await listener.post(path, firmware_list_message())
 
     assert answer.status_code == status
-    assert len(listener.inboxes[path].messages) == (1 if status == 200 else 0)
+    assert len(listener.recorders[path].messages) == (1 if status == 200 else 0)
     if status == 403:
         assert answer.json()["error"] == "forbidden"
 
@@ -291,7 +260,7 @@ async def test_source_addresses_are_checked(listener: Listener, path: str, statu
 )
 def test_bad_router_options_are_refused_early(options: dict[str, Any], parameter: str) -> None:
     with pytest.raises(fota.InvalidArgumentError) as caught:
-        callback_router(Inbox(), **options)
+        callback_router(Recorder(), **options)
     assert caught.value.parameter == parameter
     assert isinstance(caught.value, ValueError)
 
@@ -354,6 +323,6 @@ async def test_background_handling_answers_202_then_runs_the_handler(
         logger.removeHandler(failure)
 
     # The handler ran after the answer, and its failure was logged, not lost.
-    [message] = listener.inboxes["/background"].messages
+    [message] = listener.recorders["/background"].messages
     assert isinstance(message, FirmwareListMessage)
     assert any("row 42" in text for text in failure.texts)
