@@ -30,10 +30,7 @@ from ._version import __version__
 from .callbacks import CallbackMessageType
 
 if TYPE_CHECKING:
-    from ._pipeline import Endpoint
     from .callbacks import CallbackMessage
-    from .inbox import InboxStats
-    from .receiver import Reception
     from .transport.base import Request, Response
 
 __all__ = [
@@ -48,7 +45,54 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-ReceptionT = TypeVar("ReceptionT", bound="Reception | None")
+ReceptionT = TypeVar("ReceptionT", bound="ReceptionLike | None")
+
+# What the recordings read of the SDK's own objects, as protocols: telemetry sits below the pipeline, the inbox and
+# the receiver, which report through it, and imports none of them.
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class EndpointLike(Protocol):
+    """What an operation span reads of a pipeline endpoint: its API version's name and its own."""
+
+    @property
+    def version(self) -> _Named: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class ReceptionLike(Protocol):
+    """What a receive span reads of a receiver's answer."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def message(self) -> CallbackMessage | None: ...
+
+
+class StatsLike(Protocol):
+    """What the gauges read of an inbox's `stats()`."""
+
+    @property
+    def pending(self) -> int: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+    @property
+    def dead(self) -> int: ...
+
+    @property
+    def oldest_pending_age(self) -> float: ...
 
 
 class ClaimLike(Protocol):
@@ -65,7 +109,7 @@ class StatsHolder(Protocol):
     """An inbox's telemetry, holding the last `stats()` it took, for the gauges."""
 
     @property
-    def stats(self) -> InboxStats | None: ...
+    def stats(self) -> StatsLike | None: ...
 
 
 SCOPE: Final = "fota_callbacks"
@@ -145,7 +189,7 @@ class ClientRecording:
             )
         self.prefix = urlsplit(root).path  # a root with a path ("http://proxy/thingspace") prefixes every template
 
-    async def operation(self, endpoint: Endpoint[Any], account: str, run: Callable[[], Awaitable[T]]) -> T:
+    async def operation(self, endpoint: EndpointLike, account: str, run: Callable[[], Awaitable[T]]) -> T:
         """`run()` (one API operation, retries included) inside its INTERNAL span `fota.v2.register_callback`..."""
         if self.tracer is None:
             return await run()
@@ -257,7 +301,7 @@ class ReceiverRecording:
         self._answered(span, reception, None)
         return reception
 
-    def _answered(self, span: Span | None, reception: Reception | None, exc: BaseException | None) -> None:
+    def _answered(self, span: Span | None, reception: ReceptionLike | None, exc: BaseException | None) -> None:
         # No answer (the client left mid-body, or the request failed): not acknowledged, the sender retries.
         attributes: dict[str, Any] = {"fota.callback.outcome": "refused"}
         if reception is not None:
@@ -419,7 +463,7 @@ class _InboxGauges:
             )
 
     def _observe(self, field: str, options: CallbackOptions) -> Iterable[Observation]:
-        taken: list[InboxStats] = [telemetry.stats for telemetry in list(self.inboxes) if telemetry.stats is not None]
+        taken: list[StatsLike] = [telemetry.stats for telemetry in list(self.inboxes) if telemetry.stats is not None]
         if not taken:
             return []
         values = [getattr(stats, field) for stats in taken]

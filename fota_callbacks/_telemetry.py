@@ -22,10 +22,8 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-    from ._otel import ClaimLike, ClientRecording, Handling, InboxRecording, ReceiverRecording
+    from ._otel import ClaimLike, ClientRecording, Handling, InboxRecording, ReceiverRecording, ReceptionLike, StatsLike
     from .callbacks import CallbackMessage
-    from .inbox import InboxStats
-    from .receiver import Reception
 
 __all__ = [
     "ClientTelemetry",
@@ -38,7 +36,7 @@ __all__ = [
 
 R = TypeVar("R")
 P = ParamSpec("P")
-ReceptionT = TypeVar("ReceptionT", bound="Reception | None")
+ReceptionT = TypeVar("ReceptionT", bound="ReceptionLike | None")
 
 _TRACE = "opentelemetry.trace"
 _METRICS = "opentelemetry.metrics._internal"  # where the API keeps its global meter provider
@@ -215,7 +213,7 @@ class InboxTelemetry(Telemetry["InboxRecording"]):
 
     def __init__(self, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None) -> None:
         super().__init__(tracer_provider, meter_provider)
-        self.stats: InboxStats | None = None
+        self.stats: StatsLike | None = None
 
     def _make(self, tracer_provider: Any, meter_provider: Any) -> InboxRecording:
         from ._otel import InboxRecording
@@ -243,7 +241,7 @@ class InboxTelemetry(Telemetry["InboxRecording"]):
         recording = self.current()
         return recording is not None and recording.gauges_of is not None
 
-    def observe(self, stats: InboxStats) -> None:
+    def observe(self, stats: StatsLike) -> None:
         """Keep `stats` for the gauges (callbacks of the metric reader, which cannot await a store)."""
         self.stats = stats
         recording = self.current()

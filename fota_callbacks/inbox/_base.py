@@ -17,7 +17,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 from .._errors import InvalidArgumentError
-from .._logsafe import printable
 from .._telemetry import InboxTelemetry, current_traceparent
 from .._validation import positive_int
 from ..callbacks import CallbackMessage, CallbackParseError, parse_callback_message
@@ -32,9 +31,9 @@ from ._records import (
     Readiness,
     utc,  # noqa: F401 - the stores import it from here
 )
+from ._worker import WorkerState, error_text, supervise
 
 if TYPE_CHECKING:
-    import anyio
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
@@ -44,13 +43,11 @@ __all__ = [
     "BaseInbox",
     "InboxOptions",
     "dedup_key",
-    "error_text",
     "stale_after",
 ]
 
 _Self = TypeVar("_Self", bound="BaseInbox")
 
-MAX_ERROR_TEXT = 1000
 DEFAULT_DEDUP_WINDOW = 1800.0
 """Longer than ThingSpace's retry cadence (three retries, five minutes apart), so a retry is stored once."""
 DEFAULT_RETAIN_DONE = 7 * 24 * 3600.0
@@ -70,19 +67,6 @@ class InboxOptions(TypedDict, total=False):
     create: bool
     tracer_provider: TracerProvider | None
     meter_provider: MeterProvider | None
-
-
-def error_text(exc: BaseException) -> str:
-    """What `last_error` and the logs say about a failure: type and message, escaped, on one line.
-
-    Never raises: an exception whose `str()` fails is named by its type alone.
-    """
-    name = printable(type(exc).__name__, 200)
-    try:
-        detail = str(exc)
-    except Exception:
-        return f"{name}: <str() of the exception failed>"
-    return printable(f"{name}: {detail}", MAX_ERROR_TEXT)
 
 
 def dedup_key(body: bytes) -> bytes:
@@ -107,16 +91,6 @@ def _timestamp(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidArgumentError(name, f"expected an aware datetime or epoch seconds, got {value!r}")
     return float(value)
-
-
-class _WorkerState:
-    """Whether a worker runs on this inbox in this process; what stopped it when it is down."""
-
-    def __init__(self) -> None:
-        self.started = False
-        self.running = 0
-        self.failure: str | None = None
-        self.wake: anyio.Event | None = None  # set by put: idle workers of this process look at once
 
 
 class BaseInbox:
@@ -168,7 +142,7 @@ class BaseInbox:
             raise InvalidArgumentError("create", f"expected True or False, got {create!r}")
         self.create = create
         self._clock = clock
-        self._worker = _WorkerState()
+        self._worker = WorkerState()
         self._telemetry = InboxTelemetry(tracer_provider, meter_provider)
 
     # --- the storage steps a store implements ---------------------------------------------------------------------
@@ -283,8 +257,6 @@ class BaseInbox:
             raise InvalidArgumentError("order_key", f"expected a callable or None, got {order_key!r}")
         if tracer_provider is not None or meter_provider is not None:
             self._telemetry = self._telemetry.replaced(tracer_provider, meter_provider)
-        from ._worker import supervise
-
         await supervise(self, handler, concurrency=concurrency, max_attempts=max_attempts, order_key=order_key)
 
     async def stats(self) -> InboxStats:

@@ -13,19 +13,23 @@ import math
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.abc
 
 from .._logsafe import printable
 from ..callbacks import CallbackMessage, CallbackParseError, parse_callback_message
-from ._base import BaseInbox, error_text
-from ._records import Claim, InboxHandler, InboxUnavailableError, OrderKey, Outcome, OutcomeKind
+from ._records import Claim, InboxHandler, InboxStats, InboxUnavailableError, OrderKey, Outcome, OutcomeKind
+
+if TYPE_CHECKING:
+    from .._telemetry import InboxTelemetry
 
 if sys.version_info < (3, 11):  # pragma: no cover - depends on the Python
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["supervise"]
+__all__ = ["MAX_ERROR_TEXT", "Store", "WorkerState", "error_text", "supervise"]
 
 logger = logging.getLogger("fota_callbacks.inbox")
 
@@ -40,6 +44,57 @@ RELEASE_TIMEOUT = 5.0
 """Seconds a worker that stops may take to give back what it holds (a store that hangs must not hold a shutdown)."""
 RESTART_DELAY = 1.0
 RESTART_DELAY_MAX = 30.0
+
+
+MAX_ERROR_TEXT = 1000
+
+
+def error_text(exc: BaseException) -> str:
+    """What `last_error` and the logs say about a failure: type and message, escaped, on one line.
+
+    Never raises: an exception whose `str()` fails is named by its type alone.
+    """
+    name = printable(type(exc).__name__, 200)
+    try:
+        detail = str(exc)
+    except Exception:
+        return f"{name}: <str() of the exception failed>"
+    return printable(f"{name}: {detail}", MAX_ERROR_TEXT)
+
+
+class WorkerState:
+    """Whether a worker runs on this inbox in this process; what stopped it when it is down."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.running = 0
+        self.failure: str | None = None
+        self.wake: anyio.Event | None = None  # set by put: idle workers of this process look at once
+
+
+class Store(Protocol):
+    """What the worker needs of an inbox (a `BaseInbox` is one): its options, its storage steps, its state here."""
+
+    claim_idle: float
+    poll_interval: float
+    _worker: WorkerState
+    _telemetry: InboxTelemetry
+
+    def _clock(self) -> float: ...
+
+    def _backoff(self, attempts: int) -> float: ...
+
+    async def _exchange(self, outcomes: Sequence[Outcome], now: float, limit: int) -> list[Claim]: ...
+
+    async def _hold(self, keyed: Sequence[tuple[Claim, str]], now: float) -> set[int]: ...
+
+    async def _renew(self, claims: Sequence[Claim], now: float) -> None: ...
+
+    async def _purge(self, now: float) -> None: ...
+
+    async def _handle(self, handler: InboxHandler, message: CallbackMessage, claim: Claim) -> bool: ...
+
+    async def stats(self) -> InboxStats: ...
 
 
 def _fatal(exc: BaseException) -> bool:
@@ -74,7 +129,7 @@ def _stops_the_worker(exc: BaseException) -> bool:
 
 
 async def supervise(
-    inbox: BaseInbox, handler: InboxHandler, *, concurrency: int, max_attempts: int, order_key: OrderKey | None
+    inbox: Store, handler: InboxHandler, *, concurrency: int, max_attempts: int, order_key: OrderKey | None
 ) -> None:
     """Run a worker until cancelled, restarting it (with a backoff, logged at ERROR) whenever it ends otherwise."""
     state = inbox._worker
@@ -107,7 +162,7 @@ class Worker:
 
     def __init__(
         self,
-        inbox: BaseInbox,
+        inbox: Store,
         handler: InboxHandler,
         concurrency: int,
         max_attempts: int,
