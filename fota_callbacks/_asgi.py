@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["ClientGone", "read_asgi_body", "respond_json", "send_json"]
+__all__ = ["ClientGone", "complete_lifespan", "read_asgi_body", "respond_json", "send_json"]
 
 
 class ClientGone(Exception):
@@ -48,3 +48,14 @@ async def send_json(send: Any, status: int, body: bytes, headers: Sequence[tuple
 async def respond_json(send: Any, status: int, data: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     """Answer with `data` as JSON."""
     await send_json(send, status, json.dumps(data).encode(), headers)
+
+
+async def complete_lifespan(receive: Any, send: Any) -> None:
+    """Answer an ASGI lifespan's startup and shutdown (an app with nothing to start), so servers do not complain."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -204,6 +204,10 @@ class BaseInbox:
         """Release the store's connections and files."""
         raise NotImplementedError
 
+    def _check_runs_here(self) -> None:
+        """Raise now (before the worker starts, and is restarted on every failure) when the store cannot run on
+        this event loop (a client for asyncio only on trio)."""
+
     # --- the public surface -------------------------------------------------------------------------------------
 
     async def put(self, body: bytes) -> bool:
@@ -257,6 +261,7 @@ class BaseInbox:
             raise InvalidArgumentError("order_key", f"expected a callable or None, got {order_key!r}")
         if tracer_provider is not None or meter_provider is not None:
             self._telemetry = self._telemetry.replaced(tracer_provider, meter_provider)
+        self._check_runs_here()
         await supervise(self, handler, concurrency=concurrency, max_attempts=max_attempts, order_key=order_key)
 
     async def stats(self) -> InboxStats:

@@ -45,18 +45,14 @@ from ._base import BaseInbox, InboxOptions, stale_after
 from ._records import (
     Claim,
     InboxEntry,
-    InboxHandler,
     InboxNotFoundError,
     InboxStats,
     InboxUnavailableError,
-    OrderKey,
     Outcome,
     utc,
 )
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import MeterProvider
-    from opentelemetry.trace import TracerProvider
     from typing_extensions import Unpack
 
 __all__ = ["RedisInbox"]
@@ -127,26 +123,9 @@ class RedisInbox(BaseInbox):
     def __repr__(self) -> str:
         return f"RedisInbox(stream={self.stream!r}, group={self.group!r}, consumer={self.consumer!r})"
 
-    async def run(
-        self,
-        handler: InboxHandler,
-        *,
-        concurrency: int = 1,
-        max_attempts: int = 10,
-        order_key: OrderKey | None = None,
-        tracer_provider: TracerProvider | None = None,
-        meter_provider: MeterProvider | None = None,
-    ) -> None:
-        """The worker, as `BaseInbox.run`; on asyncio only."""
+    def _check_runs_here(self) -> None:
+        """The worker runs on asyncio only (redis-py's asyncio client)."""
         _require_asyncio()
-        await super().run(
-            handler,
-            concurrency=concurrency,
-            max_attempts=max_attempts,
-            order_key=order_key,
-            tracer_provider=tracer_provider,
-            meter_provider=meter_provider,
-        )
 
     # --- calling Redis --------------------------------------------------------------------------------------------
 

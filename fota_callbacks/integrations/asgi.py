@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
-from .._asgi import send_json
+from .._asgi import complete_lifespan, send_json
 from .._errors import InvalidArgumentError
 from ..receiver import (
     CallbackReceiver,
@@ -75,7 +75,7 @@ class CallbackApp:
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await complete_lifespan(receive, send)
         elif kind == "websocket":
             await receive()  # websocket.connect; closing before accepting makes the server answer 403
             await send({"type": "websocket.close", "code": 1000})
@@ -106,13 +106,3 @@ def _route_path(scope: Scope) -> str:
     if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("/", ""):
         return path[len(root) :] or "/"
     return path
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import anyio
 
-from .._asgi import ClientGone, read_asgi_body
+from .._asgi import ClientGone, complete_lifespan, read_asgi_body
 from .._constants import MAX_REQUEST_BODY_BYTES
 from .._errors import ApiConnectionError
 from ..transport.base import Headers, Request, Response
@@ -46,7 +46,7 @@ class AsgiApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await complete_lifespan(receive, send)
             return
         if scope["type"] != "http":
             raise RuntimeError(f"{type(self).__name__} serves HTTP only, not {scope['type']!r}")
@@ -106,13 +106,3 @@ async def _respond(send: Send, response: Response) -> None:
         headers.append((b"content-length", str(len(response.content)).encode("ascii")))
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": response.content})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
+import httpx
+from fastapi import FastAPI
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import fota_callbacks as fota
+from fota_callbacks.inbox import BaseInbox
+from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan
 
 __all__ = ["Otel", "Point"]
 
@@ -93,3 +102,35 @@ def attrs(span: ReadableSpan) -> Mapping[str, Any]:
 
 def _value(point: Any) -> Any:
     return point if hasattr(point, "bucket_counts") else point.value
+
+
+# --- a receiving app reporting to an `Otel` (the telemetry tests of the receiver and the inbox) ---------------
+
+
+def client_factory() -> fota.FotaCallbacksClient:
+    return fota.FotaCallbacksClient(access_token="unused", m2m_token="unused")
+
+
+def body(n: int, type: str = "upgradeProgress", **fields: Any) -> bytes:
+    return json.dumps({"type": type, "accountName": "0000123456-00001", "n": n, **fields}).encode()
+
+
+@asynccontextmanager
+async def receiving(
+    inbox: BaseInbox, otel: Otel, handler: Any = None, *, workers: int = 1, max_attempts: int = 10, **router: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An app storing into `inbox` and (with `handler`) working it off, both reporting to `otel`."""
+    lifespan = fota_lifespan(
+        client_factory, inbox=inbox, handler=handler, workers=workers, max_attempts=max_attempts, **otel.providers()
+    )
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(callback_router(inbox=inbox, **otel.providers(), **router))
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://receiver")
+    async with app.router.lifespan_context(app), http:
+        yield http
+
+
+async def until_reported(otel: Otel, name: str, count: int) -> None:
+    with anyio.fail_after(30):
+        while len(otel.spans(name)) < count:  # noqa: ASYNC110 - the worker runs in another task
+            await anyio.sleep(0.01)

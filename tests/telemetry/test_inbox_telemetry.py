@@ -5,22 +5,16 @@ and lifespan, over every store of the contract suite (tests/support/inbox.py).""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import httpx
 import pytest
-from fastapi import FastAPI
 from opentelemetry.trace import SpanKind, StatusCode
 
 import fota_callbacks as fota
-from fota_callbacks.inbox import BaseInbox, MemoryInbox
-from fota_callbacks.integrations.fastapi import callback_router, fota_lifespan
+from fota_callbacks.inbox import MemoryInbox
 from tests.support.inbox import Clock, MakeInbox, anyio_backend, case, make_inbox, postgres_server, redis_server
-from tests.support.telemetry import Otel, attrs
+from tests.support.telemetry import Otel, attrs, body, receiving, until_reported
 
 pytestmark = pytest.mark.anyio
 
@@ -28,42 +22,6 @@ __all__ = ["anyio_backend", "case", "make_inbox", "postgres_server", "redis_serv
 
 RECEIVED = "fota.callbacks.received"
 HANDLED = "fota.inbox.handled"
-
-
-@pytest.fixture
-def otel() -> Iterator[Otel]:
-    reported = Otel()
-    yield reported
-    reported.shutdown()
-
-
-def client_factory() -> fota.FotaCallbacksClient:
-    return fota.FotaCallbacksClient(access_token="unused", m2m_token="unused")
-
-
-def body(n: int, type: str = "upgradeProgress", **fields: Any) -> bytes:
-    return json.dumps({"type": type, "accountName": "0000123456-00001", "n": n, **fields}).encode()
-
-
-@asynccontextmanager
-async def receiving(
-    inbox: BaseInbox, otel: Otel, handler: Any = None, *, workers: int = 1, max_attempts: int = 10, **router: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An app storing into `inbox` and (with `handler`) working it off, both reporting to `otel`."""
-    lifespan = fota_lifespan(
-        client_factory, inbox=inbox, handler=handler, workers=workers, max_attempts=max_attempts, **otel.providers()
-    )
-    app = FastAPI(lifespan=lifespan)
-    app.include_router(callback_router(inbox=inbox, **otel.providers(), **router))
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://receiver")
-    async with app.router.lifespan_context(app), http:
-        yield http
-
-
-async def until_reported(otel: Otel, name: str, count: int) -> None:
-    with anyio.fail_after(30):
-        while len(otel.spans(name)) < count:  # noqa: ASYNC110 - the worker runs in another task
-            await anyio.sleep(0.01)
 
 
 async def test_a_callback_is_one_receive_span_and_its_handlings_are_linked_traces_of_their_own(
