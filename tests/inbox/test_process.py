@@ -24,7 +24,8 @@ import redis.asyncio
 
 from fota_callbacks.inbox import Inbox, InboxStats, RedisInbox, SqliteInbox
 from fota_callbacks.inbox._worker import FLUSH_BATCH
-from tests.support.inbox import AppServer, RedisServer, app_servers, redis_server, stop
+from tests.support.inbox import AppServer, RedisServer, app_servers, redis_server
+from tests.support.processes import stop
 
 pytestmark = pytest.mark.anyio
 

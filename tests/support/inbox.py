@@ -7,10 +7,8 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from fota_callbacks.inbox import BaseInbox, Inbox, InboxStats, MemoryInbox, Post
 from tests.support import ROOT
 from tests.support.harness import free_port
 from tests.support.postgres import PostgresServer, postgres_bindir
+from tests.support.processes import stop, wait_for_port
 
 
 def redis_server_binary() -> str:
@@ -33,17 +32,6 @@ def redis_server_binary() -> str:
             pytest.fail("redis-server is not installed: .ci/run installs the Debian package redis-server")
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     return binary
-
-
-def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Stop one process we started, by its pid, and reap it."""
-    if process.poll() is None:
-        os.kill(process.pid, sig)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 class RedisServer:
@@ -74,19 +62,6 @@ class RedisServer:
         if self.process is not None:
             stop(self.process, sig)
             self.process = None
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process {process.pid} exited with {process.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
 @pytest.fixture(scope="session")

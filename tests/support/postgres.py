@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.support.processes import stop
+
 __all__ = ["PostgresServer", "postgres_bindir"]
 
 UNPRIVILEGED = "nobody"
@@ -121,13 +123,7 @@ class PostgresServer:
         process, self.process = self.process, None
         if process is None:
             return
-        if process.poll() is None:
-            os.kill(process.pid, sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop(process, sig, timeout=30)
         if sig == signal.SIGKILL:
             # The postmaster's children notice it is gone and exit; until they have, the port and the shared
             # memory are still theirs and a new postmaster refuses to start.
