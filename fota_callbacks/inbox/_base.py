@@ -97,6 +97,7 @@ class BaseInbox:
     """The options and behaviour every inbox shares; a store implements the storage steps.
 
     Options (keywords, every inbox):
+
     - `dedup_window` (1800 s): an identical body stored again within this many seconds is acknowledged but not
       stored twice (ThingSpace retries three times, five minutes apart, with an identical body); 0: off.
     - `retry_base` (1 s) / `retry_max` (300 s): the first retry after a handler failure waits `retry_base`

@@ -79,6 +79,7 @@ class CallbackReceiver:
     Pass exactly one of `handler` (`async def handler(message)`, awaited before the answer) and `inbox` (the body
     is stored before the answer and handled later by the inbox's worker: see `fota_callbacks.inbox`). For each
     request, in this order:
+
     - `allowed_ips`: when given, the peer address must be in it, else 403. `"verizon"` is Verizon's published
       list (`VERIZON_CALLBACK_SOURCE_IPS`); or addresses and CIDR networks, `"verizon"` among them if you like
       (`["verizon", "127.0.0.1"]`). The peer is what the server reports; `X-Forwarded-For` is never read here.

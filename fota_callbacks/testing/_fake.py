@@ -8,7 +8,8 @@ operations), `_delivery` (callback messages to listeners), `_wire` (the fake's o
 format: it does not share the SDK's validators, so that it can catch their bugs). Their docstrings say exactly
 how each behaves.
 
-Errors of the callbacks and session endpoints: `{"errorCode": ..., "errorMessage": ...}` with these codes
+Errors of the callbacks and session endpoints: `{"errorCode": ..., "errorMessage": ...}` with these codes:
+
 - 400 InvalidAccount: the account path segment is not `##########-#####`;
 - 400 InvalidRequestBody: the body is not a JSON object, lacks a required key, has a value of the wrong
   type, or (V1) a `name` other than "Fota";
