@@ -150,21 +150,21 @@ async def _stats(store: Inbox, where: str, args: argparse.Namespace, output: Out
     ]
     lines = [f"{name:<18}  {value}" for name, value in rows]
     if stats.in_flight:
-        lines.append(in_flight_words(stats, args.claim_idle or DEFAULT_CLAIM_IDLE))
+        lines.append(in_flight_words(stats))
     output.line("\n".join(lines))
 
 
-def in_flight_words(stats: InboxStats, claim_idle: float) -> str:
-    """Who holds the entries in flight, in plain words: a live worker, or one that stopped (and until when)."""
+def in_flight_words(stats: InboxStats) -> str:
+    """Who holds the entries in flight, in plain words: a live worker, or one that stopped (and until when). A live
+    worker renews its claims every third of its `claim_idle`; one not renewed for half of it is `stale`."""
     parts = []
     live = stats.in_flight - stats.stale
     if live:
         parts.append(f"{live} held by a live worker")
     if stats.stale:
         lapse = max(0.0, stats.next_takeover or 0.0)
-        silent = max(claim_idle / 2, claim_idle - lapse)  # a claim lapses claim_idle after its last renewal
         parts.append(
-            f"{stats.stale} held by a worker that stopped (not renewed for {silent:.0f} s): "
+            f"{stats.stale} held by a worker that stopped (its claims are no longer renewed): "
             f"back in the queue in {lapse:.0f} s"
         )
     return "in flight: " + "; ".join(parts)

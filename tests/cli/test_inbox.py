@@ -295,8 +295,10 @@ def test_stats_says_whether_a_live_worker_or_a_stopped_one_holds_the_entries_in_
         stopped = cli("inbox", "stats", "--sqlite", str(path), "--claim-idle", "10").stdout.splitlines()
     assert stopped[1] == "in_flight           2"
     [words] = [line for line in stopped if line.startswith("in flight:")]
-    assert words.startswith("in flight: 2 held by a worker that stopped (not renewed for ")
-    assert "s): back in the queue in " in words
+    assert words.startswith("in flight: 2 held by a worker that stopped (its claims are no longer renewed): ")
+    assert words.removeprefix("in flight: 2 held by a worker that stopped (its claims are no longer renewed): ") in (
+        f"back in the queue in {seconds} s" for seconds in range(11)
+    )
 
 
 # --- inbox work: the worker as a process of its own ------------------------------------------------------------------
