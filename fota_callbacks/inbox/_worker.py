@@ -180,6 +180,7 @@ class Worker:
 
     async def run(self) -> None:
         self.inbox._worker.wake = self.nudge
+        await self._say_what_stopped_workers_hold()
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._keep_claimed)
@@ -396,3 +397,18 @@ class Worker:
             except InboxUnavailableError as exc:
                 logger.warning("the FOTA inbox cannot purge or count its entries: %s", error_text(exc))
             await anyio.sleep(interval)
+
+    async def _say_what_stopped_workers_hold(self) -> None:
+        """Before this worker claims anything: entries a stopped worker (killed, cut off) still holds wait for its
+        claims to lapse, which would otherwise look like a stall."""
+        try:
+            stats = await self.inbox.stats()
+        except InboxUnavailableError:
+            return  # the dispatcher says so as soon as it tries
+        if stats.stale:
+            logger.warning(
+                "%d FOTA inbox entries are held by a worker that stopped (its claims are no longer renewed): they are "
+                "handled again in %.0f s, once those claims lapse",
+                stats.stale,
+                max(0.0, stats.next_takeover or 0.0),
+            )

@@ -492,6 +492,30 @@ async def test_in_flight_and_stale_claims_are_shown(make_inbox: MakeInbox) -> No
             assert (await inbox.stats()).in_flight == 0
 
 
+async def test_a_starting_worker_says_when_a_stopped_worker_holds_entries(
+    make_inbox: MakeInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    # After a kill -9 the killed worker's entries wait for its claims to lapse: the next worker says so.
+    clock = Clock()
+    started = anyio.Event()
+
+    async def stuck(message: fota.CallbackMessage) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    async with make_inbox(clock=clock, claim_idle=60) as inbox:
+        await inbox.put(message(1))
+        with caplog.at_level(logging.WARNING, "fota_callbacks.inbox"):
+            async with Running(inbox, stuck):
+                await started.wait()
+                clock.advance(40)  # its claim not renewed on this clock for 40 s: that worker looks stopped
+                async with Running(inbox, Recorder()):
+                    await until(lambda: "held by a worker that stopped" in caplog.text)
+    [line] = [record.getMessage() for record in caplog.records if "held by a worker" in record.getMessage()]
+    assert line.startswith("1 FOTA inbox entries are held by a worker that stopped")
+    assert line.endswith("handled again in 20 s, once those claims lapse")
+
+
 async def test_readiness_is_ok_for_a_working_store(make_inbox: MakeInbox) -> None:
     async with make_inbox() as inbox:
         assert await inbox.ready() == Readiness(ok=True, reason=None)
