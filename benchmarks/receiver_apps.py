@@ -16,6 +16,8 @@ the same checks beside it (`REFERENCES`):
 - `starlette`: the brief's reference, a bare Starlette endpoint: `await request.body()`, `json.loads`, the V1
   credential check, `JSONResponse`;
 - `fastapi_plain`: the same endpoint as an `APIRoute` in a FastAPI app (FastAPI's route wrapper, no SDK);
+- `fastapi_route`: the same endpoint as a plain Starlette `Route` in a FastAPI app: what a FastAPI app costs per
+  request before any route of it runs (its telemetry check, its router), which `router` pays too;
 - `router`: FastAPI + `callback_router(handler)` with V1 credentials and a handler that does nothing;
 - `callback_app`: `callback_app(CallbackReceiver(handler, ...))` served alone (the plain ASGI adapter);
 - `aiohttp_bare` / `aiohttp`: an aiohttp.web handler doing the checks (`await request.read()`, `json.loads`, the
@@ -64,6 +66,7 @@ APPS: dict[str, str] = {
     "asgi": "raw ASGI callable (uvicorn's floor)",
     "starlette": "bare Starlette endpoint: body, json.loads, credentials",
     "fastapi_plain": "the same endpoint as a FastAPI APIRoute",
+    "fastapi_route": "the same endpoint as a Starlette Route in a FastAPI app",
     "router": "FastAPI + callback_router(handler)",
     "callback_app": "callback_app(receiver): the plain ASGI adapter, alone",
     "aiohttp_bare": "bare aiohttp.web handler: read, json.loads, credentials",
@@ -252,6 +255,10 @@ def build_app(
     if app == "fastapi_plain":
         fastapi_app = FastAPI()
         fastapi_app.add_api_route(CALLBACK_PATH, _starlette_endpoint(), methods=["POST"])
+        return fastapi_app
+    if app == "fastapi_route":
+        fastapi_app = FastAPI()
+        fastapi_app.add_route(CALLBACK_PATH, _starlette_endpoint(), methods=["POST"])
         return fastapi_app
 
     from fota_callbacks.integrations.fastapi import callback_router

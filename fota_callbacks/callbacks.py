@@ -25,7 +25,7 @@ import attrs
 
 from ._errors import FotaError
 from ._logsafe import masked
-from ._models import WireEnum, model, secret_field
+from ._models import WireEnum, instance_maker, model, secret_field
 from ._serde import to_camel
 
 __all__ = [
@@ -229,70 +229,96 @@ _MESSAGE_CLASSES: Final[Mapping[str, type[CallbackMessage]]] = {
 }
 
 # --- decoding ---------------------------------------------------------------------------------------------------
-# Each model gets, once, a table from JSON key to (attribute, reader). A reader returns the field's value or
-# _MISFIT when the JSON value has the wrong type, in which case the value goes to `extra` instead. Plain string
-# fields have no reader (None): their check is inline, a function call less per field of every message.
+# Each model class gets, once, a `_Reading` (from JSON key to field: a plain string field is checked inline, any
+# other has a reader, which returns the field's value or _MISFIT when the JSON value has the wrong type, in which
+# case the value goes to `extra` instead) and a maker (`instance_maker`: the instance made without the frozen
+# __init__, a fifth of parse_callback_message's time; every field set, so it is the instance __init__ would make).
 
 _MISFIT: Final[Any] = object()
 _Reader = Callable[[Any], Any]
-_Plan = Mapping[str, tuple[str, "_Reader | None"]]
+_Maker = Callable[[list[Any]], Any]
+_PLAIN_STRING: Final = ("str | None", "str")
 
 
-def _plan(cls: type[Any], readers: Mapping[str, _Reader]) -> _Plan:
-    return {
-        to_camel(field.name): (field.name, readers.get(field.name))
-        for field in attrs.fields(cls)
-        if field.name not in ("extra", "raw")
-    }
+class _Reading:
+    """How one model's documented fields are read from a JSON object, in the order of its attrs fields."""
 
+    __slots__ = ("_defaults", "_others", "_strings", "names")
 
-def _split(plan: _Plan, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The attribute values a JSON object gives, and what goes to `extra`."""
-    values: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for key, value in data.items():
-        entry = plan.get(key)
-        if entry is None:
-            extra[key] = value
-        elif value is not None:
-            name, read = entry
-            if read is None:
+    def __init__(self, cls: type[Any], readers: Mapping[str, _Reader]) -> None:
+        fields = [field for field in attrs.fields(cls) if field.name not in ("extra", "raw")]
+        for field in fields:
+            if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+                raise TypeError(f"{cls.__name__}.{field.name}: a default made by a factory is not supported here")
+            if field.name not in readers and field.type not in _PLAIN_STRING:
+                raise TypeError(f"{cls.__name__}.{field.name}: a field that is not a string needs a reader")
+        self.names = tuple(field.name for field in fields)
+        # The last value is `extra`: what `split` returns is the maker's list as it is.
+        self._defaults: list[Any] = [field.default for field in fields] + [None]
+        self._strings = {to_camel(f.name): i for i, f in enumerate(fields) if f.name not in readers}
+        self._others = {to_camel(f.name): (i, readers[f.name]) for i, f in enumerate(fields) if f.name in readers}
+
+    def split(self, data: Mapping[str, Any]) -> list[Any]:
+        """The field values a JSON object gives, in field order, then its `extra`."""
+        values = self._defaults.copy()
+        extra: dict[str, Any] = {}
+        strings, others = self._strings, self._others
+        for key, value in data.items():
+            index = strings.get(key)
+            if index is not None:
                 if type(value) is str:
-                    values[name] = value
-                else:
+                    values[index] = value
+                elif value is not None:
                     extra[key] = value
-            elif (converted := read(value)) is _MISFIT:
+                continue
+            entry = others.get(key)
+            if entry is None:
                 extra[key] = value
-            else:
-                values[name] = converted
-    return values, extra
+            elif value is not None:
+                index, read = entry
+                converted = read(value)
+                if converted is _MISFIT:
+                    extra[key] = value
+                else:
+                    values[index] = converted
+        values[-1] = extra
+        return values
 
 
-def _decode(cls: type[Any], plan: _Plan, data: Mapping[str, Any]) -> Any:
-    values, extra = _split(plan, data)
-    return cls(**values, extra=extra)
-
-
-_FIRMWARE_PLAN: Final = _plan(Firmware, {})
-_SCHEDULE_PLAN: Final = _plan(UpgradeSchedule, {})
+def _maker(cls: type[Any], names: tuple[str, ...]) -> _Maker:
+    """Makes `cls` from a list of values: the fields `names`, then `extra`, then `raw` when `cls` has it."""
+    return instance_maker(cls, (*names, "extra", "raw") if "raw" in attrs.fields_dict(cls) else (*names, "extra"))
 
 
 def _read_firmware_list(value: Any) -> Any:
-    # All or nothing: a list with a non-object element is kept whole in `extra`, in its original order.
-    if type(value) is not list or not all(type(item) is dict for item in value):
+    if type(value) is not list:
         return _MISFIT
     if not value:
         return ()  # every message but firmwareList has it empty
-    return tuple(_decode(Firmware, _FIRMWARE_PLAN, item) for item in value)
+    # All or nothing: a list with a non-object element is kept whole in `extra`, in its original order.
+    if not all(type(item) is dict for item in value):
+        return _MISFIT
+    return tuple(_make_firmware(_FIRMWARE.split(item)) for item in value)
 
 
 def _read_schedule(value: Any) -> Any:
-    return _decode(UpgradeSchedule, _SCHEDULE_PLAN, value) if type(value) is dict else _MISFIT
+    return _make_schedule(_SCHEDULE.split(value)) if type(value) is dict else _MISFIT
 
 
-_MESSAGE_PLAN: Final = _plan(
+_FIRMWARE: Final = _Reading(Firmware, {})
+_make_firmware: Final = _maker(Firmware, _FIRMWARE.names)
+_SCHEDULE: Final = _Reading(UpgradeSchedule, {})
+_make_schedule: Final = _maker(UpgradeSchedule, _SCHEDULE.names)
+_MESSAGE: Final = _Reading(
     _CallbackMessageBase, {"firmware_list": _read_firmware_list, "upgrade_scheduled": _read_schedule}
 )
+# The base's defaults serve every message class: only `type` differs, and a class with its own `type` default is
+# chosen only when the message has that `type`.
+_MESSAGE_MAKERS: Final[Mapping[str, _Maker]] = {
+    type_: _maker(cls, _MESSAGE.names) for type_, cls in _MESSAGE_CLASSES.items()
+}
+_make_unknown: Final = _maker(UnknownCallbackMessage, _MESSAGE.names)
+_TYPE_INDEX: Final = _MESSAGE.names.index("type")
 
 
 def _reject_constant(name: str) -> Any:
@@ -301,6 +327,17 @@ def _reject_constant(name: str) -> Any:
 
 # Standard JSON only: Python's json would otherwise accept NaN and Infinity.
 _JSON: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _json_value(text: str) -> Any:
+    """The JSON value `text` holds, as `JSONDecoder.decode` reads it. `decode` is `raw_decode` and two whitespace
+    matches around it, a tenth of a message's parsing: a body with nothing around its value is read by `raw_decode`
+    alone; any other (whitespace around, or an error) by `decode`, which then answers exactly as it always did."""
+    try:
+        value, end = _JSON.raw_decode(text)
+    except json.JSONDecodeError:
+        return _JSON.decode(text)
+    return value if end == len(text) else _JSON.decode(text)
 
 
 def _nesting_exceeds(value: Any, limit: int) -> bool:
@@ -323,17 +360,17 @@ def parse_callback_message(body: bytes | bytearray | memoryview | str) -> Callba
     (a `ValueError`) when the body is not UTF-8, not standard JSON, nested deeper than `MAX_NESTING`, or
     not a JSON object; `TypeError` when `body` is neither bytes nor str.
     """
-    if isinstance(body, str):
-        text = body
-    elif isinstance(body, (bytes, bytearray, memoryview)):
+    if isinstance(body, (bytes, bytearray, memoryview)):
         try:
             text = bytes(body).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise CallbackParseError(f"callback body is not UTF-8 (invalid byte at offset {exc.start})") from None
+    elif isinstance(body, str):
+        text = body
     else:
         raise TypeError(f"body: expected bytes or str, got {type(body).__name__}")
     try:
-        data = _JSON.decode(text)
+        data = _json_value(text)
     except json.JSONDecodeError as exc:
         raise CallbackParseError(
             f"callback body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
@@ -347,9 +384,9 @@ def parse_callback_message(body: bytes | bytearray | memoryview | str) -> Callba
     # Only a body with enough brackets can nest too deep; most are skipped after a cheap count.
     if text.count("[") + text.count("{") > MAX_NESTING and _nesting_exceeds(data, MAX_NESTING):
         raise CallbackParseError(f"callback body nests deeper than {MAX_NESTING} levels")
-    values, extra = _split(_MESSAGE_PLAN, data)
-    cls = _MESSAGE_CLASSES.get(values.get("type", ""), UnknownCallbackMessage)
-    message: CallbackMessage = cls(**values, extra=extra, raw=data)
+    values = _MESSAGE.split(data)
+    values.append(data)
+    message: CallbackMessage = _MESSAGE_MAKERS.get(values[_TYPE_INDEX], _make_unknown)(values)
     return message
 
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import fastapi.routing
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from .._asgi import send_json
@@ -22,9 +23,9 @@ from ..receiver import method_not_allowed_answer
 __all__ = ["ASGI_ATTRIBUTE", "CallbackRoute"]
 
 ASGI_ATTRIBUTE = "fota_serve_asgi"
-"""The endpoint function's attribute holding `async def serve(scope, receive, send)`: the direct path."""
+"""The endpoint function's attribute holding the direct path: `CallbackReceiver.serve_asgi` of its receiver."""
 
-_Serve = Callable[[Scope, Receive, Send], Awaitable[None]]
+_Serve = Callable[[Scope, Receive, Send], Awaitable[object]]
 
 
 def _has_dependencies(route: APIRoute, scope: Scope) -> bool:
@@ -60,5 +61,5 @@ class CallbackRoute(APIRoute):
             await send_json(send, *method_not_allowed_answer(), _ALLOW_POST)
         elif _has_dependencies(self, scope):
             await super().handle(scope, receive, send)
-        else:
-            await serve(scope, receive, send)
+        elif await serve(scope, receive, send) is None:
+            raise ClientDisconnect()  # as Request.stream() does: the client went away mid-body

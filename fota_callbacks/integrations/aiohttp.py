@@ -61,9 +61,7 @@ class _Whole:
         if self._done:
             raise StopAsyncIteration
         self._done = True
-        content = self._content
-        # A callback's few KiB mostly arrive with the head: all of it is buffered, taken without a wait.
-        return content.read_nowait() if content.is_eof() else await content.read()
+        return await self._content.read()
 
 
 def callback_handler(receiver: CallbackReceiver) -> Handler:
@@ -82,11 +80,16 @@ def callback_handler(receiver: CallbackReceiver) -> Handler:
     async def receive_callback(request: web.Request) -> web.StreamResponse:
         if request.method != "POST":
             return _answer(*method_not_allowed_answer(), allow="POST")
-        length = request.content_length
-        # With a Content-Length (the receiver reads nothing when it is over the limit) the body is one read, which
-        # aiohttp bounds by that length; without one, chunk by chunk, as far as the limit.
-        body: AsyncIterable[bytes] = _Whole(request.content) if length is not None else request.content.iter_any()
-        reception = await receiver.receive_stream(body, peer=request.remote, content_length=length)
+        length, content = request.content_length, request.content
+        if length is not None and content.is_eof():
+            # A callback's few KiB mostly arrive with the head: all of it is buffered, and taken without a wait or
+            # an iterator (the receiver's size check then applies to what was read, as to a Content-Length).
+            reception = await receiver.receive(content.read_nowait(), peer=request.remote)
+        else:
+            # With a Content-Length (the receiver reads nothing when it is over the limit) the body is one read,
+            # which aiohttp bounds by that length; without one, chunk by chunk, as far as the limit.
+            body: AsyncIterable[bytes] = _Whole(content) if length is not None else content.iter_any()
+            reception = await receiver.receive_stream(body, peer=request.remote, content_length=length)
         response = _answer(reception.status, reception.body)
         if reception.after is not None:
             await response.prepare(request)

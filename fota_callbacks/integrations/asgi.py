@@ -73,20 +73,22 @@ class CallbackApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            # A callback, what the app exists for, goes straight to the receiver: an await less per message.
+            if scope["method"] == "POST" and _route_path(scope) == self.path:
+                await self.receiver.serve_asgi(scope, receive, send)
+            else:
+                await self._other_http(scope, send)
         elif kind == "lifespan":
             await complete_lifespan(receive, send)
         elif kind == "websocket":
             await receive()  # websocket.connect; closing before accepting makes the server answer 403
             await send({"type": "websocket.close", "code": 1000})
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _other_http(self, scope: Scope, send: Send) -> None:
+        """Any HTTP request but a POST of a callback."""
         path = _route_path(scope)
         if path == self.path:
-            if scope["method"] == "POST":
-                await self.receiver.serve_asgi(scope, receive, send)
-            else:
-                await send_json(send, *method_not_allowed_answer(), _ALLOW_POST)
+            await send_json(send, *method_not_allowed_answer(), _ALLOW_POST)
         elif self.health and path in _HEALTH_PATHS:
             if scope["method"] != "GET":
                 await send_json(send, *method_not_allowed_answer("GET"), _ALLOW_GET)

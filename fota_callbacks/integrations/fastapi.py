@@ -34,9 +34,8 @@ try:
     from fastapi import APIRouter, Depends
     from starlette.applications import Starlette
     from starlette.background import BackgroundTask
-    from starlette.requests import ClientDisconnect, HTTPConnection, Request
+    from starlette.requests import HTTPConnection, Request
     from starlette.responses import JSONResponse, Response
-    from starlette.types import Receive, Scope, Send
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "fota_callbacks.integrations.fastapi needs FastAPI: pip install 'fota-callbacks[fastapi]'"
@@ -262,11 +261,7 @@ def callback_router(
         task = BackgroundTask(_await, reception.after) if reception.after is not None else None
         return Response(reception.body, reception.status, media_type="application/json", background=task)
 
-    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        if await receiver.serve_asgi(scope, receive, send) is None:
-            raise ClientDisconnect()  # as Request.stream() does: the client went away mid-body
-
-    setattr(receive_callback, ASGI_ATTRIBUTE, serve)
+    setattr(receive_callback, ASGI_ATTRIBUTE, receiver.serve_asgi)
     router = APIRouter()
     router.add_api_route(
         path,
