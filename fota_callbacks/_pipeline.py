@@ -28,7 +28,7 @@ from ._errors import (
 from ._retry import RetryPolicy
 from ._serde import decoder, encode
 from ._telemetry import ClientTelemetry
-from .transport.base import Headers, Request, Response, SendNext, Transport
+from .transport.base import Headers, Request, Response, SendNext, Transport, _request
 
 if TYPE_CHECKING:
     from ._otel import ClientRecording
@@ -364,8 +364,8 @@ class Pipeline:
         timeout; `ClientClosedError` once the client is closed (also while the credentials were being fetched)."""
         if self.shared.closed:
             raise ClientClosedError(f"{call.method} {_path(call.url)}: this client is closed; make a new one")
-        headers = call.headers if snapshot is None else snapshot.request_headers(call.headers)
-        return Request(call.method, call.url, headers, call.content, self.options.timeout)
+        headers = Headers(call.headers) if snapshot is None else snapshot.request_headers(call.headers)
+        return _request(call.method, call.url, headers, call.content, self.options.timeout)
 
     def _remaining(self, progress: _Progress | None) -> float | None:
         return None if progress is None else progress.deadline_at - self.shared.clock()
