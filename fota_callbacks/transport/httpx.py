@@ -277,11 +277,12 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         if client is None:
             # The packages deprecate a CA bundle path given as `verify`: the context is built here instead. Built
             # once (loading the CA certificates takes tens of ms) and shared by all the pools, as one pool shares it.
-            verify = (
-                _common.ca_bundle_context(verify)
-                if isinstance(verify, str)
-                else package.create_ssl_context(verify=verify, trust_env=False)
-            )
+            if isinstance(verify, str):
+                verify = _common.ca_bundle_context(verify)
+            elif verify is True and self._package_name == "httpx":
+                verify = _common.CertifiOnFirstUse()  # httpx's default context, its CA bundle loaded when it connects
+            else:
+                verify = package.create_ssl_context(verify=verify, trust_env=False)
 
             def pool(proxy: str | None = None) -> Any:
                 def connections(size: int) -> Any:
