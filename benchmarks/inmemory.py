@@ -471,6 +471,7 @@ async def stage_split(iterations: int) -> list[Stage]:
     Reaches into private modules (`_validation`, the client's pipeline): if they changed shape,
     the caller reports the error instead of the split.
     """
+    from fota_callbacks._call import Call as PipelineCall
     from fota_callbacks._validation import check_account
     from fota_callbacks.v2.controller import V2
 
@@ -502,8 +503,10 @@ async def stage_split(iterations: int) -> list[Stage]:
     async def headers() -> object:
         return snapshot.request_headers(base_headers)
 
+    call = PipelineCall("GET", url, base_headers)
+
     async def make_request() -> object:
-        return fota.Request("GET", url, merged, b"", timeout)
+        return pipeline._build(call, snapshot)
 
     async def send() -> object:
         return await transport.send(request)
@@ -525,9 +528,13 @@ async def stage_split(iterations: int) -> list[Stage]:
         ("build", "root + Endpoint.path (quote each segment, join)", build),
         ("auth", "auth.static or Auth.current(): the credentials snapshot", authenticate),
         ("headers", "AuthSnapshot.request_headers: base + credential headers (cached per snapshot)", headers),
-        ("request", "Request(...): attrs init, Headers converter", make_request),
+        (
+            "request",
+            "Pipeline._build: the closed check, the request's headers, the Request (through its slots)",
+            make_request,
+        ),
         ("send", "InMemoryTransport.send with a timeout (timer armed only if the handler suspends)", send),
-        ("decode", "Endpoint.decode: json.loads + cattrs structure hook", decode),
+        ("decode", "Endpoint.decode: UTF-8 decode + json raw_decode + cattrs structure hook", decode),
     ]
     # Interleaved repetitions, medians: the machine's speed drifts within seconds.
     repetitions = 5
@@ -544,7 +551,9 @@ async def stage_split(iterations: int) -> list[Stage]:
     stages = [Stage(name, what, max(0.0, median(samples[name]))) for name, what, _ in steps]
     total_us = median(totals)
     rest = total_us - sum(stage.us for stage in stages)
-    stages.append(Stage("rest", "controller -> Pipeline.data -> _result -> exchange -> _build, logging check", rest))
+    stages.append(
+        Stage("rest", "controller -> _result -> exchange: Call, retry decision, Outcome, logging check", rest)
+    )
     stages.append(Stage("total", "client.v2.list_registered_callbacks, measured whole", total_us))
     # Not part of the sum: what `send` costs without the timeout's cancel scope (timeout=None).
     stages.append(Stage("(send, timeout=None)", "the same send, no cancel scope", max(0.0, median(untimed))))
