@@ -47,7 +47,7 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks (benchmarks/README.md): `nox -s bench` (~7 min), or `nox -s bench -- --quick` (~1.5 min)."""
     # The receiver section serves FastAPI apps with uvicorn on httptools; its inbox apps need redis-py; the verizon
-    # section measures Verizon's own SDK.
+    # section measures Verizon's own sync SDK here, and its async SDK (same import name) in a venv it makes itself.
     session.install("-e", ".[aiohttp,httpx2,fastapi,server]", "httptools", "redis", "sdksio-verizon-apis-sdk==2.0.0")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
 
