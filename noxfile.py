@@ -46,10 +46,15 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (benchmarks/README.md): `nox -s bench` (~7 min), or `nox -s bench -- --quick` (~1.5 min)."""
-    # The receiver section serves FastAPI, Starlette, aiohttp and Django apps (uvicorn on httptools); its inbox apps
-    # need redis-py; the verizon section measures Verizon's own SDK.
+    # The receiver section serves FastAPI, Starlette, aiohttp and Django apps (uvicorn on httptools), its inbox apps
+    # need redis-py and asyncpg; the OpenTelemetry rows need its SDK; the verizon section measures Verizon's sync SDK
+    # here, and its async SDK (same import name) in a venv it makes itself.
     session.install(
-        "-e", ".[aiohttp,httpx2,fastapi,server,django]", "httptools", "redis", "sdksio-verizon-apis-sdk==2.0.0"
+        "-e",
+        ".[aiohttp,httpx2,fastapi,server,django,postgres,otel]",
+        "httptools",
+        "redis",
+        "sdksio-verizon-apis-sdk==2.0.0",
     )
     session.run("python", "-m", "benchmarks.run", *session.posargs)
 

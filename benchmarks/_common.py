@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import cProfile
+import gc
 import json
 import os
 import resource
 import statistics
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "Call",
+    "Sample",
+    "run_count",
+    "run_slice",
     "ACCOUNT",
     "ACCESS_TOKEN",
     "CALLBACK_URL",
@@ -49,6 +56,73 @@ V1_LIST_BODY = json.dumps(
     ],
     separators=(",", ":"),
 ).encode()
+
+
+Call = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class Sample:
+    """One time slice of one driver: calls made, wall seconds, CPU seconds."""
+
+    calls: int
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.calls / self.wall_s
+
+    @property
+    def cpu_us_per_call(self) -> float:
+        return self.cpu_s / self.calls * 1e6
+
+
+async def run_count(call: Call, concurrency: int, count: int) -> None:
+    """Make `count` calls with `concurrency` workers (warm-up; not measured)."""
+    remaining = count
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def run_slice(call: Call, concurrency: int, duration: float) -> Sample:
+    """Call for `duration` seconds with `concurrency` workers; wall and process CPU time around it."""
+    gc.collect()
+    await run_count(call, concurrency, concurrency)  # back in the caches after the other driver's slice
+    cpu0 = cpu_seconds()
+    t0 = time.perf_counter()
+    stop_at = t0 + duration
+    clock = time.perf_counter
+
+    async def worker() -> int:
+        done = 0
+        while clock() < stop_at:
+            await call()
+            done += 1
+        return done
+
+    if concurrency == 1:
+        calls = await worker()
+    else:
+        calls = sum(await asyncio.gather(*(worker() for _ in range(concurrency))))
+    wall = time.perf_counter() - t0
+    cpu = cpu_seconds() - cpu0
+    return Sample(calls, wall, cpu)
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    if not ordered:
+        return float("nan")
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def cpu_layout() -> tuple[int, int] | None:

@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ._common import ProfileLine, cpu_layout, cpu_seconds, pin_to_cpu, profile_lines, render_table
-from .loopback import OPERATIONS, Call, Driver, RawDriver, SdkDriver, make_http_client, run_count
+from ._common import Call, ProfileLine, cpu_layout, cpu_seconds, pin_to_cpu, profile_lines, render_table, run_count
+from .loopback import OPERATIONS, Driver, RawDriver, SdkDriver, make_http_client
 from .server import ServerProcess
 
 __all__ = ["GcWork", "main"]

@@ -15,7 +15,9 @@ __all__ = ["Call", "HeaderPairs", "Outcome"]
 HeaderPairs = tuple[tuple[str, str], ...]
 
 
-@attrs.frozen
+# Not frozen, though never changed once made: a frozen attrs class sets each field through object.__setattr__,
+# and made this way each of these costs a third of what it did (about 0.3 µs of a 7 µs in-memory call each).
+@attrs.define
 class Call:
     """One request to send through the pipeline, before credentials and timeout are added: an API operation,
     or one the SDK makes for itself (token, session login, logout). Which credentials it carries is said beside
@@ -28,7 +30,7 @@ class Call:
     secret_body: bool = False
 
 
-@attrs.frozen
+@attrs.define
 class Outcome:
     """What one call came to after its retries: the last request, its response (any status), the retries.
 

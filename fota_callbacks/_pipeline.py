@@ -28,7 +28,7 @@ from ._errors import (
 from ._retry import RetryPolicy
 from ._serde import decoder, encode
 from ._telemetry import ClientTelemetry
-from .transport.base import Headers, Request, Response, SendNext, Transport
+from .transport.base import Headers, Request, Response, SendNext, Transport, _request
 
 if TYPE_CHECKING:
     from ._otel import ClientRecording
@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
 log = logging.getLogger("fota_callbacks")
 
 Middleware = Callable[[Request, SendNext], Awaitable[Response]]
@@ -221,33 +222,37 @@ class Pipeline:
         """The same stack with other options."""
         return Pipeline(self.shared, options)
 
-    async def call(self, endpoint: Endpoint[T], params: Sequence[str], body: object = None) -> ApiResponse[T]:
+    def call(self, endpoint: Endpoint[T], params: Sequence[str], body: object = None) -> Awaitable[ApiResponse[T]]:
         """Send one API operation with retries and return its decoded result, or raise its error.
 
         A deregister retried after an attempt that may have been processed, and then refused with the
         version's 400, succeeds: the first attempt removed the registration (the status stays the 400's).
         """
-        outcome, data = await self._operation(endpoint, params, body)
-        response = outcome.response
-        return ApiResponse(
-            response.status_code, response.headers, data, request_id_of(response.headers), outcome.retries
-        )
+        return self._operation(endpoint, params, body, _api_response)
 
-    async def data(self, endpoint: Endpoint[T], params: Sequence[str], body: object = None) -> T:
+    def data(self, endpoint: Endpoint[T], params: Sequence[str], body: object = None) -> Awaitable[T]:
         """`call`'s decoded result alone, for the methods that return the model: no `ApiResponse` built."""
-        return (await self._operation(endpoint, params, body))[1]
+        return self._operation(endpoint, params, body, _model)
 
-    def _operation(self, endpoint: Endpoint[T], params: Sequence[str], body: object) -> Awaitable[tuple[Outcome, T]]:
-        """The operation to await: in its span when an OpenTelemetry provider records, else as it is (a plain
-        function, not a coroutine: the usual path costs no extra await)."""
+    def _operation(
+        self, endpoint: Endpoint[T], params: Sequence[str], body: object, shape: Callable[[Outcome, T], R]
+    ) -> Awaitable[R]:
+        """The operation to await: in its span when an OpenTelemetry provider records, else as it is. Plain
+        functions, not coroutines (as are `call` and `data`): each coroutine layer costs an in-memory call about
+        5%, so the usual path awaits `_result` straight from the controller."""
         recording = self.shared.telemetry.current()
         if recording is None:
-            return self._result(endpoint, params, body, None)
-        return recording.operation(endpoint, params[0], lambda: self._result(endpoint, params, body, recording))
+            return self._result(endpoint, params, body, None, shape)
+        return recording.operation(endpoint, params[0], lambda: self._result(endpoint, params, body, recording, shape))
 
     async def _result(
-        self, endpoint: Endpoint[T], params: Sequence[str], body: object, recording: ClientRecording | None
-    ) -> tuple[Outcome, T]:
+        self,
+        endpoint: Endpoint[T],
+        params: Sequence[str],
+        body: object,
+        recording: ClientRecording | None,
+        shape: Callable[[Outcome, T], R],
+    ) -> R:
         url = self.shared.root + endpoint.path(params)
         if body is None:
             call = Call(endpoint.method, url, _BASE_HEADERS)
@@ -267,12 +272,12 @@ class Pipeline:
         status = response.status_code
         if 200 <= status < 300:
             try:
-                return outcome, endpoint.decode(response.content, status)
+                return shape(outcome, endpoint.decode(response.content, status))
             except ResponseValidationError as exc:
                 exc.request_id = request_id_of(response.headers)
                 raise
         if status == 400 and outcome.maybe_processed and endpoint.gone is not None:
-            return outcome, endpoint.gone()
+            return shape(outcome, endpoint.gone())
         raise outcome.error(f"{endpoint.method} {_path(url)}", bad_request=endpoint.version.error)
 
     async def _exchange_before(
@@ -312,7 +317,9 @@ class Pipeline:
         renewed = 0  # 1 once a 401 made us renew the credentials
         maybe_processed = False
         while True:
-            request, snapshot = await self._build(call, auth)
+            # Static credentials need no await: one coroutine layer less per attempt on the usual path.
+            snapshot = None if auth is None else auth.static or await auth.current(self.exchange)
+            request = self._build(call, snapshot)
             if progress is not None:
                 progress.request, progress.retries = request, retries + renewed
             try:
@@ -352,14 +359,13 @@ class Pipeline:
             raise _closed_in_flight(call, failure) from failure
         return failure
 
-    async def _build(self, call: Call, auth: Auth | None) -> tuple[Request, AuthSnapshot | None]:
-        """One attempt's request: the call's headers plus the current credentials, and the attempt's timeout;
-        `ClientClosedError` once the client is closed (also while the credentials were being fetched)."""
-        snapshot = None if auth is None else auth.static or await auth.current(self.exchange)
+    def _build(self, call: Call, snapshot: AuthSnapshot | None) -> Request:
+        """One attempt's request: the call's headers plus the credentials of `snapshot`, and the attempt's
+        timeout; `ClientClosedError` once the client is closed (also while the credentials were being fetched)."""
         if self.shared.closed:
             raise ClientClosedError(f"{call.method} {_path(call.url)}: this client is closed; make a new one")
-        headers = call.headers if snapshot is None else snapshot.request_headers(call.headers)
-        return Request(call.method, call.url, headers, call.content, self.options.timeout), snapshot
+        headers = Headers(call.headers) if snapshot is None else snapshot.request_headers(call.headers)
+        return _request(call.method, call.url, headers, call.content, self.options.timeout)
 
     def _remaining(self, progress: _Progress | None) -> float | None:
         return None if progress is None else progress.deadline_at - self.shared.clock()
@@ -404,6 +410,15 @@ class Pipeline:
                 "delay": delay,
             },
         )
+
+
+def _api_response(outcome: Outcome, data: T) -> ApiResponse[T]:
+    response = outcome.response
+    return ApiResponse(response.status_code, response.headers, data, request_id_of(response.headers), outcome.retries)
+
+
+def _model(outcome: Outcome, data: T) -> T:
+    return data
 
 
 def _around(layer: Middleware, call_next: SendNext) -> SendNext:

@@ -9,7 +9,7 @@ from typing import Any
 from .. import _errors as errors
 from .._client import FotaCallbacksClient
 from .._environments import Environment
-from .._serde import converter
+from .._serde import shared_converter
 from .._validation import check_account, check_callback_url
 from ..v1.controller import V1
 from ..v1.models import CallbackService, FotaV1CallbackRegistrationRequest
@@ -149,6 +149,6 @@ async def run(args: argparse.Namespace, output: Output) -> int:
         request = getattr(exc, "request", None)
         host = progress.host if request is None else host_of(request.url)
         raise CliError(api_error_code(exc), str(exc), host=host) from None
-    data = _redact(converter.unstructure(result))
+    data = _redact(shared_converter().unstructure(result))
     output.line(json.dumps(data, indent=2) if args.json else table(data))
     return OK

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 import ssl
 import sys
+import threading
 import urllib.request
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -68,6 +70,66 @@ def ca_bundle_context(path: str) -> ssl.SSLContext:
     if os.path.isdir(path):
         return ssl.create_default_context(capath=path)
     return ssl.create_default_context(cafile=path)
+
+
+class CertifiOnFirstUse(ssl.SSLContext):
+    """The context `httpx.create_ssl_context()` makes by default, `ssl.create_default_context(cafile=certifi.where())`
+    (certificates and host names verified), with certifi's CA bundle loaded when the context first wraps a
+    connection instead of when it is made: loading it takes about 17 ms, most of what making a client costs, and a
+    client may never open a TLS connection (or not for a while: a process's cold start). Every TLS connection, on
+    asyncio or trio, begins with `wrap_bio` (or `wrap_socket`); the store is loaded before it, once."""
+
+    def __new__(cls) -> CertifiOnFirstUse:
+        return super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
+
+    def __init__(self) -> None:
+        # What create_default_context sets (PROTOCOL_TLS_CLIENT starts so), and its SSLKEYLOGFILE.
+        self.verify_mode = ssl.CERT_REQUIRED
+        self.check_hostname = True
+        keylog = os.environ.get("SSLKEYLOGFILE")
+        if keylog and not sys.flags.ignore_environment:
+            self.keylog_filename = keylog
+        self._lock = threading.Lock()
+        self._loaded = False
+
+    def _load_ca_bundle(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:  # one transport may connect from several threads' event loops
+            if not self._loaded:
+                import certifi
+
+                self.load_verify_locations(cafile=certifi.where())
+                self._loaded = True
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        self._load_ca_bundle()
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        self._load_ca_bundle()
+        return super().wrap_socket(
+            sock, server_side, do_handshake_on_connect, suppress_ragged_eofs, server_hostname, session
+        )
+
+    def cert_store_stats(self) -> dict[str, int]:
+        self._load_ca_bundle()
+        return super().cert_store_stats()
 
 
 def environment_proxies() -> Callable[[str, str], str | None] | None:

@@ -20,7 +20,7 @@ from ._common import (
     import_extra,
     read_response_body,
 )
-from .base import Headers, Request, Response
+from .base import Headers, Request, Response, _response
 
 if TYPE_CHECKING:
     import aiohttp
@@ -258,8 +258,7 @@ class AiohttpTransport:
             raise self._no_response(exc, request, connected=connected[0]) from exc
         finally:
             _connected.reset(mark)
-        # Headers made here: the converter of `Response` would check the items view against two ABCs first.
-        return Response(response.status, Headers(response_headers.items()), content)
+        return _response(response.status, Headers(response_headers.items()), content)
 
     def _no_response(self, exc: BaseException, request: Request, *, connected: bool) -> FotaError:
         """The SDK's error for a request aiohttp got no response to; `connected`: a connection was handed out."""

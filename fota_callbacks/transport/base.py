@@ -123,6 +123,38 @@ class Response:
         return f"<Response {self.status_code} ({len(self.content)} bytes)>"
 
 
+def _field_setters(cls: type[object], *names: str) -> tuple[Callable[[object, object], None], ...]:
+    return tuple(vars(cls)[name].__set__ for name in names)
+
+
+_new = object.__new__
+_set_method, _set_url, _set_request_headers, _set_content, _set_timeout = _field_setters(
+    Request, "method", "url", "headers", "content", "timeout"
+)
+_set_status, _set_response_headers, _set_body = _field_setters(Response, "status_code", "headers", "content")
+
+
+# `Request(...)` and `Response(...)` for the SDK's own hot path, whose headers are a `Headers` already: the same
+# frozen objects, each field set through its slot. The frozen init sets each through object.__setattr__ and runs
+# the converter: three times as long, about 0.4 µs per object, a tenth of the SDK's own cost per call.
+def _request(method: str, url: str, headers: Headers, content: bytes, timeout: float | None) -> Request:
+    request: Request = _new(Request)
+    _set_method(request, method)
+    _set_url(request, url)
+    _set_request_headers(request, headers)
+    _set_content(request, content)
+    _set_timeout(request, timeout)
+    return request
+
+
+def _response(status_code: int, headers: Headers, content: bytes) -> Response:
+    response: Response = _new(Response)
+    _set_status(response, status_code)
+    _set_response_headers(response, headers)
+    _set_body(response, content)
+    return response
+
+
 @runtime_checkable
 class Transport(Protocol):
     """Sends requests. Implementations: `HttpxTransport`, `InMemoryTransport`, or your own.

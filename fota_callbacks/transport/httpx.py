@@ -29,7 +29,7 @@ from .._constants import (
 )
 from .._errors import ApiConnectionError
 from . import _common
-from .base import Request, Response
+from .base import Headers, Request, Response, _response
 
 __all__ = ["HttpxTransport"]
 
@@ -277,11 +277,12 @@ class _HttpxFamilyTransport(Generic[ClientT]):
         if client is None:
             # The packages deprecate a CA bundle path given as `verify`: the context is built here instead. Built
             # once (loading the CA certificates takes tens of ms) and shared by all the pools, as one pool shares it.
-            verify = (
-                _common.ca_bundle_context(verify)
-                if isinstance(verify, str)
-                else package.create_ssl_context(verify=verify, trust_env=False)
-            )
+            if isinstance(verify, str):
+                verify = _common.ca_bundle_context(verify)
+            elif verify is True and self._package_name == "httpx":
+                verify = _common.CertifiOnFirstUse()  # httpx's default context, its CA bundle loaded when it connects
+            else:
+                verify = package.create_ssl_context(verify=verify, trust_env=False)
 
             def pool(proxy: str | None = None) -> Any:
                 def connections(size: int) -> Any:
@@ -369,7 +370,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
             content = response.content
             if len(content) > self._max_response_bytes:
                 raise too_large(self._max_response_bytes, request)
-            return Response(response.status_code, response.headers.multi_items(), content)
+            return _response(response.status_code, Headers(response.headers.multi_items()), content)
         return await self._read(request, response, response.aiter_raw(), response.aclose)
 
     async def _read(
@@ -389,7 +390,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
             raise
         finally:
             await close()
-        return Response(response.status_code, headers.multi_items(), content)
+        return _response(response.status_code, Headers(headers.multi_items()), content)
 
     def _url(self, url: str) -> tuple[Any, tuple[str, str], Any]:
         """The parsed URL, its Host header, and the pool it goes to (through the proxy the environment names for

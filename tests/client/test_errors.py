@@ -326,3 +326,38 @@ async def test_validation_error_path_names_the_json_key() -> None:
         with pytest.raises(fota.ResponseValidationError) as info:
             await op_by_id("v1.register").run(client)
     assert any(error.endswith("@ $.accountName") for error in info.value.errors), info.value.errors
+
+
+# The edges of a 2xx body's parse: what `json.loads` takes is taken with the same value, what it refuses is refused.
+JSON_EDGES = {
+    "trailing-json-whitespace": (b'{"url": "https://a/cb"} \r\n\t', "https://a/cb"),
+    "leading-whitespace": (b' \n{"url": "https://a/cb"}', "https://a/cb"),
+    "utf8-bom": (b'\xef\xbb\xbf{"url": "https://a/cb"}', "https://a/cb"),
+    "utf16": ('{"url": "https://a/cb"}'.encode("utf-16-le"), "https://a/cb"),
+    "non-ascii": ('{"url": "https://a/é"}'.encode(), "https://a/é"),
+    "escaped-surrogate": (b'{"url": "https://a/\\ud800"}', "https://a/\ud800"),
+    "trailing-data": (b'{"url": "https://a/cb"} x', None),
+    "second-document": (b'{"url": "https://a/cb"}{}', None),
+    "trailing-form-feed": (b'{"url": "https://a/cb"}\x0c', None),  # not JSON whitespace
+    "trailing-nbsp": ('{"url": "https://a/cb"}\u00a0'.encode(), None),  # nor this
+    "truncated": (b'{"url": "https://a/cb"', None),
+}
+
+
+@pytest.mark.parametrize(("body", "url"), JSON_EDGES.values(), ids=list(JSON_EDGES))
+async def test_a_2xx_body_is_parsed_as_json_loads_parses_it(body: bytes, url: str | None) -> None:
+    async def handler(request: fota.Request) -> fota.Response:
+        return fota.Response(200, {"content-type": "application/json"}, body)
+
+    async with fota.FotaCallbacksClient(
+        access_token=BEARER, m2m_token=M2M, transport=fota.InMemoryTransport(handler)
+    ) as client:
+        if url is None:
+            with pytest.raises(fota.ResponseValidationError) as info:
+                await client.v2.list_registered_callbacks(ACCOUNT)
+            assert info.value.errors == ["body is not JSON (JSONDecodeError) @ $"]
+            with pytest.raises(json.JSONDecodeError):
+                json.loads(body)
+        else:
+            summary = await client.v2.list_registered_callbacks(ACCOUNT)
+            assert summary.url == url == json.loads(body)["url"]

@@ -1,6 +1,7 @@
 """InMemoryTransport's timeout, whatever the handler does before and after it first suspends.
 
-On asyncio the timer is armed only once the handler suspends; these pin down that a timeout still cuts a
+The timer (asyncio) or cancel scope (trio: one per wait, entered while the handler is suspended) is set up only
+once the handler suspends; these pin down that a timeout still cuts a
 slow handler, that the handler's own cancel scopes (entered before or after it suspends) keep working, that
 the caller's cancellation stays the caller's, and that any awaitable works as a handler; on asyncio and trio.
 """
@@ -105,3 +106,58 @@ async def test_a_timeout_inside_the_callers_scope_stays_a_timeout_and_the_scope_
                 await fota_client.v2.list_registered_callbacks(ACCOUNT)
             await anyio.sleep(0.01)  # the scope is not cancelled: waiting still works
         assert not scope.cancelled_caught
+
+
+async def cleans_up_with_awaits(request: fota.Request) -> fota.Response:
+    try:
+        await anyio.sleep(30)
+    finally:
+        # Cleanup that waits after the timeout, in a scope of its own (on trio that wait is cancelled at once, as
+        # under one scope held throughout; asyncio's timer cancels once, and the short wait ends).
+        with anyio.CancelScope():
+            await anyio.sleep(0.01)
+    return ok()
+
+
+async def swallows_the_timeout_and_answers(request: fota.Request) -> fota.Response:
+    try:
+        await anyio.sleep(30)
+    except anyio.get_cancelled_exc_class():
+        return ok()  # a handler may catch its cancellation: what it answers is the answer
+    raise AssertionError("not cancelled")
+
+
+async def suspends_many_times_then_sleeps(request: fota.Request) -> fota.Response:
+    for _ in range(20):
+        async with anyio.create_task_group() as group:  # a scope and a nursery per wait, entered and left in order
+            group.start_soon(anyio.lowlevel.checkpoint)
+            await anyio.lowlevel.checkpoint()
+    await anyio.sleep(30)
+    return ok()
+
+
+@pytest.mark.parametrize("handler", [cleans_up_with_awaits, suspends_many_times_then_sleeps])
+async def test_a_handler_that_waits_again_or_often_still_times_out(handler: Handler) -> None:
+    async with client(handler, timeout=0.05) as fota_client:
+        with anyio.fail_after(10), pytest.raises(fota.ApiTimeoutError):
+            await fota_client.v2.list_registered_callbacks(ACCOUNT)
+
+
+async def test_a_handler_that_catches_its_cancellation_answers() -> None:
+    async with client(swallows_the_timeout_and_answers, timeout=0.05) as fota_client:
+        with anyio.fail_after(10):
+            summary = await fota_client.v2.list_registered_callbacks(ACCOUNT)
+    assert summary.url == "https://listener.example.com/fota"
+
+
+async def test_an_in_memory_transport_inside_another_times_out_once() -> None:
+    inner = fota.InMemoryTransport(sleeps)
+
+    async def forwards(request: fota.Request) -> fota.Response:
+        return await inner.send(request)
+
+    async with client(forwards, timeout=0.05) as fota_client:
+        with anyio.fail_after(10), pytest.raises(fota.ApiTimeoutError):
+            await fota_client.v2.list_registered_callbacks(ACCOUNT)
+        # And the client goes on working: no cancel scope was left behind in this task.
+        await anyio.sleep(0.01)

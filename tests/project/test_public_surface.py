@@ -225,3 +225,21 @@ def test_importing_the_sdk_loads_neither_the_messages_nor_the_inbox() -> None:
         "assert 'fota_callbacks.inbox' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_cattrs_is_loaded_by_the_first_call_not_by_making_a_client() -> None:
+    script = (
+        "import sys, anyio\n"
+        "import fota_callbacks as fota\n"
+        "async def main():\n"
+        "    async def handler(request):\n"
+        '        return fota.Response(200, {}, b\'{"url": "https://a.example/cb"}\')\n'
+        "    transport = fota.InMemoryTransport(handler)\n"
+        "    client = fota.FotaCallbacksClient(access_token='t', m2m_token='m', transport=transport)\n"
+        "    assert 'cattrs' not in sys.modules  # cold start: the converter is not built until it is needed\n"
+        "    summary = await client.v2.list_registered_callbacks('0000123456-00001')\n"
+        "    assert summary == fota.CallbackSummary(url='https://a.example/cb')\n"
+        "    assert 'cattrs' in sys.modules\n"
+        "anyio.run(main)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)

@@ -65,6 +65,18 @@ async def test_the_default_transport_refuses_a_self_signed_certificate(https_ser
     assert https_server.requests == []  # no request (and no token) ever reached the server
 
 
+async def test_the_default_transport_trusts_certifis_bundle_as_of_its_first_connection(
+    https_server: RawServer, ca_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certifi
+
+    transport = fota.HttpxTransport()  # made before certifi's bundle is looked at: it is loaded when first needed
+    monkeypatch.setattr(certifi, "where", lambda: str(ca_bundle))  # as if certifi shipped the test CA
+    async with client_on(transport, https_server.base_url) as client:
+        summary = await client.v2.list_registered_callbacks(ACCOUNT)
+    assert summary.url == "https://listener.example.com/fota"
+
+
 @pytest.mark.parametrize("form", ["bundle-path", "ssl-context"])
 async def test_verify_trusts_a_given_ca(form: str, https_server: RawServer, ca_bundle: Path) -> None:
     verify: str | ssl.SSLContext = str(ca_bundle)
