@@ -82,6 +82,11 @@ APPS: dict[str, str] = {
 }
 
 
+STORE_APPS = ("sqlite", "redis", "sqlite_worker", "redis_worker", "postgres", "postgres_worker")
+"""The apps that store each message in an inbox (they need a store server or a file)."""
+STORELESS_APPS = tuple(app for app in APPS if app not in STORE_APPS)
+"""The adapters and the bare endpoints they are compared with."""
+
 REFERENCES: dict[str, str] = {"callback_app": "asgi", "aiohttp": "aiohttp_bare", "django": "django_bare"}
 """The bare endpoint of each adapter's own framework (the others are compared with `starlette`)."""
 AIOHTTP_APPS = ("aiohttp_bare", "aiohttp")

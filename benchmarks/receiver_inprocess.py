@@ -37,22 +37,11 @@ from typing import Any
 
 from ._common import median, quartiles, render_table
 from .receiver import _content_length, _RequestFactory, reference_of
-from .receiver_apps import AIOHTTP_APPS, build_app
+from .receiver_apps import AIOHTTP_APPS, STORELESS_APPS, build_app
 
 __all__ = ["IN_PROCESS_APPS", "main", "serve_in_process"]
 
-IN_PROCESS_APPS = (
-    "asgi",
-    "starlette",
-    "fastapi_plain",
-    "fastapi_route",
-    "router",
-    "callback_app",
-    "aiohttp_bare",
-    "aiohttp",
-    "django_bare",
-    "django",
-)
+IN_PROCESS_APPS = STORELESS_APPS
 DEFAULT_APPS = IN_PROCESS_APPS
 _PEER = ("127.0.0.1", 40000)
 _SOCKNAME = ("127.0.0.1", 8000)

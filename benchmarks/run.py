@@ -28,30 +28,15 @@ from typing import Any
 
 import anyio
 
-from . import coldstart, fake, inmemory, loopback, memory, receiver, verizon
+from . import coldstart, fake, inmemory, loopback, memory, receiver, receiver_apps, verizon
 from ._common import cpu_layout, median, pin_to_cpu, render_table
 from .server import ServerProcess
 
 __all__ = ["Settings", "main"]
 
 SECTIONS = ("coldstart", "memory", "inmemory", "fake", "receiver", "loopback", "verizon")
-RECEIVER_APPS = (
-    "asgi",
-    "starlette",
-    "fastapi_plain",
-    "router",
-    "callback_app",
-    "aiohttp_bare",
-    "aiohttp",
-    "django_bare",
-    "django",
-    "sqlite",
-    "redis",
-    "postgres",
-    "sqlite_worker",
-    "redis_worker",
-    "postgres_worker",
-)
+# fastapi_route (a Starlette route in a FastAPI app) is for benchmarks.receiver_inprocess: what FastAPI costs alone.
+RECEIVER_APPS = tuple(app for app in receiver_apps.APPS if app != "fastapi_route")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from ._errors import (
 from ._retry import RetryPolicy
 from ._serde import decoder, encode
 from ._telemetry import ClientTelemetry
-from .transport.base import Headers, Request, Response, SendNext, Transport, _request
+from .transport.base import Headers, Request, Response, SendNext, Transport, request_from_parts
 
 if TYPE_CHECKING:
     from ._otel import ClientRecording
@@ -365,7 +365,7 @@ class Pipeline:
         if self.shared.closed:
             raise ClientClosedError(f"{call.method} {_path(call.url)}: this client is closed; make a new one")
         headers = Headers(call.headers) if snapshot is None else snapshot.request_headers(call.headers)
-        return _request(call.method, call.url, headers, call.content, self.options.timeout)
+        return request_from_parts(call.method, call.url, headers, call.content, self.options.timeout)
 
     def _remaining(self, progress: _Progress | None) -> float | None:
         return None if progress is None else progress.deadline_at - self.shared.clock()

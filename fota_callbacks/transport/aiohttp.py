@@ -20,7 +20,7 @@ from ._common import (
     import_extra,
     read_response_body,
 )
-from .base import Headers, Request, Response, _response
+from .base import Headers, Request, Response, response_from_parts
 
 if TYPE_CHECKING:
     import aiohttp
@@ -258,7 +258,7 @@ class AiohttpTransport:
             raise self._no_response(exc, request, connected=connected[0]) from exc
         finally:
             _connected.reset(mark)
-        return _response(response.status, Headers(response_headers.items()), content)
+        return response_from_parts(response.status, Headers(response_headers.items()), content)
 
     def _no_response(self, exc: BaseException, request: Request, *, connected: bool) -> FotaError:
         """The SDK's error for a request aiohttp got no response to; `connected`: a connection was handed out."""

@@ -29,7 +29,7 @@ from .._constants import (
 )
 from .._errors import ApiConnectionError
 from . import _common
-from .base import Headers, Request, Response, _response
+from .base import Headers, Request, Response, response_from_parts
 
 __all__ = ["HttpxTransport"]
 
@@ -370,7 +370,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
             content = response.content
             if len(content) > self._max_response_bytes:
                 raise too_large(self._max_response_bytes, request)
-            return _response(response.status_code, Headers(response.headers.multi_items()), content)
+            return response_from_parts(response.status_code, Headers(response.headers.multi_items()), content)
         return await self._read(request, response, response.aiter_raw(), response.aclose)
 
     async def _read(
@@ -390,7 +390,7 @@ class _HttpxFamilyTransport(Generic[ClientT]):
             raise
         finally:
             await close()
-        return _response(response.status_code, Headers(headers.multi_items()), content)
+        return response_from_parts(response.status_code, Headers(headers.multi_items()), content)
 
     def _url(self, url: str) -> tuple[Any, tuple[str, str], Any]:
         """The parsed URL, its Host header, and the pool it goes to (through the proxy the environment names for
