@@ -392,6 +392,7 @@ async def test_entries_whose_stream_records_vanished_are_dropped_with_an_error_a
     async with RedisInbox(redis_server.url, stream="vanished", clock=clock, retry_base=30, poll_interval=0.01) as inbox:
         await inbox.put(message(1))
         async with Running(inbox, recorder):
+            await until(lambda: recorder.handled == [1])  # its one attempt failed (before: pending 1 too)
             await stats_reach(inbox, pending=1, in_flight=0)  # 1 waits for its retry
             await observer.delete("vanished")  # the stream alone, and its group with it
             assert await inbox.put(message(2)) is True

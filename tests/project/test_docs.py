@@ -64,7 +64,7 @@ def test_the_guides_show_the_readme_text(site: Path) -> None:
 
 def test_links_to_repository_files_point_at_their_pages(site: Path) -> None:
     transports = (site / "guides" / "transports" / "index.html").read_text(encoding="utf-8")
-    assert 'href="../benchmarks/#measured-outside-this-harness"' in transports
+    assert 'href="../benchmarks/#issue-25-the-sdks-own-cost-and-where-the-rest-goes"' in transports
     assert (site / "guides" / "benchmarks" / "index.html").is_file()
 
 
