@@ -340,8 +340,13 @@ class BaseInbox:
         return min(self.retry_max, self.retry_base * 2.0 ** min(attempts - 1, 64))
 
     async def aclose(self) -> None:
-        """Release connections and files; the `fota.inbox.*` gauges stop reporting this inbox."""
+        """Release connections and files; the `fota.inbox.*` gauges stop reporting this inbox until its next
+        `stats()`. An inbox used again after `aclose` opens them again: `fota_lifespan` closes the inbox at every
+        shutdown, and an app whose lifespan runs again (a second `TestClient(app)`) goes on with the same inbox."""
         self._telemetry.stats = None
+        state = self._worker
+        if not state.running:  # a worker that stopped is forgotten: one started on the inbox used again is new
+            state.started, state.failure = False, None
         await self._close()
 
     async def __aenter__(self: _Self) -> _Self:

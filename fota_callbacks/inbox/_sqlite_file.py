@@ -137,14 +137,12 @@ class SqliteFile:
         self.held: int | None = None  # descriptors on the open file and its -wal (see `_hold`)
         self.wal_held: int | None = None
         self.read_only = False
-        self.closed = False
 
     # --- using it ---------------------------------------------------------------------------------------------------
 
     def use(self, *, write: bool) -> sqlite3.Connection:
-        """The connection, (re)opened on the file now at the path; for a `write`, refused while it is read-only."""
-        if self.closed:
-            raise InboxUnavailableError(f"the SQLite inbox {self.path} is closed")
+        """The connection, (re)opened on the file now at the path (after `close` too); for a `write`, refused while
+        it is read-only."""
         status = self._status()
         if self.db is not None and self._moved(status):
             self._drop("was deleted" if status is None else "was replaced by another file")
@@ -180,7 +178,6 @@ class SqliteFile:
 
     def close(self) -> None:
         with self.lock:
-            self.closed = True
             self._drop(None)
 
     def _status(self) -> os.stat_result | None:

@@ -358,8 +358,7 @@ class PostgresInbox(BaseInbox):
         """Create this inbox's tables where they are missing, whatever `create` says (what `fota-callbacks inbox
         migrate` does); True when it created them, False when they were there. Safe to run from several places."""
         self._require_asyncio()
-        if self._closed:
-            raise InboxUnavailableError(f"the Postgres inbox {self.table!r} is closed")
+        self._closed = False  # a closed inbox used again opens its pool again
         try:
             pool = await self._open()
             async with pool.acquire(timeout=self.timeout) as connection:
@@ -385,8 +384,7 @@ class PostgresInbox(BaseInbox):
     async def _call(self, step: Callable[[_Pooled], Awaitable[_T]]) -> _T:
         """Run `step` on a pooled connection; every database failure becomes `InboxUnavailableError`."""
         self._require_asyncio()
-        if self._closed:
-            raise InboxUnavailableError(f"the Postgres inbox {self.table!r} is closed")
+        self._closed = False  # a closed inbox used again opens its pool again
         try:
             return await self._on_connection(step)
         except self._asyncpg.UndefinedTableError:
@@ -645,7 +643,7 @@ class PostgresInbox(BaseInbox):
             )
 
     async def _close(self) -> None:
-        """Close the connections; the inbox says it is closed from then on."""
+        """Close the connections (a later use opens them again)."""
         self._closed = True
         pool, self._pool = self._pool, None
         if self._announcer is not None and not self._announcer.done():

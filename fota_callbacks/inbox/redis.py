@@ -136,8 +136,7 @@ class RedisInbox(BaseInbox):
 
     async def _run(self, script: str, args: Sequence[str | bytes | int], keys: list[str] | None = None) -> Any:
         _require_asyncio()
-        if self._closed:
-            raise InboxUnavailableError(f"the Redis inbox {self.stream!r} is closed")
+        self._closed = False  # a closed inbox used again: redis-py connects again, and the next close leaves again
         task = asyncio.current_task()
         cancelling = _cancelling(task)
         try:

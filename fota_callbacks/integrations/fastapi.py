@@ -100,8 +100,7 @@ def fota_lifespan(
 
     `client_factory()` makes the client (default: `FotaCallbacksClient()`, credentials from the `THINGSPACE_*`
     variables). It is stored as `app.state.fota_client` and handed to endpoints by `get_client` / `FotaClient`.
-    The app's own `lifespan` runs inside: after the client exists (so its startup can already call ThingSpace,
-    e.g. to register the callback URL) and before the client is closed; what it yields is passed on.
+    The app's own `lifespan` runs inside, with the client open; what it yields is passed on.
 
     With `inbox` and `handler`: `inbox.run(handler, concurrency=workers, max_attempts=max_attempts,
     order_key=order_key)` runs for the app's lifetime, with the client open. Nothing a handler does stops it; if
@@ -109,8 +108,9 @@ def fota_lifespan(
     while it is down the receiver answers 503 and `/readyz` (`health_router`) says why. At shutdown the worker
     is cancelled: what it was handling goes back to the inbox at once and is handled again after the restart;
     then the inbox is closed. With `inbox` alone the app only stores (another process runs the worker, e.g.
-    `fota-callbacks inbox work`) and the inbox is closed at shutdown. The worker reports its telemetry through
-    `tracer_provider` / `meter_provider` when given (else the inbox's own, or the global ones).
+    `fota-callbacks inbox work`) and the inbox is closed at shutdown. A closed inbox opens again when used: the
+    app may start again (a `TestClient(app)` per test). The worker reports its telemetry through `tracer_provider`
+    / `meter_provider` when given (else the inbox's own, or the global ones).
     """
     if handler is not None and inbox is None:
         raise InvalidArgumentError("handler", "a handler here runs an inbox's worker: pass inbox= too")

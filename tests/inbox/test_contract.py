@@ -588,6 +588,27 @@ async def test_a_worker_renews_its_claims_so_a_long_handling_is_not_taken_over(m
     assert calls == ["slow"]
 
 
+async def test_a_closed_inbox_opens_again_when_used_keeping_what_it_held(make_inbox: MakeInbox) -> None:
+    """`fota_lifespan` closes the inbox at every shutdown: an app whose lifespan runs again (a second
+    `TestClient(app)`) goes on with the same inbox object."""
+    recorder = Recorder()
+    inbox = make_inbox()
+    try:
+        assert await inbox.put(message(1)) is True
+        await inbox.aclose()
+        assert await inbox.put(message(2)) is True
+        assert await inbox.put(message(1)) is False  # its dedup window survived the close
+        assert (await inbox.ready()).ok
+        async with Running(inbox, recorder):
+            await stats_reach(inbox, done=2)
+        await inbox.aclose()
+        await inbox.aclose()  # twice is fine
+        assert await inbox.stats() == stats(done=2)
+    finally:
+        await inbox.aclose()
+    assert recorder.handled == [1, 2]
+
+
 @durable
 async def test_an_inbox_made_not_to_create_finds_none_and_changes_nothing(make_inbox: MakeInbox) -> None:
     inbox = make_inbox("absent", create=False)

@@ -254,14 +254,6 @@ async def test_a_server_that_went_away_refuses_puts_and_keeps_what_it_acknowledg
         server.remove()
 
 
-async def test_a_closed_inbox_says_so(postgres_server: PostgresServer, table: str) -> None:
-    inbox = PostgresInbox(postgres_server.dsn, table=table)
-    await inbox.put(message(1))
-    await inbox.aclose()
-    with pytest.raises(InboxUnavailableError, match="is closed"):
-        await inbox.put(message(2))
-
-
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_postgres_inbox_on_trio_says_it_needs_asyncio(postgres_server: PostgresServer, table: str) -> None:
     inbox = PostgresInbox(postgres_server.dsn, table=table)

@@ -126,6 +126,25 @@ async def test_at_shutdown_the_worker_stops_and_what_it_was_handling_is_handled_
     assert calls == [1, 1]
 
 
+async def test_an_app_whose_lifespan_runs_again_goes_on_with_the_same_inbox(make_inbox: MakeInbox) -> None:
+    """A module-level app and inbox, and `with TestClient(app)` in two tests: the first lifespan's shutdown closed
+    the inbox, and the second lifespan stores into it and works it off all the same."""
+    handled: list[int] = []
+
+    async def handler(message: fota.CallbackMessage) -> None:
+        handled.append(message.raw["n"])
+
+    inbox = make_inbox()
+    app = FastAPI(lifespan=fota_lifespan(client_factory, inbox=inbox, handler=handler))
+    app.include_router(callback_router(inbox=inbox))
+    for n in (1, 2):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://receiver")
+        async with app.router.lifespan_context(app), http:
+            assert (await http.post("/fota/callbacks", content=body(n))).status_code == 200
+            await stats_reach(inbox, pending=0, done=n)
+    assert handled == [1, 2]
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_a_read_only_sqlite_file_gives_503_and_loses_nothing(tmp_path: Path) -> None:
     path = tmp_path / "inbox.db"
