@@ -10,8 +10,10 @@ handling runs instead, so the dependency runs as the user declared it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
+import fastapi
 import fastapi.routing
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
@@ -33,15 +35,32 @@ def _has_dependencies(route: APIRoute, scope: Scope) -> bool:
     if route.dependant.dependencies:
         return True  # its own, or (FastAPI before the include contexts) copied onto it by include_router
     # Recent FastAPI: an included route keeps its object; what include_router added lives in a per-inclusion
-    # context. Not public API: when it is absent, the check above is the whole answer.
+    # context, read through a private function. Without it (a FastAPI that renamed it), which dependencies apply
+    # cannot be told here: unless this FastAPI copies them onto the route (as before those contexts, and then the
+    # check above said it all), FastAPI's own handling runs, which never skips one.
     lookup = getattr(fastapi.routing, "_get_scope_effective_route_context", None)
     if lookup is None:
-        return False
+        return not _include_router_copies_dependencies()
     context = lookup(scope)
     if context is None or getattr(context, "original_route", None) is not route:
         return False
     dependant = getattr(context, "dependant", None)
     return dependant is None or bool(dependant.dependencies)
+
+
+async def _nothing() -> None:
+    return None
+
+
+@functools.cache
+def _include_router_copies_dependencies() -> bool:
+    """Whether this FastAPI puts the dependencies `include_router` declares onto the routes it includes (asked of
+    FastAPI itself once, with a route and a dependency that do nothing)."""
+    router = fastapi.APIRouter()
+    router.add_api_route("/", _nothing)
+    app = fastapi.FastAPI()
+    app.include_router(router, dependencies=[fastapi.Depends(_nothing)])
+    return any(isinstance(route, APIRoute) and route.dependant.dependencies for route in app.router.routes)
 
 
 _ALLOW_POST = ((b"allow", b"POST"),)
