@@ -83,7 +83,16 @@ local function need_inbox()
     error(redis.error_reply('NOINBOX ' .. what))
   end
   -- From past what was ever delivered: what the lost group had handed out is not handed out again as new.
-  redis.call('XGROUP', 'CREATE', S, G, redis.call('GET', DELIVERED) or '0-0', 'MKSTREAM')
+  local delivered = redis.call('GET', DELIVERED) or '0-0'
+  redis.call('XGROUP', 'CREATE', S, G, delivered, 'MKSTREAM')
+  if kind == 'none' then
+    -- The stream itself was lost: entries stored but never handed out went with it. Queued, they are found gone
+    -- when claimed, and dropped with an error like any other whose record vanished (not pending for ever).
+    local after = tonumber(eid(delivered))
+    for _, id in ipairs(redis.call('ZRANGE', PENDING, 0, -1)) do
+      if tonumber(id) > after then redis.call('ZADD', READY, id, id) end
+    end
+  end
 end
 
 -- For the worker's steps: one cheap command when all is well (which also shows this consumer in the group). It
@@ -161,14 +170,20 @@ end
 """
 
 PUT = """
--- KEYS: stream, seq, pending, dedup, delivered. ARGV: create, group, body, now, dedup key, dedup until ('' when
--- off), trace ('' when none). Returns the new entry's id, or 0 for a duplicate.
-local S, SEQ, PENDING, DEDUP, DELIVERED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- KEYS: stream, seq, pending, dedup, delivered, ready. ARGV: create, group, body, now, dedup key, dedup until (''
+-- when off), trace ('' when none). Returns the new entry's id, or 0 for a duplicate.
+local S, SEQ, PENDING, DEDUP, DELIVERED, READY = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local CREATE, G, now = ARGV[1] == '1', ARGV[2], ARGV[4]
 local kind = redis.call('TYPE', S)['ok']
 if kind == 'none' then
   if not CREATE then return redis.error_reply('NOINBOX no stream ' .. S) end
-  redis.call('XGROUP', 'CREATE', S, G, redis.call('GET', DELIVERED) or '0-0', 'MKSTREAM')
+  local delivered = redis.call('GET', DELIVERED) or '0-0'
+  redis.call('XGROUP', 'CREATE', S, G, delivered, 'MKSTREAM')
+  -- As need_inbox does: entries never handed out, lost with the stream, are queued to be found gone.
+  local after = tonumber(string.match(delivered, '%-(%d+)$'))
+  for _, pending in ipairs(redis.call('ZRANGE', PENDING, 0, -1)) do
+    if tonumber(pending) > after then redis.call('ZADD', READY, pending, pending) end
+  end
 elseif kind ~= 'stream' then
   local code = CREATE and 'WRONGTYPE' or 'NOINBOX'
   return redis.error_reply(code .. ' the key ' .. S .. ' holds a ' .. kind .. ', not a stream')

@@ -109,7 +109,7 @@ class RedisInbox(BaseInbox):
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._where = _address(self._redis)
         self._keys = [stream, *(f"{stream}:{name}" for name in lua.KEY_NAMES)]
-        self._put_keys = [stream, *(f"{stream}:{name}" for name in ("seq", "pending", "dedup", "delivered"))]
+        self._put_keys = [stream, *(f"{stream}:{name}" for name in ("seq", "pending", "dedup", "delivered", "ready"))]
         register = self._redis.register_script
         self._scripts = {
             name: register(getattr(lua, name))

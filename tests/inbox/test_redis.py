@@ -401,3 +401,22 @@ async def test_entries_whose_stream_records_vanished_are_dropped_with_an_error_a
             await stats_reach(inbox, pending=0, done=1)
     assert recorder.handled == [1, 2]
     assert "FOTA inbox entries 1 vanished from the Redis stream 'vanished' and were dropped" in caplog.text
+
+
+@pytest.mark.parametrize("made_again_by", ["put", "worker"])
+async def test_entries_no_worker_read_before_their_stream_vanished_are_dropped_with_an_error(
+    redis_server: RedisServer, observer: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture, made_again_by: str
+) -> None:
+    """Only the stream key lost (a DEL, or eviction under an allkeys policy): an entry no worker had read went with
+    it, and is dropped with an error, not counted pending for ever."""
+    recorder = Recorder()
+    stream = f"unread-{made_again_by}"
+    async with RedisInbox(redis_server.url, stream=stream, poll_interval=0.01) as inbox:
+        assert await inbox.put(message(1)) is True
+        await observer.delete(stream)
+        if made_again_by == "put":
+            assert await inbox.put(message(2)) is True
+        async with Running(inbox, recorder):
+            await stats_reach(inbox, pending=0, done=1 if made_again_by == "put" else 0)
+    assert recorder.handled == ([2] if made_again_by == "put" else [])
+    assert f"FOTA inbox entries 1 vanished from the Redis stream '{stream}' and were dropped" in caplog.text
