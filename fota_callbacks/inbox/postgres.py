@@ -646,8 +646,13 @@ class PostgresInbox(BaseInbox):
         """Close the connections (a later use opens them again)."""
         self._closed = True
         pool, self._pool = self._pool, None
-        if self._announcer is not None and not self._announcer.done():
-            self._announcer.cancel()
+        announcer = self._announcer
+        if announcer is not None and not announcer.done():
+            # Its one NOTIFY (or the connection for it) ends within `timeout`: let it, rather than cut a connect
+            # half-way (asyncpg would report the lost connection to a future nobody awaits).
+            with anyio.move_on_after(self.timeout, shield=True):
+                await asyncio.wait({announcer})
+            announcer.cancel()
         notifier, listener, self._notifier, self._listener = self._notifier, self._listener, None, None
         for connection in (notifier, listener):
             await self._close_connection(connection)
@@ -742,12 +747,15 @@ class PostgresInbox(BaseInbox):
         if now < self._listen_retry_at:
             return
         self._listen_retry_at = now + 1.0
-        try:
-            listener = await self._asyncpg.connect(self._dsn, timeout=self.timeout)
-            await listener.add_listener(self.table, self._notified)
-        except self._errors:
-            return
-        self._listener = listener
+        # Shielded (each step is bounded by `timeout`): a connect cut half-way by the worker's cancellation leaves
+        # asyncpg a future nobody awaits, which the event loop then reports as an error.
+        with anyio.CancelScope(shield=True):
+            try:
+                listener = await self._asyncpg.connect(self._dsn, timeout=self.timeout)
+                await listener.add_listener(self.table, self._notified)
+            except self._errors:
+                return
+            self._listener = listener
 
     def _notified(self, *_: object) -> None:
         wake = self._worker.wake
