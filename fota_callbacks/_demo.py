@@ -22,6 +22,10 @@ ResultT = TypeVar("ResultT", bound=CallbackUrl)
 SuccessT = TypeVar("SuccessT", bound=SuccessResult)
 
 
+NONE = "(none registered)"
+"""What the demo prints for a list with nothing registered (as `fota-callbacks v2 list` does)."""
+
+
 async def _url_lifecycle(
     name: str,
     controller: UrlCallbacksController[SummaryT, RequestT, ResultT, SuccessT],
@@ -34,7 +38,7 @@ async def _url_lifecycle(
     updated = await controller.update_callback(ACCOUNT, request(url=url + "/updated"))
     print(f"  update_callback     -> {updated.url}")
     print(f"  deregister_callback -> success={(await controller.deregister_callback(ACCOUNT)).success}")
-    print(f"  list                -> {(await controller.list_registered_callbacks(ACCOUNT)).url}")
+    print(f"  list                -> {(await controller.list_registered_callbacks(ACCOUNT)).url or NONE}")
 
 
 async def run_demo(middleware: Sequence[Middleware] = ()) -> int:
@@ -54,7 +58,7 @@ async def run_demo(middleware: Sequence[Middleware] = ()) -> int:
         for callback in await client.v1.list_registered_callbacks(ACCOUNT):
             print(f"  list                -> {callback.name}: {callback.url} (username {callback.username})")
         print(f"  deregister_callback -> success={(await client.v1.deregister_callback(ACCOUNT)).success}")
-        print(f"  list                -> {await client.v1.list_registered_callbacks(ACCOUNT)}")
+        print(f"  list                -> {await client.v1.list_registered_callbacks(ACCOUNT) or NONE}")
 
         await _url_lifecycle("V2", client.v2, FotaV2CallbackRegistrationRequest)
         await _url_lifecycle("V3", client.v3, FotaV3CallbackRegistrationRequest)

@@ -181,6 +181,9 @@ def test_demo_runs_the_lifecycle_offline() -> None:
     for version in ("V1", "V2", "V3"):
         assert f"\n{version}\n" in demo.stdout
     assert "update_callback     -> https://listener.example.com/fota/v3/updated" in demo.stdout
+    # After each deregistration the list is empty (V2/V3: ThingSpace's empty body), said in words.
+    assert demo.stdout.count("list                -> (none registered)") == 3
+    assert "None" not in demo.stdout
     assert "POST /api/ts/v1/oauth2/token" in demo.stdout
 
 
