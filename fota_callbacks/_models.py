@@ -25,6 +25,7 @@ __all__ = [
     "WireEnum",
     "instance_maker",
     "model",
+    "slot_setters",
     "secret_field",
 ]
 
@@ -45,22 +46,31 @@ def model(cls: C) -> C:
     return attrs.frozen(kw_only=True)(cls)
 
 
-def instance_maker(cls: type[T], names: Sequence[str]) -> Callable[[Sequence[Any]], T]:
-    """Makes instances of `cls`, a slotted attrs class, from the values of all its fields in the order of `names`,
-    without its `__init__`: for the receiving path, where each message builds several. A frozen class's `__init__`
-    sets each field through `object.__setattr__` (about 0.1 µs a field); this sets each slot through its
-    descriptor, which is where `object.__setattr__` ends up. Nothing else differs: a class with a validator, a
-    converter, `__attrs_post_init__` or a slot that is not a field is refused (TypeError) when the maker is made."""
-    fields = attrs.fields_dict(cls)  # type: ignore[arg-type]
+def slot_setters(
+    cls: type[Any], names: Sequence[str], *, converted: Sequence[str] = ()
+) -> tuple[Callable[[Any, Any], None], ...]:
+    """The slot setters of `cls`, a slotted attrs class, for all its fields in the order of `names`: what makes an
+    instance without its `__init__` (`object.__new__`, then each setter). A frozen class's `__init__` sets each
+    field through `object.__setattr__` (about 0.1 µs a field); a setter is where that ends up. Nothing else may
+    differ: a class with a validator, a converter (but on the fields `converted`, which the caller passes as their
+    converter would make them), `__attrs_post_init__` or a slot that is not a field is refused (TypeError)."""
+    fields = attrs.fields_dict(cls)
     slots = {slot for klass in cls.__mro__ for slot in getattr(klass, "__slots__", ())} - {"__weakref__"}
     if sorted(names) != sorted(fields) or slots != set(fields):
         raise TypeError(f"{cls.__name__}: the maker must set every field, and only its fields")
-    if hasattr(cls, "__attrs_post_init__") or any(f.validator or f.converter for f in fields.values()):
+    skipped = [f for f in fields.values() if f.validator or (f.converter and f.name not in converted)]
+    if hasattr(cls, "__attrs_post_init__") or skipped:
         raise TypeError(f"{cls.__name__}: the maker would skip what its __init__ runs")
     descriptors = [getattr(cls, name) for name in names]
     if not all(isinstance(descriptor, MemberDescriptorType) for descriptor in descriptors):
         raise TypeError(f"{cls.__name__}: not a slotted class")
-    setters = tuple(descriptor.__set__ for descriptor in descriptors)
+    return tuple(descriptor.__set__ for descriptor in descriptors)
+
+
+def instance_maker(cls: type[T], names: Sequence[str]) -> Callable[[Sequence[Any]], T]:
+    """Makes instances of `cls` from the values of all its fields in the order of `names`, through its
+    `slot_setters`: for the receiving path, where each message builds several."""
+    setters = slot_setters(cls, names)
     new = object.__new__
 
     def make(values: Sequence[Any]) -> T:

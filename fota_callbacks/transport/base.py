@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from .._constants import SECRET_HEADERS
+from .._models import slot_setters
 
 __all__ = ["Headers", "Request", "Response", "SendNext", "Transport"]
 
@@ -123,15 +124,13 @@ class Response:
         return f"<Response {self.status_code} ({len(self.content)} bytes)>"
 
 
-def _field_setters(cls: type[object], *names: str) -> tuple[Callable[[object, object], None], ...]:
-    return tuple(vars(cls)[name].__set__ for name in names)
-
-
 _new = object.__new__
-_set_method, _set_url, _set_request_headers, _set_content, _set_timeout = _field_setters(
-    Request, "method", "url", "headers", "content", "timeout"
+_set_method, _set_url, _set_request_headers, _set_content, _set_timeout = slot_setters(
+    Request, ("method", "url", "headers", "content", "timeout"), converted=("headers",)
 )
-_set_status, _set_response_headers, _set_body = _field_setters(Response, "status_code", "headers", "content")
+_set_status, _set_response_headers, _set_body = slot_setters(
+    Response, ("status_code", "headers", "content"), converted=("headers",)
+)
 
 
 # `Request(...)` and `Response(...)` for the SDK's own hot path (the pipeline and the transports; not in `__all__`),
