@@ -48,12 +48,32 @@ KEY_NAMES = (
 )
 """The keys besides the stream (KEYS[1]), named `<stream>:<name>`, in the order of KEYS[2:]."""
 
-_PRELUDE = """
+_MAKE_GROUP = """
+-- Makes the stream's group (and the stream: MKSTREAM) from past what was ever delivered: what a lost group had
+-- handed out is not handed out again as new. When the stream itself was `lost`, the entries stored but never
+-- handed out went with it: queued, they are found gone when claimed, and dropped with an error like any other
+-- whose record vanished (not counted pending for ever).
+local function make_group(stream, group, pending, ready, delivered_key, lost)
+  local delivered = redis.call('GET', delivered_key) or '0-0'
+  redis.call('XGROUP', 'CREATE', stream, group, delivered, 'MKSTREAM')
+  if not lost then return end
+  local after = tonumber(string.match(delivered, '%-(%d+)$'))
+  for _, id in ipairs(redis.call('ZRANGE', pending, 0, -1)) do
+    if tonumber(id) > after then redis.call('ZADD', ready, id, id) end
+  end
+end
+"""
+
+_PRELUDE = (
+    """
 local S, G, CREATE, ME = KEYS[1], ARGV[1], ARGV[2] == '1', ARGV[3]
 local SEQ, PENDING, READY, RETRY, HELD, CLAIMS = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local DEAD, DONE, DEDUP, KEYED, ATTEMPTS, ERRORS = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local ORDER, TOKENS, RENEWED, DELIVERED = KEYS[14], KEYS[15], KEYS[16], KEYS[17]
 
+"""
+    + _MAKE_GROUP
+    + """
 local function sid(id) return '0-' .. id end
 local function eid(stream_id) return string.sub(stream_id, 3) end
 
@@ -82,17 +102,7 @@ local function need_inbox()
     local what = kind == 'none' and 'no stream ' .. S or 'the stream ' .. S .. ' has no consumer group ' .. G
     error(redis.error_reply('NOINBOX ' .. what))
   end
-  -- From past what was ever delivered: what the lost group had handed out is not handed out again as new.
-  local delivered = redis.call('GET', DELIVERED) or '0-0'
-  redis.call('XGROUP', 'CREATE', S, G, delivered, 'MKSTREAM')
-  if kind == 'none' then
-    -- The stream itself was lost: entries stored but never handed out went with it. Queued, they are found gone
-    -- when claimed, and dropped with an error like any other whose record vanished (not pending for ever).
-    local after = tonumber(eid(delivered))
-    for _, id in ipairs(redis.call('ZRANGE', PENDING, 0, -1)) do
-      if tonumber(id) > after then redis.call('ZADD', READY, id, id) end
-    end
-  end
+  make_group(S, G, PENDING, READY, DELIVERED, kind == 'none')
 end
 
 -- For the worker's steps: one cheap command when all is well (which also shows this consumer in the group). It
@@ -168,8 +178,11 @@ local function to_pending(id, from)
   return true
 end
 """
+)
 
-PUT = """
+PUT = (
+    _MAKE_GROUP
+    + """
 -- KEYS: stream, seq, pending, dedup, delivered, ready. ARGV: create, group, body, now, dedup key, dedup until (''
 -- when off), trace ('' when none). Returns the new entry's id, or 0 for a duplicate.
 local S, SEQ, PENDING, DEDUP, DELIVERED, READY = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -177,13 +190,7 @@ local CREATE, G, now = ARGV[1] == '1', ARGV[2], ARGV[4]
 local kind = redis.call('TYPE', S)['ok']
 if kind == 'none' then
   if not CREATE then return redis.error_reply('NOINBOX no stream ' .. S) end
-  local delivered = redis.call('GET', DELIVERED) or '0-0'
-  redis.call('XGROUP', 'CREATE', S, G, delivered, 'MKSTREAM')
-  -- As need_inbox does: entries never handed out, lost with the stream, are queued to be found gone.
-  local after = tonumber(string.match(delivered, '%-(%d+)$'))
-  for _, pending in ipairs(redis.call('ZRANGE', PENDING, 0, -1)) do
-    if tonumber(pending) > after then redis.call('ZADD', READY, pending, pending) end
-  end
+  make_group(S, G, PENDING, READY, DELIVERED, true)
 elseif kind ~= 'stream' then
   local code = CREATE and 'WRONGTYPE' or 'NOINBOX'
   return redis.error_reply(code .. ' the key ' .. S .. ' holds a ' .. kind .. ', not a stream')
@@ -218,6 +225,7 @@ end
 redis.call('ZADD', PENDING, now, id)
 return id
 """
+)
 
 EXCHANGE = (
     _PRELUDE
