@@ -143,7 +143,7 @@ class CallbackReceiver:
     @reported
     async def receive(self, body: bytes, *, peer: str | None) -> Reception:
         """The answer to a POST of `body` from `peer` (the client address the server reports)."""
-        refused = None if self._networks is None else self._refuse_source(peer)
+        refused = self._refuse_source(peer)
         if refused is not None:
             return refused
         if len(body) > self.max_body_size:
@@ -156,7 +156,7 @@ class CallbackReceiver:
     ) -> Reception:
         """As `receive`, reading the body from `chunks` only once the source is allowed, and no further than
         `max_body_size` (nothing at all when `content_length` already says it is larger)."""
-        refused = None if self._networks is None else self._refuse_source(peer)
+        refused = self._refuse_source(peer)
         if refused is not None:
             return refused
         if content_length is not None and str(content_length).isdigit() and int(content_length) > self.max_body_size:
@@ -181,7 +181,7 @@ class CallbackReceiver:
         sending its whole body (nothing is sent then)."""
         client = scope.get("client")
         peer = client[0] if client else None
-        reception = None if self._networks is None else self._refuse_source(peer)
+        reception = self._refuse_source(peer)
         if reception is None:
             try:
                 body = await read_asgi_body(receive, self.max_body_size, scope["headers"])
@@ -196,9 +196,8 @@ class CallbackReceiver:
     # --- the checks and the answer --------------------------------------------------------------------------------
 
     def _refuse_source(self, peer: str | None) -> Reception | None:
-        """403 when `peer` may not send; called only with `allowed_ips` set."""
-        assert self._networks is not None
-        if source_allowed(peer, self._networks):
+        """403 when `allowed_ips` is set and `peer` may not send."""
+        if self._networks is None or source_allowed(peer, self._networks):
             return None
         logger.warning("refused a FOTA callback from %s: address not allowed", printable(peer or "unknown"))
         return _FORBIDDEN
@@ -216,25 +215,12 @@ class CallbackReceiver:
             return await self._store(message, body)
         if self.background:
             return Reception(202, _ACCEPTED, message, "accepted", after=lambda: self._handle_later(message))
-        handler = self.handler
-        assert handler is not None
-        try:  # the handler is awaited here, not in a method of its own: an await less per message
-            await handler(message)
-        except Exception:
-            logger.exception("the FOTA callback handler failed on a %s message", printable(message.type))
-            return attrs.evolve(_FAILED, message=message)
-        return Reception(200, _OK, message, "handled")
+        return await self._handle(message)
 
     def _credentials_match(self, message: CallbackMessage) -> bool:
-        # Both configured comparisons always run: which one failed must not show in the timing. The encoding is
-        # _secret_bytes's, inline: two calls less per message.
-        expected_username, expected_password = self._username, self._password
-        username_ok = expected_username is None or hmac.compare_digest(
-            (message.username or "").encode("utf-8", "surrogatepass"), expected_username
-        )
-        password_ok = expected_password is None or hmac.compare_digest(
-            (message.password or "").encode("utf-8", "surrogatepass"), expected_password
-        )
+        # Both configured comparisons always run: which one failed must not show in the timing.
+        username_ok = self._username is None or hmac.compare_digest(_secret_bytes(message.username), self._username)
+        password_ok = self._password is None or hmac.compare_digest(_secret_bytes(message.password), self._password)
         return username_ok and password_ok
 
     async def _store(self, message: CallbackMessage, body: bytes) -> Reception:
@@ -250,9 +236,15 @@ class CallbackReceiver:
             return _UNAVAILABLE
         return Reception(200, _OK, message, "stored" if stored else "duplicate")
 
-    async def _handle_later(self, message: CallbackMessage) -> None:
+    async def _handle(self, message: CallbackMessage) -> Reception:
+        """200 once the handler returned; 500 when it raised, the exception logged."""
         assert self.handler is not None
         try:
             await self.handler(message)
         except Exception:
             logger.exception("the FOTA callback handler failed on a %s message", printable(message.type))
+            return attrs.evolve(_FAILED, message=message)
+        return Reception(200, _OK, message, "handled")
+
+    async def _handle_later(self, message: CallbackMessage) -> None:
+        await self._handle(message)  # after the 202 was sent: a failure is logged, and nobody waits for an answer
